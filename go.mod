@@ -1,0 +1,3 @@
+module github.com/lbdproject/lbd
+
+go 1.26.8

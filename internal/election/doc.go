@@ -1,0 +1,8 @@
+// Package election decides who does what: the Lease-based roles (the single
+// allocator, each node's liveness, the control-plane VIP holder, health-gated
+// on the local API server) and the pure choice of the owner node for each
+// layer-2 address (rendezvous hashing with bounded load over the live set).
+//
+// Lease callbacks become events on a channel for the node agent; they never
+// touch shared state. The owner choice is a pure function and is table-tested.
+package election
