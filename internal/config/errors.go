@@ -1,0 +1,127 @@
+package config
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+
+	"gopkg.in/yaml.v3"
+)
+
+// Error is one problem in a configuration file. Its text names the file,
+// line, field and offending value, and says what would be valid:
+//
+//	/etc/lbd.yaml:14:7: pools[0].addresses[0] "192.0.2.20-192.0.2.10": range start is after its end; did you mean 192.0.2.10-192.0.2.20?
+type Error struct {
+	File   string
+	Line   int // 0 when the problem has no single place
+	Column int
+	Field  string // dotted path, e.g. bgp.peers[0].hold_time
+	Value  string // the offending value as written, if any
+	Msg    string
+}
+
+func (e *Error) Error() string {
+	var b strings.Builder
+	b.WriteString(e.File)
+	if e.Line > 0 {
+		fmt.Fprintf(&b, ":%d:%d", e.Line, e.Column)
+	}
+	b.WriteString(": ")
+	if e.Field != "" {
+		b.WriteString(e.Field)
+		if e.Value != "" {
+			fmt.Fprintf(&b, " %q", e.Value)
+		}
+		b.WriteString(": ")
+	}
+	b.WriteString(e.Msg)
+	return b.String()
+}
+
+// Errors is every problem found in one file, in file order. Load returns it
+// (as an error) when a file was read but is not a valid configuration.
+type Errors []*Error
+
+func (es Errors) Error() string {
+	lines := make([]string, len(es))
+	for i, e := range es {
+		lines[i] = e.Error()
+	}
+	return strings.Join(lines, "\n")
+}
+
+// validator collects errors and knows where each field was written.
+type validator struct {
+	file string
+	pos  map[string]*yaml.Node
+	errs Errors
+	// bad holds fields whose value was already reported while decoding,
+	// so that validation does not report them again as missing.
+	bad map[string]bool
+}
+
+func newValidator(file string) *validator {
+	return &validator{file: file, pos: map[string]*yaml.Node{}, bad: map[string]bool{}}
+}
+
+// record notes where path was written; the first record wins so that a
+// field's position is its key, not its value.
+func (v *validator) record(path string, n *yaml.Node) {
+	if _, ok := v.pos[path]; !ok {
+		v.pos[path] = n
+	}
+}
+
+// errorAt reports a problem at a known node.
+func (v *validator) errorAt(n *yaml.Node, field, value, format string, args ...any) {
+	v.bad[field] = true
+	v.errs = append(v.errs, &Error{
+		File: v.file, Line: n.Line, Column: n.Column,
+		Field: field, Value: value, Msg: fmt.Sprintf(format, args...),
+	})
+}
+
+// errorf reports a problem with a field, placed where the field (or its
+// nearest written parent) is in the file.
+func (v *validator) errorf(field, value, format string, args ...any) {
+	for p := field; p != ""; p = parent(p) {
+		if v.bad[p] {
+			return
+		}
+	}
+	e := &Error{File: v.file, Field: field, Value: value, Msg: fmt.Sprintf(format, args...)}
+	for p := field; ; p = parent(p) {
+		if n, ok := v.pos[p]; ok {
+			e.Line, e.Column = n.Line, n.Column
+			break
+		}
+		if p == "" {
+			break
+		}
+	}
+	v.errs = append(v.errs, e)
+}
+
+// parent strips the last component of a dotted/indexed path.
+func parent(p string) string {
+	i := strings.LastIndexAny(p, ".[")
+	if i < 0 {
+		return ""
+	}
+	return p[:i]
+}
+
+func (v *validator) result() error {
+	if len(v.errs) == 0 {
+		return nil
+	}
+	sort.SliceStable(v.errs, func(i, j int) bool {
+		a, b := v.errs[i], v.errs[j]
+		if a.Line != b.Line {
+			return a.Line < b.Line
+		}
+		return a.Column < b.Column
+	})
+	return v.errs
+}

@@ -1,0 +1,220 @@
+package config
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"reflect"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+)
+
+// MaxFileSize is the largest configuration file Load reads.
+const MaxFileSize = 4 << 20
+
+// Options carries what Load needs from the machine. The zero value uses the
+// real machine; tests substitute fakes.
+type Options struct {
+	// Hostname supplies node.name when the file leaves it out.
+	Hostname func() (string, error)
+	// Stat checks password files.
+	Stat func(name string) (fs.FileInfo, error)
+}
+
+// Load reads, parses and validates the configuration file at path with the
+// real machine's hostname and files. It is the one entry point used by both
+// the daemon and `lbd check`.
+//
+// A file that was read but is invalid yields an error of type Errors listing
+// every problem; any other error means the file could not be read.
+func Load(path string) (*Config, error) { return Options{}.Load(path) }
+
+// Load is the package-level Load with o's view of the machine.
+func (o Options) Load(path string) (*Config, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, MaxFileSize+1))
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", path, err)
+	}
+	return o.Parse(path, data)
+}
+
+// Parse parses and validates data as if read from file.
+func (o Options) Parse(file string, data []byte) (*Config, error) {
+	if o.Hostname == nil {
+		o.Hostname = os.Hostname
+	}
+	if o.Stat == nil {
+		o.Stat = os.Stat
+	}
+	v := newValidator(file)
+	if len(data) > MaxFileSize {
+		v.errorf("", "", "file is larger than %d bytes", MaxFileSize)
+		return nil, v.result()
+	}
+	var doc yaml.Node
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	if err := dec.Decode(&doc); err != nil {
+		if errors.Is(err, io.EOF) {
+			v.errorf("", "", "file is empty; start with 'version: 1' (see docs/config.md)")
+		} else {
+			v.syntaxError(err)
+		}
+		return nil, v.result()
+	}
+	var extra yaml.Node
+	if err := dec.Decode(&extra); err == nil {
+		v.errorAt(&extra, "", "", "more than one YAML document ('---'); lbd reads exactly one")
+	} else if !errors.Is(err, io.EOF) {
+		v.syntaxError(err)
+	}
+	root := &doc
+	if root.Kind == yaml.DocumentNode && len(root.Content) == 1 {
+		root = root.Content[0]
+	}
+	c := &Config{Path: file}
+	d := &decoder{v: v}
+	d.decode(root, reflect.ValueOf(c).Elem(), "")
+	if root.Kind != yaml.MappingNode {
+		if len(v.errs) == 0 {
+			v.errorAt(root, "", value(root), "want a mapping of keys at the top level (version: 1, pools: ...)")
+		}
+		return nil, v.result()
+	}
+	applyDefaults(c, v, o)
+	validate(c, v, o)
+	if err := v.result(); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+var yamlLineRE = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)
+
+// syntaxError turns a YAML parser error into an Error with a line number.
+func (v *validator) syntaxError(err error) {
+	msg := err.Error()
+	e := &Error{File: v.file, Msg: "YAML syntax: " + strings.TrimPrefix(msg, "yaml: ")}
+	if m := yamlLineRE.FindStringSubmatch(msg); m != nil {
+		e.Line, _ = strconv.Atoi(m[1])
+		e.Column = 1
+		e.Msg = "YAML syntax: " + m[2]
+	}
+	v.errs = append(v.errs, e)
+}
+
+// Defaults, also documented in docs/config.md.
+const (
+	DefaultKubeconfig     = "/etc/lbd/kubeconfig"
+	DefaultNamespace      = "kube-system"
+	DefaultAllocatorLease = "lbd-allocator"
+	DefaultCPLease        = "lbd-cp"
+	DefaultAPIPort        = 6443
+	DefaultHTTP           = "127.0.0.1:7473"
+	DefaultSocket         = "/run/lbd/lbd.sock"
+	DefaultBGPPort        = 179
+)
+
+// applyDefaults fills every key the file left out. A key that was written,
+// even as 0, keeps its value: validation then judges it.
+func applyDefaults(c *Config, v *validator, o Options) {
+	set := func(path string, field any, def any) {
+		if _, written := v.pos[path]; written {
+			return
+		}
+		reflect.ValueOf(field).Elem().Set(reflect.ValueOf(def))
+	}
+	if c.Node.Name == "" {
+		if _, written := v.pos["node.name"]; !written {
+			h, err := o.Hostname()
+			if err != nil {
+				v.errorf("node.name", "", "not set, and the hostname cannot be read (%v); set node.name to this node's Kubernetes Node name", err)
+			}
+			// kubelet registers the lower-cased hostname.
+			c.Node.Name = strings.ToLower(h)
+		}
+	}
+	k := &c.Kubernetes
+	set("kubernetes.kubeconfig", &k.Kubeconfig, DefaultKubeconfig)
+	set("kubernetes.namespace", &k.Namespace, DefaultNamespace)
+	leaseDefaults(set, "kubernetes.allocator_lease", &k.AllocatorLease, DefaultAllocatorLease, k.Namespace,
+		15*time.Second, 10*time.Second, 2*time.Second)
+	set("kubernetes.liveness.duration", &k.Liveness.Duration, 2*time.Second)
+	set("kubernetes.liveness.renew_interval", &k.Liveness.RenewInterval, 500*time.Millisecond)
+
+	if cp := c.ControlPlane; cp != nil {
+		set("control_plane.port", &cp.Port, uint16(DefaultAPIPort))
+		set("control_plane.local_api_server", &cp.LocalAPIServer, fmt.Sprintf("https://127.0.0.1:%d", cp.Port))
+		leaseDefaults(set, "control_plane.lease", &cp.Lease, DefaultCPLease, DefaultNamespace,
+			2*time.Second, 1500*time.Millisecond, 400*time.Millisecond)
+		set("control_plane.health.interval", &cp.Health.Interval, 500*time.Millisecond)
+		set("control_plane.health.timeout", &cp.Health.Timeout, 400*time.Millisecond)
+		set("control_plane.health.failure_threshold", &cp.Health.FailureThreshold, 3)
+		gratuitousDefaults(set, "control_plane.gratuitous", &cp.Gratuitous, 10*time.Second)
+	}
+	gratuitousDefaults(set, "l2.gratuitous", &c.L2.Gratuitous, 0)
+
+	for i := range c.BGP.Peers {
+		p := &c.BGP.Peers[i]
+		path := fmt.Sprintf("bgp.peers[%d]", i)
+		set(path+".port", &p.Port, uint16(DefaultBGPPort))
+		set(path+".hold_time", &p.HoldTime, 90*time.Second)
+		set(path+".keepalive", &p.Keepalive, p.HoldTime/3)
+		set(path+".connect_retry", &p.ConnectRetry, 5*time.Second)
+		set(path+".graceful_restart.restart_time", &p.GracefulRestart.RestartTime, 120*time.Second)
+	}
+	for i := range c.BGP.Advertisements {
+		a := &c.BGP.Advertisements[i]
+		path := fmt.Sprintf("bgp.advertisements[%d]", i)
+		set(path+".aggregation_length", &a.AggregationLength, 32)
+		set(path+".aggregation_length_v6", &a.AggregationLengthV6, 128)
+	}
+	set("listen.http", &c.Listen.HTTP, DefaultHTTP)
+	set("listen.socket", &c.Listen.Socket, DefaultSocket)
+	set("log.level", &c.Log.Level, LogInfo)
+	set("log.format", &c.Log.Format, LogAuto)
+}
+
+func leaseDefaults(set func(string, any, any), path string, l *Lease, name, ns string, d, r, p time.Duration) {
+	set(path+".name", &l.Name, name)
+	set(path+".namespace", &l.Namespace, ns)
+	set(path+".duration", &l.Duration, d)
+	set(path+".renew_deadline", &l.RenewDeadline, r)
+	set(path+".retry_period", &l.RetryPeriod, p)
+}
+
+func gratuitousDefaults(set func(string, any, any), path string, g *Gratuitous, refresh time.Duration) {
+	set(path+".count", &g.Count, 3)
+	set(path+".interval", &g.Interval, time.Second)
+	set(path+".refresh", &g.Refresh, refresh)
+}
+
+// Hash identifies a file's content, for the status view and logs.
+func Hash(data []byte) string {
+	sum := sha256.Sum256(data)
+	return hex.EncodeToString(sum[:8])
+}
+
+// Equal reports whether two configurations mean the same thing, whatever
+// file they came from or how they were formatted.
+func Equal(a, b *Config) bool {
+	if a == nil || b == nil {
+		return a == b
+	}
+	x, y := *a, *b
+	x.Path, y.Path = "", ""
+	return reflect.DeepEqual(x, y)
+}

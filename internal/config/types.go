@@ -1,0 +1,202 @@
+package config
+
+import (
+	"net/netip"
+	"time"
+)
+
+// Version is the only schema version this build understands.
+const Version = 1
+
+// Config is one parsed and validated /etc/lbd.yaml. Values are immutable once
+// Load returns them; a reload builds a new Config.
+type Config struct {
+	// Version of the schema; must be 1.
+	Version int `yaml:"version"`
+
+	Node         Node          `yaml:"node"`
+	Kubernetes   Kubernetes    `yaml:"kubernetes"`
+	ControlPlane *ControlPlane `yaml:"control_plane"`
+	Pools        []Pool        `yaml:"pools"`
+	L2           L2            `yaml:"l2"`
+	BGP          BGP           `yaml:"bgp"`
+	Listen       Listen        `yaml:"listen"`
+	Log          Log           `yaml:"log"`
+
+	// Path is the file the configuration was read from (not a YAML key).
+	Path string `yaml:"-"`
+}
+
+// Node identifies the machine lbd runs on.
+type Node struct {
+	// Name must equal the Kubernetes Node name; default: the hostname.
+	Name string `yaml:"name"`
+}
+
+// Kubernetes says how lbd reaches the API and which Services it serves.
+type Kubernetes struct {
+	Kubeconfig        string `yaml:"kubeconfig"`
+	Namespace         string `yaml:"namespace"`
+	LoadBalancerClass string `yaml:"load_balancer_class"`
+	// AllocatorLease elects the one lbd in the cluster that assigns addresses.
+	AllocatorLease Lease `yaml:"allocator_lease"`
+	// Liveness is each node's own Lease that says its lbd is alive.
+	Liveness Liveness `yaml:"liveness"`
+}
+
+// Lease holds client-go leader-election settings for one Lease.
+type Lease struct {
+	Name          string        `yaml:"name"`
+	Namespace     string        `yaml:"namespace"`
+	Duration      time.Duration `yaml:"duration"`
+	RenewDeadline time.Duration `yaml:"renew_deadline"`
+	RetryPeriod   time.Duration `yaml:"retry_period"`
+}
+
+// Liveness holds the per-node liveness Lease timings.
+type Liveness struct {
+	Duration      time.Duration `yaml:"duration"`
+	RenewInterval time.Duration `yaml:"renew_interval"`
+}
+
+// ControlPlane configures the floating API server address. It is present
+// only on control-plane nodes.
+type ControlPlane struct {
+	// Addresses holds the VIP: at most one IPv4 and one IPv6 address.
+	Addresses []netip.Addr `yaml:"addresses"`
+	Interface string       `yaml:"interface"`
+	Port      uint16       `yaml:"port"`
+	// LocalAPIServer is the URL of this node's own API server, used for
+	// health checks and the election; never the VIP.
+	LocalAPIServer string     `yaml:"local_api_server"`
+	Lease          Lease      `yaml:"lease"`
+	Health         Health     `yaml:"health"`
+	Gratuitous     Gratuitous `yaml:"gratuitous"`
+}
+
+// Health configures the readiness poll of the local API server.
+type Health struct {
+	Interval         time.Duration `yaml:"interval"`
+	Timeout          time.Duration `yaml:"timeout"`
+	FailureThreshold int           `yaml:"failure_threshold"`
+}
+
+// Gratuitous configures the unsolicited ARP / NA sent when a node takes an
+// address: Count packets Interval apart (the first at once), then one every
+// Refresh (0: no refresh).
+type Gratuitous struct {
+	Count    int           `yaml:"count"`
+	Interval time.Duration `yaml:"interval"`
+	Refresh  time.Duration `yaml:"refresh"`
+}
+
+// Pool is a named set of addresses Services may get.
+type Pool struct {
+	Name       string  `yaml:"name"`
+	Addresses  []Range `yaml:"addresses"`
+	AutoAssign *bool   `yaml:"auto_assign"`
+	// AvoidBuggyIPs skips IPv4 addresses ending in .0 or .255.
+	AvoidBuggyIPs bool `yaml:"avoid_buggy_ips"`
+	// Namespaces that may use the pool; empty means every namespace.
+	Namespaces []string `yaml:"namespaces"`
+	// Priority orders pools for automatic assignment: higher first, then
+	// config order.
+	Priority int `yaml:"priority"`
+}
+
+// AutoAssignEnabled reports whether Services without a pool annotation may
+// get addresses from p.
+func (p Pool) AutoAssignEnabled() bool { return p.AutoAssign == nil || *p.AutoAssign }
+
+// L2 configures layer-2 (ARP/NDP) announcement of Service addresses.
+type L2 struct {
+	Advertisements []L2Advertisement `yaml:"advertisements"`
+	Gratuitous     Gratuitous        `yaml:"gratuitous"`
+	// ConflictDetection probes for another host using an address before
+	// announcing it, and watches for foreign replies afterwards.
+	ConflictDetection *bool `yaml:"conflict_detection"`
+	// Failback lets a node that returns take its addresses back.
+	Failback bool `yaml:"failback"`
+}
+
+// ConflictDetectionEnabled reports whether address conflicts are probed.
+func (l L2) ConflictDetectionEnabled() bool {
+	return l.ConflictDetection == nil || *l.ConflictDetection
+}
+
+// L2Advertisement announces pools by ARP/NDP on some interfaces of some nodes.
+type L2Advertisement struct {
+	Name  string   `yaml:"name"`
+	Pools []string `yaml:"pools"`
+	// Interfaces to answer on; empty means every interface that is up and
+	// not loopback.
+	Interfaces   []string  `yaml:"interfaces"`
+	NodeSelector *Selector `yaml:"node_selector"`
+}
+
+// BGP configures the embedded BGP speaker.
+type BGP struct {
+	ASN            uint32             `yaml:"asn"`
+	RouterID       netip.Addr         `yaml:"router_id"`
+	Peers          []Peer             `yaml:"peers"`
+	Advertisements []BGPAdvertisement `yaml:"advertisements"`
+}
+
+// Peer is one BGP neighbour, usually the top-of-rack router.
+type Peer struct {
+	Name          string        `yaml:"name"`
+	Address       netip.Addr    `yaml:"address"`
+	ASN           uint32        `yaml:"asn"`
+	Port          uint16        `yaml:"port"`
+	HoldTime      time.Duration `yaml:"hold_time"`
+	Keepalive     time.Duration `yaml:"keepalive"`
+	ConnectRetry  time.Duration `yaml:"connect_retry"`
+	SourceAddress netip.Addr    `yaml:"source_address"`
+	// EBGPMultihop is the TTL for eBGP sessions to a peer that is not
+	// directly connected; 0 means directly connected.
+	EBGPMultihop int `yaml:"ebgp_multihop"`
+	// PasswordFile holds the TCP MD5 password; it must not be readable by
+	// group or others. The password itself is never in the YAML.
+	PasswordFile    string          `yaml:"password_file"`
+	GracefulRestart GracefulRestart `yaml:"graceful_restart"`
+	NodeSelector    *Selector       `yaml:"node_selector"`
+}
+
+// GracefulRestart configures BGP graceful restart (RFC 4724) for a peer.
+type GracefulRestart struct {
+	Enabled     *bool         `yaml:"enabled"`
+	RestartTime time.Duration `yaml:"restart_time"`
+}
+
+// IsEnabled reports whether graceful restart is negotiated (default on).
+func (g GracefulRestart) IsEnabled() bool { return g.Enabled == nil || *g.Enabled }
+
+// BGPAdvertisement announces pools as routes to some peers from some nodes.
+type BGPAdvertisement struct {
+	Name  string   `yaml:"name"`
+	Pools []string `yaml:"pools"`
+	// AggregationLength and AggregationLengthV6 set the prefix length of
+	// the advertised routes (default 32 and 128: one route per address).
+	AggregationLength   int              `yaml:"aggregation_length"`
+	AggregationLengthV6 int              `yaml:"aggregation_length_v6"`
+	LocalPreference     *uint32          `yaml:"local_preference"`
+	Communities         []Community      `yaml:"communities"`
+	LargeCommunities    []LargeCommunity `yaml:"large_communities"`
+	// Peers restricts the advertisement to these peers; empty means all.
+	Peers        []string  `yaml:"peers"`
+	NodeSelector *Selector `yaml:"node_selector"`
+}
+
+// Listen configures the local endpoints of the daemon.
+type Listen struct {
+	// HTTP serves /metrics, /livez and /readyz.
+	HTTP string `yaml:"http"`
+	// Socket is the control socket used by lbd reload and lbd status.
+	Socket string `yaml:"socket"`
+}
+
+// Log configures logging.
+type Log struct {
+	Level  LogLevel  `yaml:"level"`
+	Format LogFormat `yaml:"format"`
+}

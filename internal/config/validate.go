@@ -1,0 +1,404 @@
+package config
+
+import (
+	"fmt"
+	"net"
+	"net/netip"
+	"net/url"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// ASTrans is the 2-byte stand-in for 4-byte ASNs (RFC 6793); never a real ASN.
+const ASTrans = 23456
+
+// validate checks every rule that spans fields. Per-value syntax was already
+// checked while decoding.
+func validate(c *Config, v *validator, o Options) {
+	switch {
+	case c.Version == 0:
+		if _, written := v.pos["version"]; !written {
+			v.errorf("version", "", "missing; add 'version: %d' at the top of the file", Version)
+			break
+		}
+		fallthrough
+	case c.Version != Version:
+		v.errorf("version", strconv.Itoa(c.Version), "unsupported schema version; this lbd reads version %d", Version)
+	}
+	if c.Node.Name != "" && !isDNSSubdomain(c.Node.Name) {
+		v.errorf("node.name", c.Node.Name, "not a valid Kubernetes Node name (lower-case letters, digits, '-' and '.', at most 253 characters)")
+	}
+	validateKubernetes(&c.Kubernetes, v)
+	validateControlPlane(c, v)
+	validatePools(c, v)
+	validateL2(c, v)
+	validateBGP(c, v, o)
+	validateAnnounced(c, v)
+	validateListen(&c.Listen, v)
+}
+
+func validateKubernetes(k *Kubernetes, v *validator) {
+	absPath(v, "kubernetes.kubeconfig", k.Kubeconfig)
+	namespace(v, "kubernetes.namespace", k.Namespace)
+	if k.LoadBalancerClass != "" {
+		if p := labelKeyProblem(k.LoadBalancerClass); p != "" || !strings.Contains(k.LoadBalancerClass, "/") {
+			v.errorf("kubernetes.load_balancer_class", k.LoadBalancerClass, "a loadBalancerClass is a prefixed name such as lbd.io/lbd; leave it out to serve Services with no class")
+		}
+	}
+	validateLease(v, "kubernetes.allocator_lease", k.AllocatorLease)
+	l := k.Liveness
+	positive(v, "kubernetes.liveness.renew_interval", l.RenewInterval)
+	if l.RenewInterval > 0 && l.Duration < 2*l.RenewInterval {
+		v.errorf("kubernetes.liveness.duration", l.Duration.String(), "must be at least twice renew_interval (%s), so that one late renew does not make this node look dead", l.RenewInterval)
+	}
+}
+
+// validateLease enforces client-go's leader-election invariants:
+// duration > renew_deadline > 1.2 × retry_period.
+func validateLease(v *validator, path string, l Lease) {
+	if !isDNSSubdomain(l.Name) {
+		v.errorf(path+".name", l.Name, "not a valid Lease name (lower-case letters, digits, '-' and '.')")
+	}
+	namespace(v, path+".namespace", l.Namespace)
+	if !positive(v, path+".retry_period", l.RetryPeriod) {
+		return
+	}
+	if l.RenewDeadline*10 <= l.RetryPeriod*12 {
+		v.errorf(path+".renew_deadline", l.RenewDeadline.String(),
+			"must be more than 1.2 × retry_period (%s), i.e. more than %s", l.RetryPeriod, l.RetryPeriod*12/10)
+	}
+	if l.Duration <= l.RenewDeadline {
+		v.errorf(path+".duration", l.Duration.String(),
+			"must be longer than renew_deadline (%s): a leader must give up before its lease can be taken", l.RenewDeadline)
+	}
+}
+
+func validateControlPlane(c *Config, v *validator) {
+	cp := c.ControlPlane
+	if cp == nil {
+		return
+	}
+	const p = "control_plane"
+	if len(cp.Addresses) == 0 {
+		v.errorf(p+".addresses", "", "required: the API server VIP, one IPv4 and/or one IPv6 address")
+	}
+	var seen [2]int // index+1 of the address per family
+	for i, a := range cp.Addresses {
+		path := fmt.Sprintf("%s.addresses[%d]", p, i)
+		if msg := unicastProblem(a); msg != "" {
+			v.errorf(path, a.String(), "%s", msg)
+			continue
+		}
+		fam := 0
+		if a.Is6() {
+			fam = 1
+		}
+		if seen[fam] != 0 {
+			v.errorf(path, a.String(), "a second IPv%d VIP; the control plane has at most one address per family", family(a))
+		}
+		seen[fam] = i + 1
+		for pi, pool := range c.Pools {
+			for ri, r := range pool.Addresses {
+				if r.Contains(a) {
+					v.errorf(path, a.String(), "the control-plane VIP lies inside pool %q (pools[%d].addresses[%d] %s); a Service could be given it; exclude it from the pool", pool.Name, pi, ri, r)
+				}
+			}
+		}
+	}
+	ifaceName(v, p+".interface", cp.Interface, true)
+	if cp.Port == 0 {
+		v.errorf(p+".port", "0", "must be a TCP port 1-65535")
+	}
+	u, err := url.Parse(cp.LocalAPIServer)
+	switch {
+	case err != nil || u.Host == "" || (u.Scheme != "https" && u.Scheme != "http"):
+		v.errorf(p+".local_api_server", cp.LocalAPIServer, "not an http(s) URL with a host, e.g. https://127.0.0.1:6443")
+	default:
+		if h, err := netip.ParseAddr(u.Hostname()); err == nil {
+			for _, a := range cp.Addresses {
+				if a == h {
+					v.errorf(p+".local_api_server", cp.LocalAPIServer, "points at the VIP; it must be this node's own API server (e.g. https://127.0.0.1:%d), or the election would depend on itself", cp.Port)
+				}
+			}
+		}
+	}
+	validateLease(v, p+".lease", cp.Lease)
+	h := cp.Health
+	positive(v, p+".health.interval", h.Interval)
+	if positive(v, p+".health.timeout", h.Timeout) && h.Interval > 0 && h.Timeout > h.Interval {
+		v.errorf(p+".health.timeout", h.Timeout.String(), "must not be longer than health.interval (%s)", h.Interval)
+	}
+	if h.FailureThreshold < 1 {
+		v.errorf(p+".health.failure_threshold", strconv.Itoa(h.FailureThreshold), "must be at least 1")
+	}
+	validateGratuitous(v, p+".gratuitous", cp.Gratuitous)
+}
+
+func validateGratuitous(v *validator, path string, g Gratuitous) {
+	if g.Count < 1 || g.Count > 100 {
+		v.errorf(path+".count", strconv.Itoa(g.Count), "must be 1-100 (the first is sent at once)")
+	}
+	if g.Count > 1 && g.Interval < 10*time.Millisecond {
+		v.errorf(path+".interval", g.Interval.String(), "must be at least 10ms when count is more than 1")
+	}
+	if g.Refresh != 0 && g.Refresh < time.Second {
+		v.errorf(path+".refresh", g.Refresh.String(), "must be 0 (off) or at least 1s")
+	}
+}
+
+func validatePools(c *Config, v *validator) {
+	names := map[string]int{}
+	type owned struct {
+		r          Range
+		pool, rIdx int
+	}
+	var all []owned
+	for i, pool := range c.Pools {
+		path := fmt.Sprintf("pools[%d]", i)
+		switch {
+		case pool.Name == "":
+			v.errorf(path+".name", "", "required: a name for advertisements and annotations to refer to")
+		case !isDNSLabel(pool.Name):
+			v.errorf(path+".name", pool.Name, "must be lower-case letters, digits and '-' (at most 63), as it is used in annotations")
+		default:
+			if prev, dup := names[pool.Name]; dup {
+				v.errorf(path+".name", pool.Name, "duplicate pool name (also pools[%d])", prev)
+			} else {
+				names[pool.Name] = i
+			}
+		}
+		if len(pool.Addresses) == 0 {
+			v.errorf(path+".addresses", "", "required: at least one CIDR, range or address")
+		}
+		for j, r := range pool.Addresses {
+			if !r.From.IsValid() {
+				continue // already reported while decoding
+			}
+			rp := fmt.Sprintf("%s.addresses[%d]", path, j)
+			if msg := unicastProblem(r.From); msg != "" {
+				v.errorf(rp, r.String(), "%s", msg)
+			} else if msg := unicastProblem(r.To); msg != "" {
+				v.errorf(rp, r.String(), "%s", msg)
+			}
+			all = append(all, owned{r, i, j})
+		}
+		seenNS := map[string]bool{}
+		for j, ns := range pool.Namespaces {
+			np := fmt.Sprintf("%s.namespaces[%d]", path, j)
+			namespace(v, np, ns)
+			if seenNS[ns] {
+				v.errorf(np, ns, "namespace listed twice")
+			}
+			seenNS[ns] = true
+		}
+	}
+	// Overlaps, within and across pools: sort by start, compare neighbours
+	// against the furthest end seen so far.
+	sort.SliceStable(all, func(i, j int) bool { return all[i].r.From.Less(all[j].r.From) })
+	for i := 1; i < len(all); i++ {
+		for j := i - 1; j >= 0; j-- {
+			a, b := all[j], all[i]
+			if !a.r.Overlaps(b.r) {
+				if a.r.From.BitLen() == b.r.From.BitLen() {
+					continue
+				}
+				break
+			}
+			if a.pool > b.pool || (a.pool == b.pool && a.rIdx > b.rIdx) {
+				a, b = b, a
+			}
+			where := fmt.Sprintf("pool %q", c.Pools[a.pool].Name)
+			if a.pool == b.pool {
+				where = "another entry of the same pool"
+			}
+			v.errorf(fmt.Sprintf("pools[%d].addresses[%d]", b.pool, b.rIdx), b.r.String(),
+				"overlaps %s (pools[%d].addresses[%d] %s); every address may belong to one pool only", where, a.pool, a.rIdx, a.r)
+		}
+	}
+}
+
+func validateL2(c *Config, v *validator) {
+	names := map[string]int{}
+	for i, a := range c.L2.Advertisements {
+		path := fmt.Sprintf("l2.advertisements[%d]", i)
+		adName(v, names, path, a.Name)
+		poolRefs(c, v, path, a.Pools)
+		seen := map[string]bool{}
+		for j, ifn := range a.Interfaces {
+			ip := fmt.Sprintf("%s.interfaces[%d]", path, j)
+			ifaceName(v, ip, ifn, true)
+			if seen[ifn] {
+				v.errorf(ip, ifn, "interface listed twice")
+			}
+			seen[ifn] = true
+		}
+		a.NodeSelector.validate(v, path+".node_selector")
+	}
+	validateGratuitous(v, "l2.gratuitous", c.L2.Gratuitous)
+}
+
+// validateAnnounced reports pools that nothing announces. When an
+// advertisement names an unknown pool, that error already tells the story
+// (usually a misspelt name), so this one stays quiet.
+func validateAnnounced(c *Config, v *validator) {
+	used := map[string]bool{}
+	var refs []string
+	for _, a := range c.L2.Advertisements {
+		refs = append(refs, a.Pools...)
+	}
+	for _, a := range c.BGP.Advertisements {
+		refs = append(refs, a.Pools...)
+	}
+	for _, r := range refs {
+		used[r] = true
+	}
+	for _, p := range c.Pools {
+		delete(used, p.Name)
+	}
+	if len(used) > 0 {
+		return // some reference names no pool
+	}
+	for _, r := range refs {
+		used[r] = true
+	}
+	for i, p := range c.Pools {
+		if p.Name != "" && !used[p.Name] {
+			v.errorf(fmt.Sprintf("pools[%d]", i), p.Name, "no advertisement announces this pool, so its addresses would be unreachable; list it in l2.advertisements[].pools or bgp.advertisements[].pools, or remove it")
+		}
+	}
+}
+
+func validateListen(l *Listen, v *validator) {
+	host, port, err := net.SplitHostPort(l.HTTP)
+	if err != nil {
+		v.errorf("listen.http", l.HTTP, "not HOST:PORT, e.g. 127.0.0.1:7473 (use [::1]:7473 for IPv6)")
+	} else {
+		if n, err := strconv.ParseUint(port, 10, 16); err != nil {
+			v.errorf("listen.http", l.HTTP, "port %q is not a number 0-65535", port)
+		} else if n == 7472 || n == 7946 {
+			v.errorf("listen.http", l.HTTP, "port %d is MetalLB's; running both during a migration would clash, pick another (default 7473)", n)
+		}
+		if _, err := netip.ParseAddr(host); err != nil && host != "" && host != "localhost" {
+			v.errorf("listen.http", l.HTTP, "host must be an IP address, localhost, or empty for all addresses")
+		}
+	}
+	absPath(v, "listen.socket", l.Socket)
+	if len(l.Socket) > 107 {
+		v.errorf("listen.socket", l.Socket, "a unix socket path must be at most 107 bytes")
+	}
+}
+
+// Shared small checks.
+
+func positive(v *validator, path string, d time.Duration) bool {
+	if d <= 0 {
+		v.errorf(path, d.String(), "must be more than 0")
+		return false
+	}
+	return true
+}
+
+func absPath(v *validator, path, value string) {
+	if value == "" {
+		v.errorf(path, "", "must not be empty")
+	} else if !filepath.IsAbs(value) {
+		v.errorf(path, value, "must be an absolute path (lbd runs from /)")
+	}
+}
+
+func namespace(v *validator, path, ns string) {
+	if !isDNSLabel(ns) {
+		v.errorf(path, ns, "not a valid namespace name (lower-case letters, digits and '-', at most 63)")
+	}
+}
+
+// ifaceName checks a Linux interface name (IFNAMSIZ is 16 with the NUL).
+func ifaceName(v *validator, path, name string, required bool) {
+	switch {
+	case name == "":
+		if required {
+			v.errorf(path, "", "required: a network interface name such as eth0")
+		}
+	case len(name) > 15 || name == "." || name == ".." || strings.ContainsAny(name, "/: \t\n"):
+		v.errorf(path, name, "not a valid interface name (at most 15 characters, no '/', ':' or spaces)")
+	}
+}
+
+func adName(v *validator, names map[string]int, path, name string) {
+	switch {
+	case name == "":
+		v.errorf(path+".name", "", "required: a name to tell advertisements apart in logs and status")
+	case !isDNSLabel(name):
+		v.errorf(path+".name", name, "must be lower-case letters, digits and '-' (at most 63)")
+	default:
+		if prev, dup := names[name]; dup {
+			v.errorf(path+".name", name, "duplicate advertisement name (also %s)", prefixIndex(path, prev))
+		}
+		names[name] = indexOf(path)
+	}
+}
+
+// poolRefs checks an advertisement's pools list.
+func poolRefs(c *Config, v *validator, path string, refs []string) {
+	if len(refs) == 0 {
+		v.errorf(path+".pools", "", "required: the pools this advertisement announces")
+	}
+	known := make([]string, 0, len(c.Pools))
+	for _, p := range c.Pools {
+		if p.Name != "" {
+			known = append(known, p.Name)
+		}
+	}
+	seen := map[string]bool{}
+	for j, name := range refs {
+		pp := fmt.Sprintf("%s.pools[%d]", path, j)
+		switch {
+		case !contains(known, name):
+			v.errorf(pp, name, "no pool has this name; known pools: %s", listOrNone(known))
+		case seen[name]:
+			v.errorf(pp, name, "pool listed twice")
+		}
+		seen[name] = true
+	}
+}
+
+func listOrNone(names []string) string {
+	if len(names) == 0 {
+		return "(none)"
+	}
+	return strings.Join(names, ", ")
+}
+
+// unicastProblem says why a can't be a Service or VIP address, or "".
+func unicastProblem(a netip.Addr) string {
+	switch {
+	case a.IsUnspecified():
+		return "the unspecified address cannot be announced"
+	case a.IsLoopback():
+		return "a loopback address cannot be announced"
+	case a.IsMulticast():
+		return "a multicast address cannot be announced"
+	case a.Is6() && a.IsLinkLocalUnicast():
+		return "an IPv6 link-local address cannot be announced (it needs a zone)"
+	case a.Is4() && a == netip.AddrFrom4([4]byte{255, 255, 255, 255}):
+		return "the broadcast address cannot be announced"
+	}
+	return ""
+}
+
+func isDNSLabel(s string) bool     { return len(s) <= 63 && dns1123Label.MatchString(s) }
+func isDNSSubdomain(s string) bool { return len(s) <= 253 && dns1123Sub.MatchString(s) }
+
+// indexOf returns the trailing [N] of path.
+func indexOf(path string) int {
+	i := strings.LastIndex(path, "[")
+	n, _ := strconv.Atoi(strings.TrimSuffix(path[i+1:], "]"))
+	return n
+}
+
+func prefixIndex(path string, i int) string {
+	return fmt.Sprintf("%s[%d]", path[:strings.LastIndex(path, "[")], i)
+}

@@ -1,0 +1,192 @@
+package config
+
+import (
+	"fmt"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"time"
+)
+
+func validateBGP(c *Config, v *validator, o Options) {
+	b := &c.BGP
+	if len(b.Peers) == 0 && len(b.Advertisements) == 0 {
+		return
+	}
+	if b.ASN == 0 {
+		if _, written := v.pos["bgp.asn"]; !written {
+			v.errorf("bgp.asn", "", "required: this cluster's AS number (e.g. 64512)")
+		} else {
+			v.errorf("bgp.asn", "0", "AS 0 is reserved (RFC 7607); use 1-4294967295, private 64512-65534 or 4200000000-4294967294")
+		}
+	} else {
+		asn(v, "bgp.asn", b.ASN)
+	}
+	if b.RouterID.IsValid() && (!b.RouterID.Is4() || b.RouterID.IsUnspecified()) {
+		v.errorf("bgp.router_id", b.RouterID.String(), "a router ID is a non-zero IPv4 address; leave it out to use the node's address")
+	}
+	if len(b.Advertisements) > 0 && len(b.Peers) == 0 {
+		v.errorf("bgp.peers", "", "bgp.advertisements are set but there are no peers to announce to")
+	}
+	peerNames := map[string]int{}
+	peerAddrs := map[string]int{}
+	for i := range b.Peers {
+		validatePeer(v, o, b, i, peerNames, peerAddrs)
+	}
+	names := map[string]int{}
+	for i, a := range b.Advertisements {
+		path := fmt.Sprintf("bgp.advertisements[%d]", i)
+		adName(v, names, path, a.Name)
+		poolRefs(c, v, path, a.Pools)
+		aggregation(c, v, path+".aggregation_length", a.AggregationLength, a.Pools, 32)
+		aggregation(c, v, path+".aggregation_length_v6", a.AggregationLengthV6, a.Pools, 128)
+		for j, name := range a.Peers {
+			if _, ok := peerNames[name]; !ok {
+				v.errorf(fmt.Sprintf("%s.peers[%d]", path, j), name, "no peer has this name; known peers: %s", listOrNone(sortedKeys(peerNames)))
+			}
+		}
+		a.NodeSelector.validate(v, path+".node_selector")
+	}
+}
+
+func validatePeer(v *validator, o Options, b *BGP, i int, names, addrs map[string]int) {
+	p := b.Peers[i]
+	path := fmt.Sprintf("bgp.peers[%d]", i)
+	switch {
+	case p.Name == "":
+		v.errorf(path+".name", "", "required: a name for logs, metrics and advertisements")
+	case !isDNSLabel(p.Name):
+		v.errorf(path+".name", p.Name, "must be lower-case letters, digits and '-' (at most 63)")
+	default:
+		if prev, dup := names[p.Name]; dup {
+			v.errorf(path+".name", p.Name, "duplicate peer name (also bgp.peers[%d])", prev)
+		}
+		names[p.Name] = i
+	}
+	if !p.Address.IsValid() {
+		v.errorf(path+".address", "", "required: the peer's IP address")
+	} else if msg := unicastProblem(p.Address); msg != "" && !p.Address.IsLinkLocalUnicast() {
+		v.errorf(path+".address", p.Address.String(), "%s", msg)
+	} else if prev, dup := addrs[p.Address.String()]; dup {
+		v.errorf(path+".address", p.Address.String(), "a second peer at the same address (also bgp.peers[%d])", prev)
+	} else {
+		addrs[p.Address.String()] = i
+	}
+	if p.ASN == 0 {
+		v.errorf(path+".asn", "", "required: the peer's AS number (1-4294967295)")
+	} else {
+		asn(v, path+".asn", p.ASN)
+	}
+	if p.Port == 0 {
+		v.errorf(path+".port", "0", "must be a TCP port 1-65535 (BGP uses 179)")
+	}
+	hold, ka := p.HoldTime, p.Keepalive
+	switch {
+	case hold != 0 && hold < 3*time.Second:
+		v.errorf(path+".hold_time", hold.String(), "must be 0 (no keepalives) or at least 3s (RFC 4271)")
+	case hold > 65535*time.Second:
+		v.errorf(path+".hold_time", hold.String(), "must be at most 65535s")
+	case hold%time.Second != 0:
+		v.errorf(path+".hold_time", hold.String(), "BGP carries whole seconds; use e.g. %s", hold.Round(time.Second))
+	}
+	switch {
+	case hold == 0 && ka != 0:
+		v.errorf(path+".keepalive", ka.String(), "must be 0 when hold_time is 0")
+	case hold != 0 && ka == 0:
+		v.errorf(path+".keepalive", "0s", "must be more than 0 when hold_time is set; usually hold_time/3 (%s)", hold/3)
+	case ka > hold:
+		v.errorf(path+".keepalive", ka.String(), "must not be longer than hold_time (%s); usually hold_time/3", hold)
+	case ka%time.Second != 0:
+		v.errorf(path+".keepalive", ka.String(), "BGP keepalives are whole seconds; use e.g. %s", ka.Round(time.Second))
+	}
+	if p.ConnectRetry < time.Second {
+		v.errorf(path+".connect_retry", p.ConnectRetry.String(), "must be at least 1s")
+	}
+	if p.SourceAddress.IsValid() && p.Address.IsValid() && p.SourceAddress.Is4() != p.Address.Is4() {
+		v.errorf(path+".source_address", p.SourceAddress.String(), "is IPv%d but the peer address %s is IPv%d", family(p.SourceAddress), p.Address, family(p.Address))
+	}
+	if p.EBGPMultihop < 0 || p.EBGPMultihop > 255 {
+		v.errorf(path+".ebgp_multihop", strconv.Itoa(p.EBGPMultihop), "must be a TTL 1-255, or 0 for a directly connected peer")
+	} else if p.EBGPMultihop > 0 && p.ASN != 0 && p.ASN == b.ASN {
+		v.errorf(path+".ebgp_multihop", strconv.Itoa(p.EBGPMultihop), "applies to eBGP only, but this peer's ASN equals bgp.asn (%d): it is an iBGP peer", b.ASN)
+	}
+	if p.PasswordFile != "" {
+		passwordFile(v, o, path+".password_file", p.PasswordFile)
+	}
+	if rt := p.GracefulRestart.RestartTime; p.GracefulRestart.IsEnabled() && (rt < time.Second || rt > 4095*time.Second || rt%time.Second != 0) {
+		v.errorf(path+".graceful_restart.restart_time", rt.String(), "must be whole seconds from 1s to 4095s (RFC 4724)")
+	}
+	p.NodeSelector.validate(v, path+".node_selector")
+}
+
+// passwordFile checks that the MD5 password file exists and is private.
+func passwordFile(v *validator, o Options, path, name string) {
+	if !filepath.IsAbs(name) {
+		v.errorf(path, name, "must be an absolute path")
+		return
+	}
+	fi, err := o.Stat(name)
+	switch {
+	case err != nil:
+		v.errorf(path, name, "cannot be read: %v (the password file must exist before lbd starts; e.g. written by Vault Agent)", trimPathErr(err))
+	case !fi.Mode().IsRegular():
+		v.errorf(path, name, "is not a regular file")
+	case fi.Mode().Perm()&0o077 != 0:
+		v.errorf(path, name, "is readable or writable by group or others (mode %04o); run chmod 600 %s", fi.Mode().Perm(), name)
+	case fi.Size() == 0:
+		v.errorf(path, name, "is empty; it must hold the TCP MD5 password")
+	case fi.Size() > 81:
+		v.errorf(path, name, "holds more than 80 bytes; a TCP MD5 password is at most 80 characters")
+	}
+}
+
+func trimPathErr(err error) string {
+	type unwrapper interface{ Unwrap() error }
+	if u, ok := err.(unwrapper); ok && u.Unwrap() != nil {
+		return u.Unwrap().Error()
+	}
+	return err.Error()
+}
+
+func asn(v *validator, path string, n uint32) {
+	if n == ASTrans {
+		v.errorf(path, strconv.FormatUint(uint64(n), 10), "AS 23456 is AS_TRANS (RFC 6793), not a real AS number")
+	}
+}
+
+// aggregation checks an aggregation length against the family's maximum and
+// against every CIDR of the pools it covers: a shorter length would announce
+// addresses outside the pool.
+func aggregation(c *Config, v *validator, path string, n int, pools []string, max int) {
+	if n < 1 || n > max {
+		v.errorf(path, strconv.Itoa(n), "must be 1-%d", max)
+		return
+	}
+	for _, name := range pools {
+		for _, pool := range c.Pools {
+			if pool.Name != name {
+				continue
+			}
+			for _, r := range pool.Addresses {
+				if !r.From.IsValid() || r.From.BitLen() != max {
+					continue
+				}
+				for _, pfx := range r.Prefixes() {
+					if n < pfx.Bits() {
+						v.errorf(path, strconv.Itoa(n), "is shorter than /%d, the size of %s in pool %q, so the route would cover addresses outside the pool; use %d-%d", pfx.Bits(), pfx, name, pfx.Bits(), max)
+						return
+					}
+				}
+			}
+		}
+	}
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
