@@ -285,7 +285,11 @@ func keys(m map[string]int) []string {
 // suggest names the closest known key, or lists them all.
 func suggest(got string, known []string, path string) string {
 	norm := strings.ToLower(strings.ReplaceAll(got, "-", "_"))
-	best, bestDist := "", 1+min(len(norm)/4, 2) // a typo or two, not a new word
+	allowed := 1 // a typo in a short key, two in a longer one
+	if len(norm) > 4 {
+		allowed = 2
+	}
+	best, bestDist := "", allowed+1
 	for _, k := range known {
 		if d := editDistance(norm, k); d < bestDist {
 			best, bestDist = k, d

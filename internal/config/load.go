@@ -218,3 +218,23 @@ func Equal(a, b *Config) bool {
 	x.Path, y.Path = "", ""
 	return reflect.DeepEqual(x, y)
 }
+
+// SocketPath returns listen.socket from the file at path, or the default.
+// It reads leniently, ignoring every other key and any error, because the
+// control clients must find the running daemon even when the file on disk
+// is the broken one it is about to reject.
+func SocketPath(path string) string {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return DefaultSocket
+	}
+	var partial struct {
+		Listen struct {
+			Socket string `yaml:"socket"`
+		} `yaml:"listen"`
+	}
+	if yaml.Unmarshal(data, &partial) != nil || partial.Listen.Socket == "" {
+		return DefaultSocket
+	}
+	return partial.Listen.Socket
+}

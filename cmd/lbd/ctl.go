@@ -1,0 +1,97 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	"github.com/lbdproject/lbd/internal/config"
+	"github.com/lbdproject/lbd/internal/daemon"
+)
+
+// ctlFlags adds --socket to the common flags. The socket defaults to the
+// file's listen.socket, read leniently: the file may be the invalid one
+// the daemon is about to reject.
+func ctlFlags(name string, stderr io.Writer) (*flag.FlagSet, func() string) {
+	fs, path := newFlags(name, stderr)
+	socket := fs.String("socket", "", "control socket `path` (default: listen.socket from the file, else "+config.DefaultSocket+")")
+	return fs, func() string {
+		if *socket != "" {
+			return *socket
+		}
+		return config.SocketPath(*path)
+	}
+}
+
+// cmdReload asks the running daemon to reload its file and waits for the
+// verdict, so `ExecReload=lbd reload` makes `systemctl reload` fail when the
+// new file is rejected. Exit 0: applied or unchanged; 1: rejected (the old
+// configuration stays in force); 2: the daemon cannot be reached.
+func cmdReload(args []string, stdout, stderr io.Writer) int {
+	fs, socket := ctlFlags("reload", stderr)
+	if err := fs.Parse(args); err != nil {
+		return exitUsage
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	resp, err := daemon.Call(ctx, socket(), daemon.Request{Command: "reload"})
+	if err != nil {
+		fmt.Fprintf(stderr, "lbd reload: %v\n", err)
+		return exitUsage
+	}
+	if !resp.OK {
+		fmt.Fprintf(stderr, "lbd reload: rejected; the previous configuration stays in force:\n%s\n", resp.Error)
+		return exitInvalid
+	}
+	fmt.Fprintf(stdout, "lbd reload: %s\n", resp.Message)
+	return exitOK
+}
+
+// cmdStatus shows what the running daemon is doing.
+func cmdStatus(args []string, stdout, stderr io.Writer) int {
+	fs, socket := ctlFlags("status", stderr)
+	output := fs.String("o", "text", "output `format`: text or json")
+	if err := fs.Parse(args); err != nil {
+		return exitUsage
+	}
+	if *output != "text" && *output != "json" {
+		fmt.Fprintf(stderr, "lbd status: -o must be text or json, not %q\n", *output)
+		return exitUsage
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	resp, err := daemon.Call(ctx, socket(), daemon.Request{Command: "status"})
+	if err != nil {
+		fmt.Fprintf(stderr, "lbd status: %v\n", err)
+		return exitUsage
+	}
+	if !resp.OK || resp.Status == nil {
+		fmt.Fprintf(stderr, "lbd status: %s\n", resp.Error)
+		return exitInvalid
+	}
+	if *output == "json" {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		_ = enc.Encode(resp.Status)
+		return exitOK
+	}
+	printStatus(stdout, resp.Status, time.Now())
+	return exitOK
+}
+
+func printStatus(w io.Writer, s *daemon.Status, now time.Time) {
+	fmt.Fprintf(w, "lbd %s on node %s (pid %d, up %s)\n", s.Version, s.Node, s.PID, now.Sub(s.Started).Round(time.Second))
+	fmt.Fprintf(w, "config:      %s (hash %s)\n", s.Config.File, s.Config.Hash)
+	fmt.Fprintf(w, "             %s\n", s.Config.Summary)
+	r := s.LastReload
+	fmt.Fprintf(w, "last reload: %s from %s, %s ago: %s\n", r.At.Local().Format(time.DateTime), r.Source, now.Sub(r.At).Round(time.Second), r.Result)
+	if r.Error != "" {
+		for _, line := range strings.Split(r.Error, "\n") {
+			fmt.Fprintf(w, "             %s\n", line)
+		}
+	}
+}

@@ -1,0 +1,366 @@
+package main
+
+// Black-box tests of the built lbd binary: exit codes of lbd check, and the
+// reload machinery of a running lbd driven the way users drive it.
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/lbdproject/lbd/internal/daemon"
+)
+
+var lbdBin string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "lbd-bin-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	lbdBin = filepath.Join(dir, "lbd")
+	out, err := exec.Command("go", "build", "-o", lbdBin, ".").CombinedOutput()
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "building lbd: %v\n%s", err, out)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// lbd runs the binary and returns its exit code, stdout and stderr.
+func lbd(t *testing.T, args ...string) (int, string, string) {
+	t.Helper()
+	cmd := exec.Command(lbdBin, args...)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err := cmd.Run()
+	code := 0
+	if ee, ok := err.(*exec.ExitError); ok {
+		code = ee.ExitCode()
+	} else if err != nil {
+		t.Fatalf("lbd %v: %v", args, err)
+	}
+	return code, stdout.String(), stderr.String()
+}
+
+func TestCheck(t *testing.T) {
+	dir := t.TempDir()
+	// Ansible's validate passes a temporary file with an odd name.
+	good := filepath.Join(dir, ".ansible_tmp_x8k2lbd.yaml")
+	write(t, good, "version: 1\npools:\n  - {name: p, addresses: [192.0.2.0/28]}\nl2:\n  advertisements: [{name: a, pools: [p]}]\n")
+	code, out, errOut := lbd(t, "check", "-c", good)
+	if code != 0 || !strings.Contains(out, "ok: node ") || !strings.Contains(out, "1 pool (16 IPv4 addresses)") || errOut != "" {
+		t.Errorf("valid file: exit %d, stdout %q, stderr %q", code, out, errOut)
+	}
+
+	bad := filepath.Join(dir, "bad.yaml")
+	write(t, bad, "version: 1\npools:\n  - {name: p, addresses: [192.0.2.20-192.0.2.10]}\nlog: {level: loud}\nl2:\n  advertisements: [{name: a, pools: [p]}]\n")
+	code, out, errOut = lbd(t, "check", "--config", bad)
+	if code != 1 || out != "" {
+		t.Errorf("invalid file: exit %d, stdout %q", code, out)
+	}
+	for _, want := range []string{
+		bad + `:3:27: pools[0].addresses[0] "192.0.2.20-192.0.2.10": range start is after its end`,
+		bad + `:4:14: log.level "loud": unknown log level`,
+		bad + `: 2 problems`,
+	} {
+		if !strings.Contains(errOut, want) {
+			t.Errorf("stderr lacks %q:\n%s", want, errOut)
+		}
+	}
+
+	code, _, errOut = lbd(t, "check", "-c", filepath.Join(dir, "absent.yaml"))
+	if code != 2 || !strings.Contains(errOut, "no such file") {
+		t.Errorf("unreadable file: exit %d, stderr %q", code, errOut)
+	}
+	if code, _, _ := lbd(t, "check", "stray-arg"); code != 2 {
+		t.Errorf("stray argument: exit %d, want 2", code)
+	}
+}
+
+func TestVersion(t *testing.T) {
+	code, out, _ := lbd(t, "version")
+	if code != 0 || !strings.HasPrefix(out, "lbd ") {
+		t.Errorf("exit %d, %q", code, out)
+	}
+}
+
+// daemonProc is a running `lbd run`.
+type daemonProc struct {
+	cmd    *exec.Cmd
+	path   string // config file
+	socket string
+	mu     sync.Mutex
+	log    bytes.Buffer
+	done   chan struct{}
+}
+
+func freePort(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+func baseConfig(socket, httpAddr, level string) string {
+	return fmt.Sprintf("version: 1\nnode: {name: test-node}\nlisten: {http: %q, socket: %q}\nlog: {level: %s}\n", httpAddr, socket, level)
+}
+
+func startDaemon(t *testing.T, path, socket string) *daemonProc {
+	t.Helper()
+	d := &daemonProc{path: path, socket: socket, done: make(chan struct{})}
+	d.cmd = exec.Command(lbdBin, "run", "-c", path)
+	pr, pw := io.Pipe()
+	d.cmd.Stdout, d.cmd.Stderr = pw, pw
+	if err := d.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		sc := bufio.NewScanner(pr)
+		for sc.Scan() {
+			d.mu.Lock()
+			d.log.WriteString(sc.Text() + "\n")
+			d.mu.Unlock()
+		}
+	}()
+	go func() { d.cmd.Wait(); pw.Close(); close(d.done) }()
+	t.Cleanup(func() {
+		d.cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-d.done:
+		case <-time.After(10 * time.Second):
+			d.cmd.Process.Kill()
+			<-d.done
+		}
+		if t.Failed() {
+			t.Logf("lbd log:\n%s", d.logs())
+		}
+	})
+	waitFor(t, "the control socket", func() bool {
+		c, err := net.Dial("unix", socket)
+		if err == nil {
+			c.Close()
+		}
+		return err == nil
+	})
+	return d
+}
+
+func (d *daemonProc) logs() string {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.log.String()
+}
+
+func (d *daemonProc) status(t *testing.T) daemon.Status {
+	t.Helper()
+	code, out, errOut := lbd(t, "status", "--socket", d.socket, "-o", "json")
+	if code != 0 {
+		t.Fatalf("lbd status: exit %d: %s", code, errOut)
+	}
+	var st daemon.Status
+	if err := json.Unmarshal([]byte(out), &st); err != nil {
+		t.Fatalf("lbd status -o json: %v\n%s", err, out)
+	}
+	return st
+}
+
+// waitFor polls cond until it holds, failing the test after 15 s. It waits
+// for an effect; it does not measure how fast the effect comes.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+var metricRE = regexp.MustCompile(`(?m)^(lbd_[a-z_]+(?:\{[^}]*\})?) (\S+)$`)
+
+func metrics(t *testing.T, addr string) map[string]string {
+	t.Helper()
+	resp, err := http.Get("http://" + addr + "/metrics")
+	if err != nil {
+		t.Fatalf("scrape: %v", err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	m := map[string]string{}
+	for _, match := range metricRE.FindAllStringSubmatch(string(body), -1) {
+		m[match[1]] = match[2]
+	}
+	return m
+}
+
+func write(t *testing.T, path, content string) {
+	t.Helper()
+	if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// replace writes content the way editors and Ansible do: to a temporary
+// file in the same directory, then rename over the original.
+func replace(t *testing.T, path, content string) {
+	t.Helper()
+	tmp := filepath.Join(filepath.Dir(path), ".lbd.yaml.swp")
+	write(t, tmp, content)
+	if err := os.Rename(tmp, path); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestRunReload(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "lbd.yaml")
+	socket := filepath.Join(dir, "lbd.sock")
+	addr := freePort(t)
+	good := baseConfig(socket, addr, "info")
+	write(t, path, good)
+	d := startDaemon(t, path, socket)
+
+	st := d.status(t)
+	firstHash := st.Config.Hash
+	if st.Node != "test-node" || st.LastReload.Result != "success" || firstHash == "" {
+		t.Fatalf("status at start: %+v", st)
+	}
+	if m := metrics(t, addr); m["lbd_config_last_reload_successful"] != "1" {
+		t.Fatalf("metrics at start: %v", m)
+	}
+	if fi, err := os.Stat(socket); err != nil || fi.Mode().Perm() != 0o660 {
+		t.Errorf("control socket mode: %v %v, want 0660", fi.Mode(), err)
+	}
+
+	// An invalid file: lbd reload fails with the reason, the old
+	// configuration stays, the metric reads 0.
+	replace(t, path, good+"pools:\n  - {name: p, addresses: [192.0.2.20-192.0.2.10]}\n")
+	code, _, errOut := lbd(t, "reload", "-c", path)
+	if code != 1 || !strings.Contains(errOut, "rejected; the previous configuration stays in force") ||
+		!strings.Contains(errOut, "range start is after its end") {
+		t.Errorf("lbd reload of an invalid file: exit %d, stderr:\n%s", code, errOut)
+	}
+	if m := metrics(t, addr); m["lbd_config_last_reload_successful"] != "0" || m[`lbd_config_reloads_total{result="failure"}`] == "0" {
+		t.Errorf("after a rejected reload: %v", m)
+	}
+	st = d.status(t)
+	if st.Config.Hash != firstHash || st.LastReload.Result != "failure" || !strings.Contains(st.LastReload.Error, "range start") {
+		t.Errorf("status after a rejected reload: %+v", st)
+	}
+
+	// Valid again, replaced editor-style with no explicit reload: the file
+	// watcher picks it up and the metric returns to 1.
+	debug := baseConfig(socket, addr, "debug")
+	replace(t, path, debug)
+	waitFor(t, "the watcher to apply the rename-replaced file", func() bool {
+		return metrics(t, addr)["lbd_config_last_reload_successful"] == "1"
+	})
+	st = d.status(t)
+	if st.Config.Hash == firstHash || st.LastReload.Source != "file" || st.LastReload.Result != "success" {
+		t.Errorf("status after the watcher's reload: %+v", st)
+	}
+
+	// The same content again: nothing to do.
+	code, out, _ := lbd(t, "reload", "-c", path)
+	if code != 0 || !strings.Contains(out, "configuration unchanged") {
+		t.Errorf("reload of unchanged file: exit %d, %q", code, out)
+	}
+
+	// SIGHUP reloads too; listen.http moves without a restart.
+	addr2 := freePort(t)
+	write(t, path, baseConfig(socket, addr2, "debug"))
+	d.cmd.Process.Signal(syscall.SIGHUP)
+	waitFor(t, "metrics on the new address", func() bool {
+		resp, err := http.Get("http://" + addr2 + "/readyz")
+		if err == nil {
+			resp.Body.Close()
+		}
+		return err == nil && resp.StatusCode == 200
+	})
+	if _, err := http.Get("http://" + addr + "/metrics"); err == nil {
+		t.Errorf("the old metrics address %s still answers", addr)
+	}
+
+	// A change only a restart can make is refused, naming the field.
+	replace(t, path, baseConfig(filepath.Join(dir, "other.sock"), addr2, "debug"))
+	code, _, errOut = lbd(t, "reload", "--socket", socket)
+	if code != 1 || !strings.Contains(errOut, "listen.socket changed") {
+		t.Errorf("socket move: exit %d, %s", code, errOut)
+	}
+
+	// SIGTERM: a clean exit that removes the socket.
+	d.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-d.done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("lbd did not stop on SIGTERM")
+	}
+	if d.cmd.ProcessState.ExitCode() != 0 {
+		t.Errorf("exit code %d after SIGTERM", d.cmd.ProcessState.ExitCode())
+	}
+	if _, err := os.Stat(socket); !os.IsNotExist(err) {
+		t.Errorf("control socket left behind: %v", err)
+	}
+	if !strings.Contains(d.logs(), `msg="configuration rejected; the previous one stays in force"`) {
+		t.Errorf("no rejection in the log:\n%s", d.logs())
+	}
+}
+
+// TestSymlinkSwap follows a configuration that is a symlink swapped
+// atomically, as configuration-management tools and Kubernetes do.
+func TestSymlinkSwap(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "lbd.yaml")
+	socket := filepath.Join(dir, "lbd.sock")
+	addr := freePort(t)
+	write(t, filepath.Join(dir, "v1.yaml"), baseConfig(socket, addr, "info"))
+	write(t, filepath.Join(dir, "v2.yaml"), baseConfig(socket, addr, "warn"))
+	if err := os.Symlink("v1.yaml", path); err != nil {
+		t.Fatal(err)
+	}
+	d := startDaemon(t, path, socket)
+	first := d.status(t).Config.Hash
+
+	tmp := filepath.Join(dir, "lbd.yaml.new")
+	if err := os.Symlink("v2.yaml", tmp); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the symlink swap to be applied", func() bool {
+		st := d.status(t)
+		return st.Config.Hash != first && st.LastReload.Result == "success"
+	})
+}
+
+func TestRunRefusesInvalidFile(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "lbd.yaml")
+	write(t, path, "version: 1\nlisten: {htp: 127.0.0.1:1}\n")
+	code, _, errOut := lbd(t, "run", "-c", path)
+	if code != 1 || !strings.Contains(errOut, `listen.htp "htp": unknown key; did you mean "http"?`) {
+		t.Errorf("exit %d, stderr %q", code, errOut)
+	}
+}

@@ -1,0 +1,77 @@
+// Command lbd is the bare-metal load balancer for Kubernetes: one daemon per
+// node that holds the control-plane VIP and gives LoadBalancer Services
+// external addresses, announced by ARP/NDP or BGP.
+//
+//	lbd run      [-c FILE]            run the daemon (systemd starts this)
+//	lbd check    [-c FILE]            validate a configuration file
+//	lbd reload   [-c FILE] [--socket] ask the running daemon to reload
+//	lbd status   [-c FILE] [-o json]  show what the running daemon is doing
+//	lbd version                       print the version
+package main
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"runtime"
+)
+
+// version is set at build time: -ldflags "-X main.version=$(git describe)".
+var version = "dev"
+
+// DefaultConfig is where lbd looks for its configuration.
+const DefaultConfig = "/etc/lbd.yaml"
+
+// Exit codes shared by the subcommands.
+const (
+	exitOK      = 0
+	exitInvalid = 1 // the configuration is invalid, or the daemon refused
+	exitUsage   = 2 // bad flags, unreadable file, daemon unreachable
+)
+
+const usage = `lbd — bare-metal load balancer for Kubernetes
+
+Usage:
+  lbd run     [-c FILE]                run the daemon (systemd starts this)
+  lbd check   [-c FILE]                validate a configuration file
+  lbd reload  [-c FILE] [--socket S]   make the running daemon reload its file
+  lbd status  [-c FILE] [--socket S] [-o text|json]
+                                       show what the running daemon is doing
+  lbd version                          print the version
+
+FILE defaults to /etc/lbd.yaml. Documentation: docs/config.md.
+`
+
+func main() {
+	os.Exit(dispatch(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+func dispatch(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return exitUsage
+	}
+	cmd, rest := args[0], args[1:]
+	switch cmd {
+	case "run":
+		return cmdRun(rest, stderr)
+	case "check":
+		return cmdCheck(rest, stdout, stderr)
+	case "reload":
+		return cmdReload(rest, stdout, stderr)
+	case "status":
+		return cmdStatus(rest, stdout, stderr)
+	case "version", "--version", "-v":
+		fmt.Fprintln(stdout, versionString())
+		return exitOK
+	case "help", "--help", "-h":
+		fmt.Fprint(stdout, usage)
+		return exitOK
+	}
+	fmt.Fprintf(stderr, "lbd: unknown command %q\n\n%s", cmd, usage)
+	return exitUsage
+}
+
+func versionString() string {
+	return fmt.Sprintf("lbd %s (%s %s/%s)", version, runtime.Version(), runtime.GOOS, runtime.GOARCH)
+}

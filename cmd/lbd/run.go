@@ -1,0 +1,157 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"runtime"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/lbdproject/lbd/internal/config"
+	"github.com/lbdproject/lbd/internal/daemon"
+)
+
+// cmdRun is the daemon. It validates the file before binding anything, then
+// wires the parts top to bottom and runs until SIGTERM or SIGINT.
+func cmdRun(args []string, stderr io.Writer) int {
+	fs, path := newFlags("run", stderr)
+	if err := fs.Parse(args); err != nil {
+		return exitUsage
+	}
+
+	// 1. Configuration: the same Load as `lbd check`.
+	data, err := os.ReadFile(*path)
+	if err != nil {
+		fmt.Fprintf(stderr, "lbd: %v\n", err)
+		return exitUsage
+	}
+	cfg, err := config.Options{}.Parse(*path, data)
+	if err != nil {
+		fmt.Fprintf(stderr, "lbd: %s is not valid; not starting:\n%v\n", *path, err)
+		return exitInvalid
+	}
+	hash := config.Hash(data)
+
+	// 2. Logging and metrics.
+	level := new(slog.LevelVar)
+	level.Set(daemon.Level(cfg.Log.Level))
+	log := daemon.NewLogger(stderr, cfg.Log.Format, level)
+	reg := prometheus.NewRegistry()
+	buildInfo := prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "lbd_build_info",
+		Help: "Always 1; labels say which lbd is running.",
+	}, []string{"version", "goversion"})
+	buildInfo.WithLabelValues(version, runtime.Version()).Set(1)
+	reg.MustRegister(buildInfo,
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+
+	// 3. Health and metrics endpoint.
+	var ready atomic.Bool
+	httpSrv := daemon.NewHTTPServer(log, reg, func() error {
+		if !ready.Load() {
+			return errors.New("starting")
+		}
+		return nil
+	})
+	if err := httpSrv.Listen(cfg.Listen.HTTP); err != nil {
+		log.Error("cannot serve metrics", "err", err)
+		return exitInvalid
+	}
+	defer httpSrv.Close()
+
+	// 4. The reloader owns the configuration from here on; subsystems
+	// register with it in the order they must be applied.
+	reloader := daemon.NewReloader(*path, cfg, hash, log, reg,
+		&daemon.Local{HTTP: httpSrv, Level: level},
+	)
+
+	// 5. Control socket for `lbd reload` and `lbd status`.
+	started := time.Now()
+	ctl, err := daemon.ListenControl(cfg.Listen.Socket, log, func(ctx context.Context, req daemon.Request) daemon.Response {
+		return handleControl(ctx, req, reloader, started)
+	})
+	if err != nil {
+		log.Error("cannot open the control socket", "err", err)
+		return exitInvalid
+	}
+	go ctl.Serve(ctx)
+	defer ctl.Close()
+
+	// 6. Reload triggers: file changes and SIGHUP.
+	watcher := daemon.NewFileWatcher(*path, daemon.DefaultDebounce, log, func(ctx context.Context) {
+		_, _ = reloader.Reload(ctx, "file")
+	})
+	go func() {
+		if err := watcher.Run(ctx); err != nil {
+			log.Warn("not watching the configuration file; use systemctl reload", "err", err)
+		}
+	}()
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	go func() {
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-hup:
+				_, _ = reloader.Reload(ctx, "signal")
+			}
+		}
+	}()
+
+	ready.Store(true)
+	log.Info("lbd started", "version", version, "file", *path, "hash", hash, "summary", cfg.Summary())
+	reloader.Run(ctx)
+	log.Info("lbd stopping")
+	return exitOK
+}
+
+// handleControl answers one control-socket request.
+func handleControl(ctx context.Context, req daemon.Request, r *daemon.Reloader, started time.Time) daemon.Response {
+	switch req.Command {
+	case "reload":
+		res, err := r.Reload(ctx, "socket")
+		switch {
+		case err != nil:
+			return daemon.Response{Error: "daemon is stopping: " + err.Error()}
+		case res.Err != nil:
+			return daemon.Response{Error: res.Err.Error()}
+		case res.Outcome == daemon.OutcomeUnchanged:
+			return daemon.Response{OK: true, Message: "configuration unchanged (hash " + res.Hash + ")"}
+		}
+		cfg, _ := r.Current()
+		return daemon.Response{OK: true, Message: "configuration applied (hash " + res.Hash + "): " + cfg.Summary()}
+	case "status":
+		cfg, hash := r.Current()
+		last := r.Last()
+		st := &daemon.Status{
+			Version: version,
+			Node:    cfg.Node.Name,
+			PID:     os.Getpid(),
+			Started: started,
+			Config:  daemon.ConfigStatus{File: cfg.Path, Hash: hash, Summary: cfg.Summary()},
+			LastReload: daemon.ReloadStatus{
+				At: last.At, Source: last.Source, Result: last.Outcome,
+			},
+		}
+		if last.Err != nil {
+			st.LastReload.Error = last.Err.Error()
+		}
+		return daemon.Response{OK: true, Status: st}
+	}
+	return daemon.Response{Error: fmt.Sprintf("unknown command %q", req.Command)}
+}

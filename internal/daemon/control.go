@@ -1,0 +1,157 @@
+package daemon
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+)
+
+// The control socket speaks one JSON request and one JSON response per
+// connection. It is how `lbd reload` and `lbd status` talk to the daemon.
+
+// Request is what a client sends.
+type Request struct {
+	Command string `json:"command"` // "reload" or "status"
+}
+
+// Response is what the daemon answers.
+type Response struct {
+	OK      bool    `json:"ok"`
+	Message string  `json:"message,omitempty"`
+	Error   string  `json:"error,omitempty"`
+	Status  *Status `json:"status,omitempty"`
+}
+
+// Status is the daemon's view of itself, for `lbd status`.
+type Status struct {
+	Version    string       `json:"version"`
+	Node       string       `json:"node"`
+	PID        int          `json:"pid"`
+	Started    time.Time    `json:"started"`
+	Config     ConfigStatus `json:"config"`
+	LastReload ReloadStatus `json:"last_reload"`
+}
+
+// ConfigStatus describes the configuration in force.
+type ConfigStatus struct {
+	File    string `json:"file"`
+	Hash    string `json:"hash"`
+	Summary string `json:"summary"`
+}
+
+// ReloadStatus describes the latest reload attempt.
+type ReloadStatus struct {
+	At     time.Time `json:"at"`
+	Source string    `json:"source"`
+	Result string    `json:"result"`
+	Error  string    `json:"error,omitempty"`
+}
+
+// ControlServer answers requests on the control socket.
+type ControlServer struct {
+	path    string
+	log     *slog.Logger
+	handle  func(ctx context.Context, req Request) Response
+	ln      net.Listener
+	wg      sync.WaitGroup
+	closeMu sync.Once
+}
+
+// ListenControl binds the control socket at path, replacing a stale socket
+// file left by a killed daemon but refusing to steal a live one. The
+// socket is made readable only by root and the file's group.
+func ListenControl(path string, log *slog.Logger, handle func(context.Context, Request) Response) (*ControlServer, error) {
+	if err := os.MkdirAll(filepath.Dir(path), 0o750); err != nil {
+		return nil, fmt.Errorf("control socket directory: %w", err)
+	}
+	if c, err := net.DialTimeout("unix", path, time.Second); err == nil {
+		c.Close()
+		return nil, fmt.Errorf("control socket %s: another lbd is already running", path)
+	}
+	if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("remove stale control socket: %w", err)
+	}
+	ln, err := net.Listen("unix", path)
+	if err != nil {
+		return nil, fmt.Errorf("control socket: %w", err)
+	}
+	if err := os.Chmod(path, 0o660); err != nil {
+		ln.Close()
+		return nil, fmt.Errorf("control socket: %w", err)
+	}
+	return &ControlServer{path: path, log: log, handle: handle, ln: ln}, nil
+}
+
+// Serve answers connections until Close.
+func (s *ControlServer) Serve(ctx context.Context) {
+	for {
+		conn, err := s.ln.Accept()
+		if err != nil {
+			return
+		}
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			defer conn.Close()
+			s.serveConn(ctx, conn)
+		}()
+	}
+}
+
+func (s *ControlServer) serveConn(ctx context.Context, conn net.Conn) {
+	_ = conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+	var req Request
+	if err := json.NewDecoder(bufio.NewReader(io.LimitReader(conn, 64<<10))).Decode(&req); err != nil {
+		s.write(conn, Response{Error: "bad request: " + err.Error()})
+		return
+	}
+	_ = conn.SetReadDeadline(time.Time{})
+	s.write(conn, s.handle(ctx, req))
+}
+
+func (s *ControlServer) write(conn net.Conn, resp Response) {
+	_ = conn.SetWriteDeadline(time.Now().Add(5 * time.Second))
+	if err := json.NewEncoder(conn).Encode(resp); err != nil {
+		s.log.Debug("control socket write failed", "err", err)
+	}
+}
+
+// Close stops accepting, waits for open requests and removes the socket.
+func (s *ControlServer) Close() error {
+	var err error
+	s.closeMu.Do(func() {
+		err = s.ln.Close()
+		s.wg.Wait()
+	})
+	return err
+}
+
+// Call sends one request to the daemon listening at path.
+func Call(ctx context.Context, path string, req Request) (Response, error) {
+	var d net.Dialer
+	conn, err := d.DialContext(ctx, "unix", path)
+	if err != nil {
+		return Response{}, fmt.Errorf("cannot reach lbd at %s (is it running? systemctl status lbd): %w", path, err)
+	}
+	defer conn.Close()
+	if dl, ok := ctx.Deadline(); ok {
+		_ = conn.SetDeadline(dl)
+	}
+	if err := json.NewEncoder(conn).Encode(req); err != nil {
+		return Response{}, fmt.Errorf("send to lbd at %s: %w", path, err)
+	}
+	var resp Response
+	if err := json.NewDecoder(conn).Decode(&resp); err != nil {
+		return Response{}, fmt.Errorf("read answer from lbd at %s: %w", path, err)
+	}
+	return resp, nil
+}

@@ -1,0 +1,102 @@
+package daemon
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/fsnotify/fsnotify"
+)
+
+// DefaultDebounce is how long the file must stay quiet before a reload.
+const DefaultDebounce = 300 * time.Millisecond
+
+// FileWatcher asks for a reload when the configuration file changes. It
+// watches the file's directory, not the file, so that every way of
+// replacing it is seen: an editor's write-to-temp-and-rename, Ansible's
+// atomic move, a symlink swap (including Kubernetes' "..data" style), or a
+// plain write. Bursts of events are debounced into one reload.
+type FileWatcher struct {
+	path     string
+	debounce time.Duration
+	log      *slog.Logger
+	reload   func(ctx context.Context)
+}
+
+// NewFileWatcher returns a watcher that calls reload after path changes.
+func NewFileWatcher(path string, debounce time.Duration, log *slog.Logger, reload func(ctx context.Context)) *FileWatcher {
+	return &FileWatcher{path: path, debounce: debounce, log: log, reload: reload}
+}
+
+// Run watches until ctx ends. It returns an error only if watching cannot
+// start at all.
+func (w *FileWatcher) Run(ctx context.Context) error {
+	fw, err := fsnotify.NewWatcher()
+	if err != nil {
+		return fmt.Errorf("watch %s: %w", w.path, err)
+	}
+	defer fw.Close()
+	dirs := map[string]bool{}
+	// watchDirs (re)adds the directories of the path and of the file it
+	// resolves to now; a symlink swap may point it somewhere new.
+	watchDirs := func() error {
+		want := []string{filepath.Dir(w.path)}
+		if real, err := filepath.EvalSymlinks(w.path); err == nil {
+			want = append(want, filepath.Dir(real))
+		}
+		for _, d := range want {
+			if dirs[d] {
+				continue
+			}
+			if err := fw.Add(d); err != nil {
+				return fmt.Errorf("watch directory %s: %w", d, err)
+			}
+			dirs[d] = true
+		}
+		return nil
+	}
+	if err := watchDirs(); err != nil {
+		return err
+	}
+
+	timer := time.NewTimer(time.Hour)
+	timer.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case ev, ok := <-fw.Events:
+			if !ok {
+				return nil
+			}
+			if w.relevant(ev.Name) {
+				timer.Reset(w.debounce)
+			}
+		case err, ok := <-fw.Errors:
+			if !ok {
+				return nil
+			}
+			w.log.Warn("file watch error; SIGHUP and lbd reload still work", "file", w.path, "err", err)
+		case <-timer.C:
+			if err := watchDirs(); err != nil {
+				w.log.Warn("cannot watch the configuration's directory", "file", w.path, "err", err)
+			}
+			w.reload(ctx)
+		}
+	}
+}
+
+// relevant reports whether an event on name may have changed the file.
+func (w *FileWatcher) relevant(name string) bool {
+	base := filepath.Base(name)
+	if base == filepath.Base(w.path) || strings.HasPrefix(base, "..") {
+		return true
+	}
+	if real, err := filepath.EvalSymlinks(w.path); err == nil && filepath.Base(real) == base {
+		return true
+	}
+	return false
+}

@@ -1,0 +1,79 @@
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+
+	"github.com/lbdproject/lbd/internal/config"
+)
+
+// Local is the subsystem for the daemon's own settings: the HTTP listener,
+// the control socket and logging.
+type Local struct {
+	HTTP  *HTTPServer
+	Level *slog.LevelVar
+}
+
+// Name implements Subsystem.
+func (*Local) Name() string { return "local" }
+
+// Check refuses changes to settings that only a restart can apply.
+func (l *Local) Check(_ context.Context, prev, next *config.Config) error {
+	var errs []error
+	if prev.Listen.Socket != next.Listen.Socket {
+		errs = append(errs, fmt.Errorf("listen.socket changed from %s to %s: moving the control socket takes a restart (systemctl restart lbd)", prev.Listen.Socket, next.Listen.Socket))
+	}
+	if prev.Log.Format != next.Log.Format {
+		errs = append(errs, fmt.Errorf("log.format changed from %s to %s: this takes a restart (systemctl restart lbd)", prev.Log.Format, next.Log.Format))
+	}
+	if prev.Node.Name != next.Node.Name {
+		errs = append(errs, fmt.Errorf("node.name changed from %s to %s: a node cannot change its identity while running; restart lbd", prev.Node.Name, next.Node.Name))
+	}
+	return errors.Join(errs...)
+}
+
+// Apply moves the HTTP listener if its address changed and sets the level.
+func (l *Local) Apply(_ context.Context, prev, next *config.Config) error {
+	if prev.Listen.HTTP != next.Listen.HTTP {
+		if err := l.HTTP.Listen(next.Listen.HTTP); err != nil {
+			return err
+		}
+	}
+	l.Level.Set(Level(next.Log.Level))
+	return nil
+}
+
+// Level converts a configured log level.
+func Level(l config.LogLevel) slog.Level {
+	switch l {
+	case config.LogDebug:
+		return slog.LevelDebug
+	case config.LogWarn:
+		return slog.LevelWarn
+	case config.LogError:
+		return slog.LevelError
+	}
+	return slog.LevelInfo
+}
+
+// NewLogger builds the daemon's logger. Under systemd (JOURNAL_STREAM set)
+// "auto" writes text without timestamps, since journald adds its own.
+func NewLogger(w io.Writer, format config.LogFormat, level *slog.LevelVar) *slog.Logger {
+	opts := &slog.HandlerOptions{Level: level}
+	switch {
+	case format == config.LogJSON:
+		return slog.New(slog.NewJSONHandler(w, opts))
+	case format == config.LogAuto && os.Getenv("JOURNAL_STREAM") != "":
+		opts.ReplaceAttr = func(groups []string, a slog.Attr) slog.Attr {
+			if len(groups) == 0 && a.Key == slog.TimeKey {
+				return slog.Attr{}
+			}
+			return a
+		}
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}

@@ -1,0 +1,241 @@
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/lbdproject/lbd/internal/config"
+)
+
+// A Subsystem is a part of the daemon that follows the configuration. The
+// reloader calls Check on every subsystem, and only when all agree, Apply on
+// each in order. Both are called from the reloader's goroutine only.
+type Subsystem interface {
+	// Name is used in logs and errors ("bgp", "allocator", ...).
+	Name() string
+	// Check reports whether next may replace prev, the configuration in
+	// force, given live state (for example, a pool may not shrink under an
+	// address in use). It must not change anything.
+	Check(ctx context.Context, prev, next *config.Config) error
+	// Apply makes next effective; prev is what ran before. If a later
+	// subsystem fails, Apply is called again with the two swapped.
+	Apply(ctx context.Context, prev, next *config.Config) error
+}
+
+// Result says what one reload did.
+type Result struct {
+	Source  string // "file", "signal", "socket", "start"
+	Outcome string // "success", "unchanged" or "failure"
+	Err     error
+	Hash    string
+	At      time.Time
+}
+
+// Outcomes of a reload.
+const (
+	OutcomeSuccess   = "success"
+	OutcomeUnchanged = "unchanged"
+	OutcomeFailure   = "failure"
+)
+
+type request struct {
+	source string
+	reply  chan Result
+}
+
+// Reloader owns the current configuration. Every trigger (file change,
+// SIGHUP, `lbd reload`) becomes a request to its one goroutine, so reloads
+// never overlap. A reload reads and validates the file, asks every
+// subsystem to check it against live state, applies it, and only then makes
+// it current; on any failure the previous configuration stays in force.
+type Reloader struct {
+	path string
+	log  *slog.Logger
+	subs []Subsystem
+	opts config.Options
+	reqs chan request
+
+	mu      sync.Mutex // guards the fields below, read by Status
+	current *config.Config
+	hash    string
+	last    Result
+
+	lastOK        prometheus.Gauge
+	lastOKTime    prometheus.Gauge
+	reloadsByKind *prometheus.CounterVec
+}
+
+// NewReloader returns a reloader for the file at path whose first
+// configuration, cfg (read from content with hash), is already in force.
+func NewReloader(path string, cfg *config.Config, hash string, log *slog.Logger, reg prometheus.Registerer, subs ...Subsystem) *Reloader {
+	r := &Reloader{
+		path:    path,
+		log:     log,
+		subs:    subs,
+		reqs:    make(chan request),
+		current: cfg,
+		hash:    hash,
+		last:    Result{Source: "start", Outcome: OutcomeSuccess, Hash: hash, At: time.Now()},
+		lastOK: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "lbd_config_last_reload_successful",
+			Help: "Whether the last configuration reload attempt succeeded (1) or was rejected (0).",
+		}),
+		lastOKTime: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "lbd_config_last_reload_success_timestamp_seconds",
+			Help: "Unix time of the last configuration reload that succeeded.",
+		}),
+		reloadsByKind: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "lbd_config_reloads_total",
+			Help: "Configuration reload attempts by result (success, unchanged, failure).",
+		}, []string{"result"}),
+	}
+	for _, o := range []string{OutcomeSuccess, OutcomeUnchanged, OutcomeFailure} {
+		r.reloadsByKind.WithLabelValues(o)
+	}
+	r.lastOK.Set(1)
+	r.lastOKTime.Set(float64(r.last.At.UnixNano()) / 1e9)
+	reg.MustRegister(r.lastOK, r.lastOKTime, r.reloadsByKind)
+	return r
+}
+
+// Current returns the configuration in force.
+func (r *Reloader) Current() (*config.Config, string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.current, r.hash
+}
+
+// Last returns the result of the latest reload attempt.
+func (r *Reloader) Last() Result {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.last
+}
+
+// Reload asks the reloader's goroutine to reload and waits for the result.
+func (r *Reloader) Reload(ctx context.Context, source string) (Result, error) {
+	req := request{source: source, reply: make(chan Result, 1)}
+	select {
+	case r.reqs <- req:
+	case <-ctx.Done():
+		return Result{}, ctx.Err()
+	}
+	select {
+	case res := <-req.reply:
+		return res, nil
+	case <-ctx.Done():
+		return Result{}, ctx.Err()
+	}
+}
+
+// Run serves reload requests until ctx ends.
+func (r *Reloader) Run(ctx context.Context) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case req := <-r.reqs:
+			res := r.reload(ctx, req.source)
+			req.reply <- res
+		}
+	}
+}
+
+func (r *Reloader) reload(ctx context.Context, source string) Result {
+	res := Result{Source: source, At: time.Now()}
+	prev, prevHash := r.Current()
+	var hash string
+	data, err := os.ReadFile(r.path)
+	if err != nil {
+		err = fmt.Errorf("read %s: %w", r.path, err)
+	} else {
+		hash = config.Hash(data)
+	}
+	if last := r.Last(); source == "file" && err == nil && hash == last.Hash {
+		// The same bytes were judged already (a reload through the socket
+		// usually races the file watcher): no work, no new verdict.
+		return last
+	}
+	var next *config.Config
+	if err == nil {
+		next, err = r.opts.Parse(r.path, data)
+	}
+	res.Hash = hash
+	switch {
+	case err != nil:
+		res.Err = err
+	case config.Equal(prev, next):
+		res.Outcome = OutcomeUnchanged
+	default:
+		res.Err = r.apply(ctx, prev, next)
+	}
+	if res.Err != nil {
+		res.Outcome = OutcomeFailure
+	} else if res.Outcome == "" {
+		res.Outcome = OutcomeSuccess
+	}
+
+	r.mu.Lock()
+	switch res.Outcome {
+	case OutcomeSuccess:
+		r.current, r.hash = next, hash
+	case OutcomeUnchanged:
+		r.hash = hash // same meaning, perhaps new comments or layout
+	}
+	r.last = res
+	r.mu.Unlock()
+
+	r.reloadsByKind.WithLabelValues(res.Outcome).Inc()
+	switch res.Outcome {
+	case OutcomeFailure:
+		r.lastOK.Set(0)
+		r.log.Error("configuration rejected; the previous one stays in force",
+			"source", source, "file", r.path, "running_hash", prevHash, "err", res.Err)
+	case OutcomeUnchanged:
+		r.lastOK.Set(1)
+		r.lastOKTime.Set(float64(res.At.UnixNano()) / 1e9)
+		r.log.Debug("configuration unchanged", "source", source, "file", r.path, "hash", hash)
+	default:
+		r.lastOK.Set(1)
+		r.lastOKTime.Set(float64(res.At.UnixNano()) / 1e9)
+		r.log.Info("configuration reloaded", "source", source, "file", r.path,
+			"hash", hash, "previous_hash", prevHash, "summary", next.Summary())
+	}
+	return res
+}
+
+// apply checks next with every subsystem, then applies it, rolling back the
+// subsystems already applied if one fails.
+func (r *Reloader) apply(ctx context.Context, prev, next *config.Config) error {
+	var errs []error
+	for _, s := range r.subs {
+		if err := s.Check(ctx, prev, next); err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", s.Name(), err))
+		}
+	}
+	if len(errs) > 0 {
+		return errors.Join(errs...)
+	}
+	for i, s := range r.subs {
+		err := s.Apply(ctx, prev, next)
+		if err == nil {
+			continue
+		}
+		err = fmt.Errorf("%s: %w", s.Name(), err)
+		for j := i - 1; j >= 0; j-- {
+			if rerr := r.subs[j].Apply(ctx, next, prev); rerr != nil {
+				r.log.Error("rollback failed", "subsystem", r.subs[j].Name(), "err", rerr)
+				err = errors.Join(err, fmt.Errorf("rolling back %s: %w", r.subs[j].Name(), rerr))
+			}
+		}
+		return err
+	}
+	return nil
+}

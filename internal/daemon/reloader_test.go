@@ -1,0 +1,204 @@
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/lbdproject/lbd/internal/config"
+)
+
+// fakeSub is a Subsystem that records what it was asked to do.
+type fakeSub struct {
+	name     string
+	checkErr error
+	applyErr func(next *config.Config) error
+	inFlight *atomic.Int32
+	overlaps atomic.Int32
+	mu       sync.Mutex
+	applied  []string // log levels applied, in order
+}
+
+func (f *fakeSub) Name() string { return f.name }
+
+func (f *fakeSub) Check(_ context.Context, _, _ *config.Config) error { return f.checkErr }
+
+func (f *fakeSub) Apply(_ context.Context, _, next *config.Config) error {
+	if f.inFlight != nil {
+		if f.inFlight.Add(1) > 1 {
+			f.overlaps.Add(1)
+		}
+		defer f.inFlight.Add(-1)
+	}
+	f.mu.Lock()
+	f.applied = append(f.applied, string(next.Log.Level))
+	f.mu.Unlock()
+	if f.applyErr != nil {
+		return f.applyErr(next)
+	}
+	return nil
+}
+
+func (f *fakeSub) history() string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return strings.Join(f.applied, ",")
+}
+
+var testOpts = config.Options{Hostname: func() (string, error) { return "n1", nil }}
+
+func setup(t *testing.T, subs ...Subsystem) (*Reloader, string, *prometheus.Registry) {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "lbd.yaml")
+	writeLevel(t, path, "info")
+	data, _ := os.ReadFile(path)
+	cfg, err := testOpts.Parse(path, data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg := prometheus.NewRegistry()
+	r := NewReloader(path, cfg, config.Hash(data), slog.New(slog.NewTextHandler(io.Discard, nil)), reg, subs...)
+	r.opts = testOpts
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { r.Run(ctx); close(done) }()
+	t.Cleanup(func() { cancel(); <-done })
+	return r, path, reg
+}
+
+func writeLevel(t *testing.T, path, level string) {
+	t.Helper()
+	if err := os.WriteFile(path, []byte("version: 1\nlog: {level: "+level+"}\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func level(r *Reloader) config.LogLevel {
+	c, _ := r.Current()
+	return c.Log.Level
+}
+
+func TestReloadAppliesInOrder(t *testing.T) {
+	a, b := &fakeSub{name: "a"}, &fakeSub{name: "b"}
+	r, path, reg := setup(t, a, b)
+	writeLevel(t, path, "debug")
+	res, err := r.Reload(context.Background(), "socket")
+	if err != nil || res.Outcome != OutcomeSuccess || level(r) != config.LogDebug {
+		t.Fatalf("got %+v, %v, level %s", res, err, level(r))
+	}
+	if a.history() != "debug" || b.history() != "debug" {
+		t.Errorf("applied: a=%s b=%s", a.history(), b.history())
+	}
+	if v := testutil.ToFloat64(r.lastOK); v != 1 {
+		t.Errorf("last_reload_successful = %v", v)
+	}
+	if n, _ := testutil.GatherAndCount(reg, "lbd_config_reloads_total"); n != 3 {
+		t.Errorf("reloads_total has %d series, want one per result", n)
+	}
+
+	res, _ = r.Reload(context.Background(), "socket")
+	if res.Outcome != OutcomeUnchanged || a.history() != "debug" {
+		t.Errorf("unchanged file: %+v, applied %s", res, a.history())
+	}
+}
+
+func TestReloadRejectedByCheck(t *testing.T) {
+	a := &fakeSub{name: "a"}
+	b := &fakeSub{name: "allocator", checkErr: errors.New("pool p would lose 192.0.2.5 used by default/web")}
+	r, path, _ := setup(t, a, b)
+	writeLevel(t, path, "debug")
+	res, _ := r.Reload(context.Background(), "socket")
+	if res.Outcome != OutcomeFailure || !strings.Contains(res.Err.Error(), "allocator: pool p would lose 192.0.2.5 used by default/web") {
+		t.Fatalf("got %+v", res)
+	}
+	if a.history() != "" || level(r) != config.LogInfo {
+		t.Errorf("a rejected config was applied: %s, level %s", a.history(), level(r))
+	}
+	if v := testutil.ToFloat64(r.lastOK); v != 0 {
+		t.Errorf("last_reload_successful = %v", v)
+	}
+}
+
+func TestReloadRollsBack(t *testing.T) {
+	a := &fakeSub{name: "a"}
+	b := &fakeSub{name: "bgp", applyErr: func(next *config.Config) error {
+		if next.Log.Level == config.LogDebug {
+			return errors.New("peer tor: cannot bind")
+		}
+		return nil
+	}}
+	r, path, _ := setup(t, a, b)
+	writeLevel(t, path, "debug")
+	res, _ := r.Reload(context.Background(), "socket")
+	if res.Outcome != OutcomeFailure || !strings.Contains(res.Err.Error(), "bgp: peer tor: cannot bind") {
+		t.Fatalf("got %+v", res)
+	}
+	if a.history() != "debug,info" {
+		t.Errorf("a was not rolled back: %s", a.history())
+	}
+	if level(r) != config.LogInfo {
+		t.Errorf("current level %s after a failed apply", level(r))
+	}
+}
+
+func TestReloadInvalidKeepsOld(t *testing.T) {
+	r, path, _ := setup(t)
+	writeLevel(t, path, "loud")
+	res, _ := r.Reload(context.Background(), "signal")
+	var errs config.Errors
+	if res.Outcome != OutcomeFailure || !errors.As(res.Err, &errs) || level(r) != config.LogInfo {
+		t.Fatalf("got %+v", res)
+	}
+	if last := r.Last(); last.Source != "signal" || last.Outcome != OutcomeFailure {
+		t.Errorf("Last() = %+v", last)
+	}
+	// The watcher seeing the same bytes again does no work.
+	again, _ := r.Reload(context.Background(), "file")
+	if again.At != res.At {
+		t.Errorf("the same rejected bytes were judged twice")
+	}
+	os.Remove(path)
+	res, _ = r.Reload(context.Background(), "socket")
+	if res.Outcome != OutcomeFailure || !errors.Is(res.Err, os.ErrNotExist) {
+		t.Errorf("missing file: %+v", res)
+	}
+}
+
+// TestReloadsNeverOverlap fires reloads from many goroutines; Apply must
+// never run twice at once.
+func TestReloadsNeverOverlap(t *testing.T) {
+	var inFlight atomic.Int32
+	a := &fakeSub{name: "a", inFlight: &inFlight}
+	r, path, _ := setup(t, a)
+	var wg sync.WaitGroup
+	for i := 0; i < 40; i++ {
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			lv := []string{"debug", "info", "warn", "error"}[i%4]
+			writeLevel(t, fmt.Sprintf("%s.%d", path, i), lv)
+			os.Rename(fmt.Sprintf("%s.%d", path, i), path)
+			if _, err := r.Reload(context.Background(), "socket"); err != nil {
+				t.Error(err)
+			}
+		}(i)
+	}
+	wg.Wait()
+	if n := a.overlaps.Load(); n != 0 {
+		t.Errorf("%d overlapping applies", n)
+	}
+	if a.history() == "" {
+		t.Error("nothing was applied")
+	}
+}
