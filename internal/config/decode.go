@@ -140,7 +140,12 @@ func (d *decoder) structure(n *yaml.Node, out reflect.Value, path string) {
 		seen[k.Value] = k
 		idx, ok := fields[k.Value]
 		if !ok {
-			d.v.errorAt(k, p, k.Value, "unknown key%s", suggest(k.Value, keys(fields), path))
+			hint, meant := suggest(k.Value, keys(fields), path)
+			d.v.errorAt(k, p, k.Value, "unknown key%s", hint)
+			if meant != "" {
+				// Say nothing more of the key the user meant to write.
+				d.v.bad[join(path, meant)] = true
+			}
 			continue
 		}
 		d.decode(val, out.Field(idx), p)
@@ -282,8 +287,9 @@ func keys(m map[string]int) []string {
 	return out
 }
 
-// suggest names the closest known key, or lists them all.
-func suggest(got string, known []string, path string) string {
+// suggest names the closest known key, or lists them all. It returns the
+// hint and the key it guessed, if any.
+func suggest(got string, known []string, path string) (string, string) {
 	norm := strings.ToLower(strings.ReplaceAll(got, "-", "_"))
 	allowed := 1 // a typo in a short key, two in a longer one
 	if len(norm) > 4 {
@@ -296,13 +302,13 @@ func suggest(got string, known []string, path string) string {
 		}
 	}
 	if best != "" {
-		return fmt.Sprintf("; did you mean %q?", best)
+		return fmt.Sprintf("; did you mean %q?", best), best
 	}
 	where := path
 	if where == "" {
 		where = "the top level"
 	}
-	return fmt.Sprintf("; keys allowed in %s: %s", where, strings.Join(known, ", "))
+	return fmt.Sprintf("; keys allowed in %s: %s", where, strings.Join(known, ", ")), ""
 }
 
 // editDistance is the optimal string alignment distance between a and b:

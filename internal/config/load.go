@@ -172,7 +172,7 @@ func applyDefaults(c *Config, v *validator, o Options) {
 		path := fmt.Sprintf("bgp.peers[%d]", i)
 		set(path+".port", &p.Port, uint16(DefaultBGPPort))
 		set(path+".hold_time", &p.HoldTime, 90*time.Second)
-		set(path+".keepalive", &p.Keepalive, p.HoldTime/3)
+		set(path+".keepalive", &p.Keepalive, defaultKeepalive(p.HoldTime))
 		set(path+".connect_retry", &p.ConnectRetry, 5*time.Second)
 		set(path+".graceful_restart.restart_time", &p.GracefulRestart.RestartTime, 120*time.Second)
 	}
@@ -186,6 +186,15 @@ func applyDefaults(c *Config, v *validator, o Options) {
 	set("listen.socket", &c.Listen.Socket, DefaultSocket)
 	set("log.level", &c.Log.Level, LogInfo)
 	set("log.format", &c.Log.Format, LogAuto)
+}
+
+// defaultKeepalive is a third of the hold time in whole seconds, as BGP
+// carries them, and at least 1s unless keepalives are off.
+func defaultKeepalive(hold time.Duration) time.Duration {
+	if hold <= 0 {
+		return 0
+	}
+	return max((hold / 3).Truncate(time.Second), time.Second)
 }
 
 func leaseDefaults(set func(string, any, any), path string, l *Lease, name, ns string, d, r, p time.Duration) {

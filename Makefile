@@ -1,0 +1,41 @@
+# lbd — run `make help` for the targets.
+VERSION     ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+GO          ?= go
+LDFLAGS     := -s -w -X main.version=$(VERSION)
+PREFIX      ?= /usr/local
+CONFIG      ?= etc/lbd.yaml
+# Pinned tools, run through the Go module proxy.
+STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
+
+.PHONY: help build test test-all lint check-config install demo clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-13s %s\n", $$1, $$2}'
+
+build: ## build bin/lbd with the version from git
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/lbd ./cmd/lbd
+
+test: ## run the unit and integration tests (root runs the privileged ones too)
+	$(GO) test -race -count=1 ./...
+
+test-all: ## install what the tests need, lint, test, fuzz (the README's test command)
+	./scripts/test.sh
+
+lint: ## gofmt, go vet, staticcheck, go mod tidy
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+	$(GO) run $(STATICCHECK) ./...
+	@$(GO) mod tidy -diff >/dev/null || { echo "go.mod/go.sum are not tidy: run go mod tidy"; exit 1; }
+
+check-config: build ## validate CONFIG (default etc/lbd.yaml) with lbd check
+	./bin/lbd check -c $(CONFIG)
+
+install: build ## install the binary to $(PREFIX)/bin and the unit to /etc/systemd/system
+	install -D -m 0755 bin/lbd $(DESTDIR)$(PREFIX)/bin/lbd
+	install -D -m 0644 systemd/lbd.service $(DESTDIR)/etc/systemd/system/lbd.service
+
+demo: ## show what lbd does today (the README's first command)
+	./scripts/demo.sh
+
+clean: ## remove build output
+	rm -rf bin dist

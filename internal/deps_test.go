@@ -1,0 +1,24 @@
+package internal
+
+import (
+	"os/exec"
+	"strings"
+	"testing"
+)
+
+// TestNoKubernetesImports keeps the Kubernetes API at the boundary: the
+// allocator, the announcers and the configuration never import k8s.io,
+// directly or through a dependency.
+func TestNoKubernetesImports(t *testing.T) {
+	for _, pkg := range []string{"./config", "./pool", "./announce", "./daemon"} {
+		out, err := exec.Command("go", "list", "-deps", pkg).CombinedOutput()
+		if err != nil {
+			t.Fatalf("go list -deps %s: %v\n%s", pkg, err, out)
+		}
+		for _, dep := range strings.Fields(string(out)) {
+			if strings.HasPrefix(dep, "k8s.io/") || strings.HasPrefix(dep, "sigs.k8s.io/") {
+				t.Errorf("%s depends on %s", pkg, dep)
+			}
+		}
+	}
+}

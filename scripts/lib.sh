@@ -1,0 +1,31 @@
+# Shared helpers for lbd's scripts. Source it; do not run it.
+
+# ensure_go puts a Go toolchain (1.24 or newer) on PATH, or explains.
+ensure_go() {
+	if ! command -v go >/dev/null 2>&1 && [ -x /usr/local/go/bin/go ]; then
+		export PATH="/usr/local/go/bin:$PATH"
+	fi
+	if ! command -v go >/dev/null 2>&1; then
+		echo "lbd: Go 1.24 or newer is needed (Debian 12's golang-go is too old)." >&2
+		echo "     Install it under /usr/local/go, see https://go.dev/doc/install" >&2
+		exit 1
+	fi
+	export PATH="$(go env GOPATH)/bin:$PATH"
+}
+
+# apt_install installs Debian packages that are missing, and only those.
+apt_install() {
+	local missing=()
+	for p in "$@"; do
+		dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+	done
+	[ ${#missing[@]} -eq 0 ] && return 0
+	if [ "$(id -u)" -ne 0 ]; then
+		echo "lbd: missing Debian packages: ${missing[*]} (run as root to install them)" >&2
+		exit 1
+	fi
+	echo "== installing ${missing[*]}" >&2
+	export DEBIAN_FRONTEND=noninteractive
+	apt-get update -qq
+	apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+}

@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Runs every lbd test on a fresh Debian 12 machine, installing what the
+# tests need first. Run as root: the network-namespace and systemd tests
+# need it (without root they skip, and say so).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+. scripts/lib.sh
+ensure_go
+apt_install make git ca-certificates
+
+echo "== lint"
+make --no-print-directory lint
+
+echo "== tests (race detector on)"
+go test -race -count=1 ./...
+
+echo "== fuzzing the configuration loader for ${FUZZTIME:=20s}"
+go test -run '^$' -fuzz FuzzParse -fuzztime "$FUZZTIME" ./internal/config
