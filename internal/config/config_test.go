@@ -335,3 +335,18 @@ func TestAliasBomb(t *testing.T) {
 		t.Fatalf("got %d errors: %v", len(errs), err)
 	}
 }
+
+// BenchmarkLoadExample measures Load on the shipped example, the work
+// `lbd check` does besides starting the process.
+func BenchmarkLoadExample(b *testing.B) {
+	data, err := os.ReadFile("../../etc/lbd.yaml")
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := testOptions.Parse("lbd.yaml", data); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
