@@ -87,6 +87,8 @@ func printStatus(w io.Writer, s *daemon.Status, now time.Time) {
 	fmt.Fprintf(w, "lbd %s on node %s (pid %d, up %s)\n", s.Version, s.Node, s.PID, now.Sub(s.Started).Round(time.Second))
 	fmt.Fprintf(w, "config:      %s (hash %s)\n", s.Config.File, s.Config.Hash)
 	fmt.Fprintf(w, "             %s\n", s.Config.Summary)
+	fmt.Fprintf(w, "kubernetes:  %s\n", s.Kubernetes)
+	fmt.Fprintf(w, "allocator:   %s\n", s.Allocator)
 	r := s.LastReload
 	fmt.Fprintf(w, "last reload: %s from %s, %s ago: %s\n", r.At.Local().Format(time.DateTime), r.Source, now.Sub(r.At).Round(time.Second), r.Result)
 	if r.Error != "" {

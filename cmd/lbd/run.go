@@ -16,6 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
+	"github.com/lbdproject/lbd/internal/allocate"
 	"github.com/lbdproject/lbd/internal/config"
 	"github.com/lbdproject/lbd/internal/daemon"
 )
@@ -72,16 +73,30 @@ func cmdRun(args []string, stderr io.Writer) int {
 	}
 	defer httpSrv.Close()
 
-	// 4. The reloader owns the configuration from here on; subsystems
+	// 4. Address allocation: every node watches the cluster; the holder of
+	// the allocator Lease assigns.
+	alloc := allocate.New(cfg.Pools, log, reg)
+
+	// 5. The reloader owns the configuration from here on; subsystems
 	// register with it in the order they must be applied.
 	reloader := daemon.NewReloader(*path, cfg, hash, log, reg,
 		&daemon.Local{HTTP: httpSrv, Level: level},
+		alloc,
 	)
 
-	// 5. Control socket for `lbd reload` and `lbd status`.
+	// 6. Control socket for `lbd reload` and `lbd status`.
 	started := time.Now()
+	var kube clusterState
 	ctl, err := daemon.ListenControl(cfg.Listen.Socket, log, func(ctx context.Context, req daemon.Request) daemon.Response {
-		return handleControl(ctx, req, reloader, started)
+		resp := handleControl(ctx, req, reloader, started)
+		if resp.Status != nil {
+			resp.Status.Kubernetes = kube.get()
+			resp.Status.Allocator = "following"
+			if alloc.Leading() {
+				resp.Status.Allocator = "leading (this node assigns addresses)"
+			}
+		}
+		return resp
 	})
 	if err != nil {
 		log.Error("cannot open the control socket", "err", err)
@@ -90,7 +105,22 @@ func cmdRun(args []string, stderr io.Writer) int {
 	go ctl.Serve(ctx)
 	defer ctl.Close()
 
-	// 6. Reload triggers: file changes and SIGHUP.
+	// 7. The cluster: informers and the allocator election. It stops last,
+	// releasing the allocator Lease so another node takes over at once.
+	clusterDone := make(chan struct{})
+	go func() {
+		defer close(clusterDone)
+		runCluster(ctx, cfg, log, &kube, alloc)
+	}()
+	defer func() {
+		select {
+		case <-clusterDone:
+		case <-time.After(5 * time.Second):
+			log.Warn("kubernetes: leases not released within 5s")
+		}
+	}()
+
+	// 8. Reload triggers: file changes and SIGHUP.
 	watcher := daemon.NewFileWatcher(*path, daemon.DefaultDebounce, log, func(ctx context.Context) {
 		_, _ = reloader.Reload(ctx, "file")
 	})

@@ -39,6 +39,10 @@ type Status struct {
 	Started    time.Time    `json:"started"`
 	Config     ConfigStatus `json:"config"`
 	LastReload ReloadStatus `json:"last_reload"`
+	// Kubernetes is the state of the API connection.
+	Kubernetes string `json:"kubernetes"`
+	// Allocator says whether this node assigns addresses.
+	Allocator string `json:"allocator"`
 }
 
 // ConfigStatus describes the configuration in force.

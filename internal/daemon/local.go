@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"reflect"
 
 	"github.com/lbdproject/lbd/internal/config"
 )
@@ -29,6 +30,9 @@ func (l *Local) Check(_ context.Context, prev, next *config.Config) error {
 	}
 	if prev.Log.Format != next.Log.Format {
 		errs = append(errs, fmt.Errorf("log.format changed from %s to %s: this takes a restart (systemctl restart lbd)", prev.Log.Format, next.Log.Format))
+	}
+	if !reflect.DeepEqual(prev.Kubernetes, next.Kubernetes) {
+		errs = append(errs, errors.New("the kubernetes section changed: connecting anew takes a restart (systemctl restart lbd)"))
 	}
 	if prev.Node.Name != next.Node.Name {
 		errs = append(errs, fmt.Errorf("node.name changed from %s to %s: a node cannot change its identity while running; restart lbd", prev.Node.Name, next.Node.Name))

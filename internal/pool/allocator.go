@@ -534,27 +534,33 @@ func satAdd(a, b uint64) uint64 {
 	return ^uint64(0)
 }
 
+// Held is what one Service holds, as its status says.
+type Held struct {
+	Key, Namespace string
+	Addrs          []netip.Addr
+}
+
 // Stranded lists, for a new set of pools, every address in use that would
-// be left outside a pool its Service may use, as "ADDR (SERVICE): why".
-// A reload with a non-empty answer must be refused.
-func (a *Allocator) Stranded(pools []config.Pool) []string {
+// be left outside a pool its Service may use, as "ADDR (SERVICE): why",
+// sorted. A reload with a non-empty answer must be refused.
+func Stranded(pools []config.Pool, held []Held) []string {
 	next := New(pools)
 	var out []string
-	for addr, st := range a.addrs {
-		p := next.poolOf(addr)
-		for _, u := range st.users {
+	for _, h := range held {
+		for _, addr := range h.Addrs {
+			p := next.poolOf(addr)
 			var why string
 			switch {
 			case p == nil:
-				why = fmt.Sprintf("it would be in no pool (it is in pool %s now)", st.pool.cfg.Name)
-			case !p.allows(u.Namespace):
-				why = fmt.Sprintf("pool %s would no longer allow namespace %s", p.cfg.Name, u.Namespace)
+				why = "it would be in no pool"
+			case !p.allows(h.Namespace):
+				why = fmt.Sprintf("pool %s would no longer allow namespace %s", p.cfg.Name, h.Namespace)
 			case p.cfg.AvoidBuggyIPs && isBuggy(addr):
 				why = fmt.Sprintf("pool %s would avoid .0/.255 addresses", p.cfg.Name)
 			default:
 				continue
 			}
-			out = append(out, fmt.Sprintf("%s (%s): %s", addr, u.Key, why))
+			out = append(out, fmt.Sprintf("%s (%s): %s", addr, h.Key, why))
 		}
 	}
 	slices.Sort(out)

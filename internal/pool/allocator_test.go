@@ -328,17 +328,17 @@ func TestStrandedAndSetPools(t *testing.T) {
 	}
 
 	shrunk := mustPool(t, "p", "192.0.2.0/29")
-	got := a.Stranded([]config.Pool{shrunk, q})
-	if len(got) != 1 || got[0] != "192.0.2.9 (default/web): it would be in no pool (it is in pool p now)" {
+	got := Stranded([]config.Pool{shrunk, q}, heldOf(a))
+	if len(got) != 1 || got[0] != "192.0.2.9 (default/web): it would be in no pool" {
 		t.Errorf("shrinking p: %q", got)
 	}
 	qLocked := q
 	qLocked.Namespaces = []string{"other"}
-	got = a.Stranded([]config.Pool{p, qLocked})
+	got = Stranded([]config.Pool{p, qLocked}, heldOf(a))
 	if len(got) != 1 || !strings.Contains(got[0], "198.51.100.3 (shop/cart): pool q would no longer allow namespace shop") {
 		t.Errorf("restricting q: %q", got)
 	}
-	if got := a.Stranded([]config.Pool{mustPool(t, "renamed", "192.0.2.0/24"), q}); len(got) != 0 {
+	if got := Stranded([]config.Pool{mustPool(t, "renamed", "192.0.2.0/24"), q}, heldOf(a)); len(got) != 0 {
 		t.Errorf("growing and renaming strands nothing, got %q", got)
 	}
 
@@ -415,4 +415,13 @@ func TestUsedSetModel(t *testing.T) {
 			}
 		}
 	}
+}
+
+// heldOf lists what an allocator holds, as Service status would say.
+func heldOf(a *Allocator) []Held {
+	var out []Held
+	for _, al := range a.svcs {
+		out = append(out, Held{Key: al.svc.Key, Namespace: al.svc.Namespace, Addrs: al.addrs})
+	}
+	return out
 }

@@ -1,0 +1,79 @@
+package main
+
+import (
+	"context"
+	"log/slog"
+	"sync/atomic"
+	"time"
+
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/clientcmd"
+
+	"github.com/lbdproject/lbd/internal/allocate"
+	"github.com/lbdproject/lbd/internal/config"
+	"github.com/lbdproject/lbd/internal/election"
+	"github.com/lbdproject/lbd/internal/watch"
+)
+
+// clusterState is what `lbd status` says of the API connection.
+type clusterState struct{ v atomic.Value }
+
+func (s *clusterState) set(v string) { s.v.Store(v) }
+func (s *clusterState) get() string {
+	if v, ok := s.v.Load().(string); ok {
+		return v
+	}
+	return "not started"
+}
+
+// runCluster connects to the API server, starts the informers and
+// campaigns for the allocator Lease, until ctx ends. A kubeconfig that does
+// not exist yet (a node being bootstrapped) is waited for, not an error.
+func runCluster(ctx context.Context, cfg *config.Config, log *slog.Logger, state *clusterState, alloc *allocate.Controller) {
+	k := cfg.Kubernetes
+	state.set("waiting for " + k.Kubeconfig)
+	client := waitForClient(ctx, k.Kubeconfig, log)
+	if client == nil {
+		return
+	}
+	state.set("syncing")
+	cl := watch.NewCluster(client, k.LoadBalancerClass, cfg.Node.Name, log)
+	cl.OnServiceChange(alloc.Notify)
+	if !cl.Start(ctx) {
+		return
+	}
+	alloc.SetCluster(cl, cl)
+	state.set("connected")
+	log.Info("kubernetes: watching Services", "kubeconfig", k.Kubeconfig, "class", k.LoadBalancerClass)
+	l := k.AllocatorLease
+	election.Campaign(ctx, client, election.Lease{
+		Namespace: l.Namespace, Name: l.Name, Identity: cfg.Node.Name,
+		Duration: l.Duration, RenewDeadline: l.RenewDeadline, RetryPeriod: l.RetryPeriod,
+	}, log, alloc.Lead)
+}
+
+// waitForClient builds a client from the kubeconfig, retrying until it can
+// or ctx ends (nil then).
+func waitForClient(ctx context.Context, path string, log *slog.Logger) kubernetes.Interface {
+	for attempt := 0; ; attempt++ {
+		rc, err := clientcmd.BuildConfigFromFlags("", path)
+		if err == nil {
+			rc.UserAgent = "lbd/" + version
+			// Enough to write a thousand statuses in seconds after a
+			// takeover, far below what an API server accepts.
+			rc.QPS, rc.Burst = 50, 100
+			client, err := kubernetes.NewForConfig(rc)
+			if err == nil {
+				return client
+			}
+			log.Error("kubernetes: bad kubeconfig", "kubeconfig", path, "err", err)
+		} else if attempt%30 == 0 {
+			log.Warn("kubernetes: cannot load kubeconfig yet; retrying", "kubeconfig", path, "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(2 * time.Second):
+		}
+	}
+}

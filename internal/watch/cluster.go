@@ -1,0 +1,169 @@
+package watch
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"slices"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/informers"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/kubernetes/scheme"
+	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
+	corelisters "k8s.io/client-go/listers/core/v1"
+	"k8s.io/client-go/tools/cache"
+	"k8s.io/client-go/tools/record"
+)
+
+var patchOpts = metav1.PatchOptions{FieldManager: "lbd"}
+
+// Cluster is lbd's view of the Kubernetes API: shared informers whose
+// objects are slimmed as they arrive, and the writer of Service status and
+// Events. Its methods are safe for concurrent use. When the API server is
+// unreachable the informers keep the last known state and retry with
+// backoff; nothing is cleared.
+type Cluster struct {
+	client      kubernetes.Interface
+	class       string
+	log         *slog.Logger
+	factory     informers.SharedInformerFactory
+	services    cache.SharedIndexInformer
+	lister      corelisters.ServiceLister
+	broadcaster record.EventBroadcaster
+	recorder    record.EventRecorder
+}
+
+// NewCluster prepares informers; nothing runs until Start. class is the
+// loadBalancerClass lbd serves, node names the Events' source.
+func NewCluster(client kubernetes.Interface, class, node string, log *slog.Logger) *Cluster {
+	factory := informers.NewSharedInformerFactory(client, 0)
+	svcs := factory.Core().V1().Services()
+	c := &Cluster{
+		client:   client,
+		class:    class,
+		log:      log,
+		factory:  factory,
+		services: svcs.Informer(),
+		lister:   svcs.Lister(),
+	}
+	// Managed fields are most of a stored object and lbd never reads them.
+	_ = c.services.SetTransform(func(obj any) (any, error) {
+		if acc, err := meta.Accessor(obj); err == nil {
+			acc.SetManagedFields(nil)
+		}
+		return obj, nil
+	})
+	c.broadcaster = record.NewBroadcaster()
+	c.recorder = c.broadcaster.NewRecorder(scheme.Scheme, corev1.EventSource{Component: "lbd", Host: node})
+	return c
+}
+
+// OnServiceChange calls fn with the namespace/name of every Service added,
+// changed or deleted. Register before Start; fn must not block.
+func (c *Cluster) OnServiceChange(fn func(key string)) {
+	handler := func(obj any) {
+		if key, err := cache.DeletionHandlingMetaNamespaceKeyFunc(obj); err == nil {
+			fn(key)
+		}
+	}
+	_, _ = c.services.AddEventHandler(cache.ResourceEventHandlerFuncs{
+		AddFunc:    handler,
+		UpdateFunc: func(_, obj any) { handler(obj) },
+		DeleteFunc: handler,
+	})
+}
+
+// Start runs the informers and the Event sink until ctx ends and waits for
+// the first full listing. It returns false if ctx ended first.
+func (c *Cluster) Start(ctx context.Context) bool {
+	c.broadcaster.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: c.client.CoreV1().Events("")})
+	go func() { <-ctx.Done(); c.broadcaster.Shutdown() }()
+	c.factory.Start(ctx.Done())
+	return cache.WaitForCacheSync(ctx.Done(), c.services.HasSynced)
+}
+
+// Service returns the slim view of one Service.
+func (c *Cluster) Service(key string) (Service, bool) {
+	ns, name, err := cache.SplitMetaNamespaceKey(key)
+	if err != nil {
+		return Service{}, false
+	}
+	s, err := c.lister.Services(ns).Get(name)
+	if err != nil {
+		return Service{}, false
+	}
+	return convert(s, c.class), true
+}
+
+// Services returns every Service lbd serves.
+func (c *Cluster) Services() []Service {
+	all, _ := c.lister.List(labels.Everything())
+	out := make([]Service, 0, len(all))
+	for _, s := range all {
+		if v := convert(s, c.class); v.Served {
+			out = append(out, v)
+		}
+	}
+	return out
+}
+
+// SetStatus writes addrs to the Service's status.loadBalancer.ingress and
+// poolName to its allocated-from annotation; empty addrs clear both. It
+// writes only what differs from the cached object.
+func (c *Cluster) SetStatus(ctx context.Context, key string, addrs []netip.Addr, poolName string) error {
+	ns, name, err := cache.SplitMetaNamespaceKey(key)
+	if err != nil {
+		return err
+	}
+	s, err := c.lister.Services(ns).Get(name)
+	if err != nil {
+		return fmt.Errorf("service %s: %w", key, err)
+	}
+	cur := convert(s, c.class)
+	if !slices.Equal(cur.Status, addrs) || len(s.Status.LoadBalancer.Ingress) != len(addrs) {
+		ingress := make([]corev1.LoadBalancerIngress, len(addrs))
+		for i, a := range addrs {
+			ingress[i] = corev1.LoadBalancerIngress{IP: a.String()}
+		}
+		patch, _ := json.Marshal(map[string]any{"status": map[string]any{"loadBalancer": map[string]any{"ingress": ingress}}})
+		if _, err := c.client.CoreV1().Services(ns).Patch(ctx, name, types.MergePatchType, patch, patchOpts, "status"); err != nil {
+			return fmt.Errorf("write status of %s: %w", key, err)
+		}
+	}
+	if cur.AllocatedFrom != poolName {
+		var val any = poolName
+		if poolName == "" {
+			val = nil // removes the annotation
+		}
+		patch, _ := json.Marshal(map[string]any{"metadata": map[string]any{"annotations": map[string]any{AnnotationAllocatedFrom: val}}})
+		if _, err := c.client.CoreV1().Services(ns).Patch(ctx, name, types.MergePatchType, patch, patchOpts); err != nil {
+			return fmt.Errorf("annotate %s: %w", key, err)
+		}
+	}
+	return nil
+}
+
+// Event records an Event on a Service. It never blocks on the API.
+func (c *Cluster) Event(key string, warning bool, reason, msg string) {
+	ns, name, err := cache.SplitMetaNamespaceKey(key)
+	if err != nil {
+		return
+	}
+	s, err := c.lister.Services(ns).Get(name)
+	if err != nil {
+		return
+	}
+	typ := corev1.EventTypeNormal
+	if warning {
+		typ = corev1.EventTypeWarning
+	}
+	ref := &corev1.ObjectReference{Kind: "Service", APIVersion: "v1", Namespace: ns, Name: name, UID: s.UID, ResourceVersion: s.ResourceVersion}
+	c.recorder.Event(ref, typ, reason, msg)
+}
