@@ -44,7 +44,7 @@ func TestMain(m *testing.M) {
 }
 
 // lbd runs the binary and returns its exit code, stdout and stderr.
-func lbd(t *testing.T, args ...string) (int, string, string) {
+func lbd(t testing.TB, args ...string) (int, string, string) {
 	t.Helper()
 	cmd := exec.Command(lbdBin, args...)
 	var stdout, stderr bytes.Buffer
@@ -111,7 +111,7 @@ type daemonProc struct {
 	done   chan struct{}
 }
 
-func freePort(t *testing.T) string {
+func freePort(t testing.TB) string {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -125,7 +125,7 @@ func baseConfig(socket, httpAddr, level string) string {
 	return fmt.Sprintf("version: 1\nnode: {name: test-node}\nlisten: {http: %q, socket: %q}\nlog: {level: %s}\n", httpAddr, socket, level)
 }
 
-func startDaemon(t *testing.T, path, socket string) *daemonProc {
+func startDaemon(t testing.TB, path, socket string) *daemonProc {
 	t.Helper()
 	d := &daemonProc{path: path, socket: socket, done: make(chan struct{})}
 	d.cmd = exec.Command(lbdBin, "run", "-c", path)
@@ -171,7 +171,7 @@ func (d *daemonProc) logs() string {
 	return d.log.String()
 }
 
-func (d *daemonProc) status(t *testing.T) daemon.Status {
+func (d *daemonProc) status(t testing.TB) daemon.Status {
 	t.Helper()
 	code, out, errOut := lbd(t, "status", "--socket", d.socket, "-o", "json")
 	if code != 0 {
@@ -186,7 +186,7 @@ func (d *daemonProc) status(t *testing.T) daemon.Status {
 
 // waitFor polls cond until it holds, failing the test after 15 s. It waits
 // for an effect; it does not measure how fast the effect comes.
-func waitFor(t *testing.T, what string, cond func() bool) {
+func waitFor(t testing.TB, what string, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(15 * time.Second)
 	for !cond() {
@@ -199,7 +199,7 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 
 var metricRE = regexp.MustCompile(`(?m)^(lbd_[a-z_]+(?:\{[^}]*\})?) (\S+)$`)
 
-func metrics(t *testing.T, addr string) map[string]string {
+func metrics(t testing.TB, addr string) map[string]string {
 	t.Helper()
 	resp, err := http.Get("http://" + addr + "/metrics")
 	if err != nil {
@@ -214,7 +214,7 @@ func metrics(t *testing.T, addr string) map[string]string {
 	return m
 }
 
-func write(t *testing.T, path, content string) {
+func write(t testing.TB, path, content string) {
 	t.Helper()
 	if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
 		t.Fatal(err)
@@ -223,7 +223,7 @@ func write(t *testing.T, path, content string) {
 
 // replace writes content the way editors and Ansible do: to a temporary
 // file in the same directory, then rename over the original.
-func replace(t *testing.T, path, content string) {
+func replace(t testing.TB, path, content string) {
 	t.Helper()
 	tmp := filepath.Join(filepath.Dir(path), ".lbd.yaml.swp")
 	write(t, tmp, content)

@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -108,12 +109,14 @@ func (c *Controller) Lead(ctx context.Context) {
 			strings.Compare(a.Spec.Key, b.Spec.Key))
 	})
 	c.log.Info("allocator: leading; rebuilding from Service status", "services", len(svcs))
+	t0 := time.Now()
 	for _, s := range svcs {
 		if ctx.Err() != nil {
 			return
 		}
 		c.sync(ctx, s.Spec.Key)
 	}
+	c.log.Info("allocator: rebuilt", "services", len(svcs), "took", time.Since(t0).Round(time.Millisecond))
 	for {
 		key, ok := c.queue.get(ctx)
 		if !ok {

@@ -1,0 +1,289 @@
+package main
+
+// Allocation against a real kube-apiserver + etcd (internal/kubetest):
+// real lbd processes assign addresses and write them to Service status.
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"slices"
+	"strings"
+	"syscall"
+	"testing"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/client-go/kubernetes"
+
+	"github.com/lbdproject/lbd/internal/kubetest"
+)
+
+const allocPools = `pools:
+  - name: general
+    addresses: [192.0.2.10-192.0.2.13, 2001:db8::10-2001:db8::13]
+  - name: ingress
+    addresses: [203.0.113.10/32]
+    auto_assign: false
+    namespaces: [ingress]
+l2:
+  advertisements:
+    - {name: all, pools: [general, ingress]}
+`
+
+// lbdNode is one lbd process in an allocation test.
+type lbdNode struct {
+	*daemonProc
+	name string
+	http string // listen.http
+}
+
+// startNode runs lbd as node name against the cluster with extra config.
+func startNode(t testing.TB, kc *kubetest.Cluster, name, extra string) *lbdNode {
+	t.Helper()
+	dir := t.TempDir()
+	path := filepath.Join(dir, "lbd.yaml")
+	socket := filepath.Join(dir, "lbd.sock")
+	httpAddr := freePort(t)
+	write(t, path, nodeConfig(kc, name, socket, httpAddr, extra))
+	return &lbdNode{daemonProc: startDaemon(t, path, socket), name: name, http: httpAddr}
+}
+
+func nodeConfig(kc *kubetest.Cluster, name, socket, httpAddr, extra string) string {
+	return fmt.Sprintf(`version: 1
+node: {name: %s}
+kubernetes:
+  kubeconfig: %s
+  allocator_lease: {duration: 2s, renew_deadline: 1500ms, retry_period: 300ms}
+listen: {http: %q, socket: %q}
+log: {level: debug}
+%s`, name, kc.Kubeconfig, httpAddr, socket, extra)
+}
+
+func lbSvc(ns, name string, mods ...func(*corev1.Service)) *corev1.Service {
+	s := &corev1.Service{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
+		Spec: corev1.ServiceSpec{
+			Type:     corev1.ServiceTypeLoadBalancer,
+			Selector: map[string]string{"app": name},
+			Ports:    []corev1.ServicePort{{Name: "http", Port: 80, TargetPort: intstr.FromInt32(8080), Protocol: corev1.ProtocolTCP}},
+		},
+	}
+	for _, m := range mods {
+		m(s)
+	}
+	return s
+}
+
+func create(t testing.TB, c kubernetes.Interface, s *corev1.Service) {
+	t.Helper()
+	if _, err := c.CoreV1().Services(s.Namespace).Create(context.Background(), s, metav1.CreateOptions{}); err != nil {
+		t.Fatalf("create %s/%s: %v", s.Namespace, s.Name, err)
+	}
+}
+
+func ensureNamespaces(t testing.TB, c kubernetes.Interface, names ...string) {
+	t.Helper()
+	for _, n := range names {
+		_, err := c.CoreV1().Namespaces().Create(context.Background(), &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: n}}, metav1.CreateOptions{})
+		if err != nil && !strings.Contains(err.Error(), "already exists") {
+			t.Fatal(err)
+		}
+	}
+}
+
+// ingressIPs returns the Service's status addresses.
+func ingressIPs(t testing.TB, c kubernetes.Interface, ns, name string) []string {
+	t.Helper()
+	s, err := c.CoreV1().Services(ns).Get(context.Background(), name, metav1.GetOptions{})
+	if err != nil {
+		t.Fatalf("get %s/%s: %v", ns, name, err)
+	}
+	var out []string
+	for _, in := range s.Status.LoadBalancer.Ingress {
+		out = append(out, in.IP)
+	}
+	return out
+}
+
+func waitIPs(t testing.TB, c kubernetes.Interface, ns, name string, want ...string) {
+	t.Helper()
+	waitFor(t, fmt.Sprintf("%s/%s to have %v", ns, name, want), func() bool {
+		return slices.Equal(ingressIPs(t, c, ns, name), want)
+	})
+}
+
+// eventsOf returns "Reason: message" of every Event on a Service.
+func eventsOf(t testing.TB, c kubernetes.Interface, ns, name string) string {
+	t.Helper()
+	evs, err := c.CoreV1().Events(ns).List(context.Background(), metav1.ListOptions{FieldSelector: "involvedObject.name=" + name})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, e := range evs.Items {
+		out = append(out, e.Type+" "+e.Reason+": "+e.Message)
+	}
+	return strings.Join(out, "\n")
+}
+
+func waitEvent(t testing.TB, c kubernetes.Interface, ns, name, text string) {
+	t.Helper()
+	waitFor(t, fmt.Sprintf("an Event on %s/%s containing %q", ns, name, text), func() bool {
+		return strings.Contains(eventsOf(t, c, ns, name), text)
+	})
+}
+
+func leaseHolder(t testing.TB, c kubernetes.Interface) string {
+	t.Helper()
+	l, err := c.CoordinationV1().Leases("kube-system").Get(context.Background(), "lbd-allocator", metav1.GetOptions{})
+	if err != nil || l.Spec.HolderIdentity == nil {
+		return ""
+	}
+	return *l.Spec.HolderIdentity
+}
+
+func startKube(t testing.TB) *kubetest.Cluster {
+	return kubetest.Start(t, kubetest.WithServiceClusterIPRange("10.0.0.0/24,fd00::/108"))
+}
+
+func TestAllocation(t *testing.T) {
+	kc := startKube(t)
+	c := kc.Client
+	ensureNamespaces(t, c, "ingress", "tenant")
+	n := startNode(t, kc, "node-a", allocPools)
+	waitFor(t, "node-a to hold the allocator Lease", func() bool { return leaseHolder(t, c) == "node-a" })
+
+	// Three Services get three addresses, in order.
+	for i := 0; i < 3; i++ {
+		create(t, c, lbSvc("default", fmt.Sprintf("web%d", i)))
+		waitIPs(t, c, "default", fmt.Sprintf("web%d", i), fmt.Sprintf("192.0.2.1%d", i))
+	}
+	waitEvent(t, c, "default", "web0", "Normal IPAllocated: assigned 192.0.2.10 from pool general")
+	s, _ := c.CoreV1().Services("default").Get(context.Background(), "web0", metav1.GetOptions{})
+	if s.Annotations["lbd.io/allocated-from-pool"] != "general" {
+		t.Errorf("pool annotation: %v", s.Annotations)
+	}
+
+	// A pinned address through MetalLB's annotation, in a restricted pool.
+	create(t, c, lbSvc("ingress", "nginx", func(s *corev1.Service) {
+		s.Annotations = map[string]string{"metallb.io/loadBalancerIPs": "203.0.113.10"}
+	}))
+	waitIPs(t, c, "ingress", "nginx", "203.0.113.10")
+
+	// Another namespace may not have it: an Event, no address.
+	create(t, c, lbSvc("tenant", "grab", func(s *corev1.Service) {
+		s.Annotations = map[string]string{"metallb.io/address-pool": "ingress"}
+	}))
+	waitEvent(t, c, "tenant", "grab", "Warning NotAllowedInNamespace: no address: pool ingress may not be used by namespace tenant")
+	if ips := ingressIPs(t, c, "tenant", "grab"); len(ips) != 0 {
+		t.Errorf("tenant/grab got %v", ips)
+	}
+
+	// Dual stack: one address per family.
+	create(t, c, lbSvc("default", "dual", func(s *corev1.Service) {
+		p := corev1.IPFamilyPolicyRequireDualStack
+		s.Spec.IPFamilyPolicy = &p
+		s.Spec.IPFamilies = []corev1.IPFamily{corev1.IPv4Protocol, corev1.IPv6Protocol}
+	}))
+	waitIPs(t, c, "default", "dual", "192.0.2.13", "2001:db8::10")
+
+	// The IPv4 pool is full now: pending, with an Event, until room frees.
+	create(t, c, lbSvc("default", "late"))
+	waitEvent(t, c, "default", "late", "Warning PoolExhausted")
+	if err := c.CoreV1().Services("default").Delete(context.Background(), "web1", metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	waitIPs(t, c, "default", "late", "192.0.2.11")
+
+	// A reload that would strand an address is refused, naming the Service.
+	shrunk := strings.Replace(allocPools, "192.0.2.10-192.0.2.13", "192.0.2.10-192.0.2.11", 1)
+	write(t, n.path, nodeConfig(kc, "node-a", n.socket, n.http, shrunk))
+	code, _, errOut := lbd(t, "reload", "--socket", n.socket)
+	if code != 1 || !strings.Contains(errOut, "192.0.2.12 (default/web2): it would be in no pool") ||
+		!strings.Contains(errOut, "192.0.2.13 (default/dual): it would be in no pool") {
+		t.Errorf("stranding reload: exit %d\n%s", code, errOut)
+	}
+
+	// Restart lbd: no address changes.
+	before := allStatus(t, c)
+	n.cmd.Process.Signal(syscall.SIGTERM)
+	<-n.done
+	write(t, n.path, nodeConfig(kc, "node-a", n.socket, n.http, allocPools))
+	n2 := startDaemon(t, n.path, n.socket)
+	waitFor(t, "the restarted lbd to lead", func() bool { return n2.status(t).Allocator != "following" })
+	create(t, c, lbSvc("default", "after-restart", func(s *corev1.Service) {
+		s.Spec.IPFamilies = []corev1.IPFamily{corev1.IPv6Protocol}
+	}))
+	waitIPs(t, c, "default", "after-restart", "2001:db8::11")
+	after := allStatus(t, c)
+	delete(after, "default/after-restart")
+	if !mapsEqual(before, after) {
+		t.Errorf("addresses changed across a restart:\nbefore %v\nafter  %v", before, after)
+	}
+}
+
+// TestAllocatorFailover runs two lbd; killing the allocator holder hands
+// the role over with no address change.
+func TestAllocatorFailover(t *testing.T) {
+	kc := startKube(t)
+	c := kc.Client
+	a := startNode(t, kc, "node-a", allocPools)
+	waitFor(t, "a Lease holder", func() bool { return leaseHolder(t, c) != "" })
+	b := startNode(t, kc, "node-b", allocPools)
+	for i := 0; i < 3; i++ {
+		create(t, c, lbSvc("default", fmt.Sprintf("s%d", i)))
+		waitIPs(t, c, "default", fmt.Sprintf("s%d", i), fmt.Sprintf("192.0.2.1%d", i))
+	}
+	before := allStatus(t, c)
+	holder, other := a, b
+	if leaseHolder(t, c) == "node-b" {
+		holder, other = b, a
+	}
+	holder.cmd.Process.Kill()
+	<-holder.done
+	waitFor(t, other.name+" to take the allocator Lease", func() bool { return leaseHolder(t, c) == other.name })
+	create(t, c, lbSvc("default", "new"))
+	waitIPs(t, c, "default", "new", "192.0.2.13")
+	after := allStatus(t, c)
+	delete(after, "default/new")
+	if !mapsEqual(before, after) {
+		t.Errorf("addresses changed on hand-over:\nbefore %v\nafter  %v", before, after)
+	}
+	if st := other.status(t); !strings.HasPrefix(st.Allocator, "leading") {
+		t.Errorf("status of the new holder: %+v", st)
+	}
+}
+
+func allStatus(t testing.TB, c kubernetes.Interface) map[string]string {
+	t.Helper()
+	list, err := c.CoreV1().Services("").List(context.Background(), metav1.ListOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]string{}
+	for _, s := range list.Items {
+		if s.Spec.Type != corev1.ServiceTypeLoadBalancer {
+			continue
+		}
+		var ips []string
+		for _, in := range s.Status.LoadBalancer.Ingress {
+			ips = append(ips, in.IP)
+		}
+		out[s.Namespace+"/"+s.Name] = strings.Join(ips, ",")
+	}
+	return out
+}
+
+func mapsEqual(a, b map[string]string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for k, v := range a {
+		if b[k] != v {
+			return false
+		}
+	}
+	return true
+}
