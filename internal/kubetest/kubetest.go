@@ -1,0 +1,354 @@
+package kubetest
+
+import (
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+)
+
+// Cluster is a running etcd and kube-apiserver.
+type Cluster struct {
+	// Kubeconfig is the path of a kubeconfig file for kubectl and lbd.
+	Kubeconfig string
+	// RESTConfig reaches the API server as a system:masters user; copy it
+	// with rest.CopyConfig before changing it.
+	RESTConfig *rest.Config
+	// Client is a clientset built from RESTConfig.
+	Client kubernetes.Interface
+	// URL is the API server's https URL.
+	URL string
+	// Token is the static bearer token behind RESTConfig and Kubeconfig.
+	Token string
+	// Dir holds the certificates, keys, etcd's data and the logs
+	// kube-apiserver.log and etcd.log. It is removed after the test.
+	Dir string
+
+	cfg        config
+	apiArgv    []string
+	httpClient *http.Client // for /readyz
+
+	mu        sync.Mutex
+	etcd      *process
+	apiserver *process // nil while stopped
+}
+
+// Start runs etcd and kube-apiserver for the test and returns once /readyz
+// answers. It skips the test if the binaries are missing (see the package
+// documentation) and stops everything in t.Cleanup.
+func Start(t testing.TB, opts ...Option) *Cluster {
+	t.Helper()
+	cfg := defaultConfig()
+	for _, o := range opts {
+		o(&cfg)
+	}
+	if cfg.bindIP == nil {
+		t.Fatal("kubetest: WithBindAddress was given an invalid IP address")
+	}
+	bins, err := binDir(t.Context(), t, cfg.binDir)
+	if errors.Is(err, errUnavailable) && !required() {
+		t.Skipf("kubetest: %v", err)
+	}
+	if err != nil {
+		t.Fatalf("kubetest: %v", err)
+	}
+
+	begin := time.Now()
+	c, err := start(t.TempDir(), bins, cfg)
+	if c != nil {
+		t.Cleanup(func() { c.cleanup(t) })
+	}
+	if err != nil {
+		t.Fatalf("kubetest: %v", err)
+	}
+	t.Logf("kubetest: kube-apiserver ready at %s in %v (binaries %s, files in %s)",
+		c.URL, time.Since(begin).Round(time.Millisecond), bins, c.Dir)
+	return c
+}
+
+func required() bool {
+	v := os.Getenv(EnvRequire)
+	return v != "" && v != "0"
+}
+
+// start does Start's work; a non-nil Cluster may hold processes to stop even
+// when err is not nil.
+func start(dir, bins string, cfg config) (*Cluster, error) {
+	loopback := net.IPv4(127, 0, 0, 1)
+	etcdClientPort, err := freePort(loopback)
+	if err != nil {
+		return nil, err
+	}
+	etcdPeerPort, err := freePort(loopback)
+	if err != nil {
+		return nil, err
+	}
+	port := cfg.port
+	if port == 0 {
+		probe := cfg.bindIP
+		if len(cfg.prefix) > 0 || probe.IsUnspecified() {
+			probe = loopback // the bind address may exist only behind the prefix
+		}
+		if port, err = freePort(probe); err != nil {
+			return nil, err
+		}
+	}
+	host := cfg.bindIP
+	if host.IsUnspecified() {
+		host = loopback
+		if cfg.bindIP.To4() == nil {
+			host = net.IPv6loopback
+		}
+	}
+	url := "https://" + net.JoinHostPort(host.String(), strconv.Itoa(port))
+
+	creds, err := writeCredentials(dir, cfg.bindIP)
+	if err != nil {
+		return nil, err
+	}
+	kubeconfig := filepath.Join(dir, kubeconfigFile)
+	if err := writeKubeconfig(kubeconfig, url, creds); err != nil {
+		return nil, err
+	}
+	restConfig := &rest.Config{
+		Host:            url,
+		BearerToken:     creds.token,
+		TLSClientConfig: rest.TLSClientConfig{CAData: creds.caPEM},
+		QPS:             200,
+		Burst:           400,
+	}
+	client, err := kubernetes.NewForConfig(restConfig)
+	if err != nil {
+		return nil, fmt.Errorf("building clientset: %w", err)
+	}
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(creds.caPEM)
+
+	etcdURL := "http://" + net.JoinHostPort(loopback.String(), strconv.Itoa(etcdClientPort))
+	peerURL := "http://" + net.JoinHostPort(loopback.String(), strconv.Itoa(etcdPeerPort))
+	c := &Cluster{
+		Kubeconfig: kubeconfig,
+		RESTConfig: restConfig,
+		Client:     client,
+		URL:        url,
+		Token:      creds.token,
+		Dir:        dir,
+		cfg:        cfg,
+		apiArgv:    apiServerArgv(bins, dir, etcdURL, cfg, port),
+		httpClient: &http.Client{
+			Timeout:   2 * time.Second,
+			Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}},
+		},
+	}
+
+	etcdArgv := append(append([]string(nil), cfg.prefix...),
+		filepath.Join(bins, "etcd"),
+		"--name=kubetest",
+		"--data-dir="+filepath.Join(dir, "etcd-data"),
+		"--listen-client-urls="+etcdURL,
+		"--advertise-client-urls="+etcdURL,
+		"--listen-peer-urls="+peerURL,
+		"--initial-advertise-peer-urls="+peerURL,
+		"--initial-cluster=kubetest="+peerURL,
+		"--unsafe-no-fsync", // test data only; much faster on slow disks
+	)
+	c.etcd, err = startProcess("etcd", etcdArgv, filepath.Join(dir, "etcd.log"))
+	if err != nil {
+		return nil, err
+	}
+	if len(cfg.prefix) == 0 {
+		// Behind a prefix etcd may be unreachable from here; then
+		// kube-apiserver's own etcd check in /readyz covers it.
+		if err := c.waitEtcd(etcdURL); err != nil {
+			return c, err
+		}
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c, c.startAPIServerLocked()
+}
+
+func apiServerArgv(bins, dir, etcdURL string, cfg config, port int) []string {
+	argv := append([]string(nil), cfg.prefix...)
+	argv = append(argv,
+		filepath.Join(bins, "kube-apiserver"),
+		"--etcd-servers="+etcdURL,
+		"--bind-address="+cfg.bindIP.String(),
+		"--secure-port="+strconv.Itoa(port),
+		"--cert-dir="+filepath.Join(dir, "apiserver-certs"),
+		"--tls-cert-file="+filepath.Join(dir, servingCert),
+		"--tls-private-key-file="+filepath.Join(dir, servingKey),
+		"--token-auth-file="+filepath.Join(dir, tokenFile),
+		"--authorization-mode=RBAC",
+		"--service-account-key-file="+filepath.Join(dir, saKeyFile),
+		"--service-account-signing-key-file="+filepath.Join(dir, saKeyFile),
+		"--service-account-issuer=https://kubernetes.default.svc.cluster.local",
+		"--service-cluster-ip-range="+cfg.serviceCIDR,
+		// No Pods run, and nothing creates ServiceAccounts.
+		"--disable-admission-plugins=ServiceAccount",
+		// Endpoints for the kubernetes Service would point at the
+		// (possibly loopback) bind address, which validation rejects.
+		"--endpoint-reconciler-type=none",
+		"--allow-privileged=true",
+		"--profiling=false",
+	)
+	if !cfg.bindIP.IsUnspecified() {
+		argv = append(argv, "--advertise-address="+cfg.bindIP.String())
+	} else {
+		argv = append(argv, "--advertise-address=127.0.0.1")
+	}
+	return append(argv, cfg.extraArgs...)
+}
+
+// waitEtcd waits until etcd answers /health.
+func (c *Cluster) waitEtcd(etcdURL string) error {
+	deadline := time.Now().Add(c.cfg.startTimeout)
+	client := &http.Client{Timeout: time.Second}
+	for {
+		if done, werr := c.etcd.exited(); done {
+			return c.etcd.failure(fmt.Errorf("etcd exited during startup: %v", werr))
+		}
+		resp, err := client.Get(etcdURL + "/health")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return nil
+			}
+			err = fmt.Errorf("status %s", resp.Status)
+		}
+		if time.Now().After(deadline) {
+			return c.etcd.failure(fmt.Errorf("etcd not healthy after %v: %w", c.cfg.startTimeout, err))
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// StopAPIServer stops kube-apiserver (SIGTERM, then SIGKILL after the stop
+// grace), leaving etcd and its data. A no-op when it is already stopped.
+func (c *Cluster) StopAPIServer() error {
+	return c.stopAPIServer(c.cfg.stopGrace)
+}
+
+// KillAPIServer stops kube-apiserver with SIGKILL at once, like a crash.
+func (c *Cluster) KillAPIServer() error {
+	return c.stopAPIServer(0)
+}
+
+func (c *Cluster) stopAPIServer(grace time.Duration) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.apiserver == nil {
+		return nil
+	}
+	err := c.apiserver.stop(grace)
+	c.apiserver = nil
+	return err
+}
+
+// StartAPIServer starts kube-apiserver again after StopAPIServer, on the
+// same address and port, with the same etcd and credentials, and waits for
+// /readyz. It fails if the API server is running.
+func (c *Cluster) StartAPIServer() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.apiserver != nil {
+		if done, _ := c.apiserver.exited(); !done {
+			return errors.New("kube-apiserver is already running")
+		}
+	}
+	return c.startAPIServerLocked()
+}
+
+func (c *Cluster) startAPIServerLocked() error {
+	p, err := startProcess("kube-apiserver", c.apiArgv, filepath.Join(c.Dir, "kube-apiserver.log"))
+	if err != nil {
+		return err
+	}
+	c.apiserver = p
+	return c.waitReady(p)
+}
+
+// waitReady polls /readyz until it answers 200.
+func (c *Cluster) waitReady(p *process) error {
+	deadline := time.Now().Add(c.cfg.startTimeout)
+	var last string
+	for {
+		if done, werr := p.exited(); done {
+			return p.failure(fmt.Errorf("kube-apiserver exited during startup: %v", werr))
+		}
+		if done, werr := c.etcd.exited(); done {
+			return c.etcd.failure(fmt.Errorf("etcd exited: %v", werr))
+		}
+		var permanent bool
+		last, permanent = c.readyz()
+		if last == "" {
+			return nil
+		}
+		if permanent {
+			return p.failure(fmt.Errorf("kube-apiserver /readyz: %s", last))
+		}
+		if time.Now().After(deadline) {
+			return p.failure(fmt.Errorf("kube-apiserver not ready after %v; last /readyz: %s",
+				c.cfg.startTimeout, last))
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// readyz returns "" when /readyz answers 200, otherwise what went wrong and
+// whether waiting longer cannot help (a certificate that does not match).
+func (c *Cluster) readyz() (problem string, permanent bool) {
+	req, err := http.NewRequest(http.MethodGet, c.URL+"/readyz", nil)
+	if err != nil {
+		return err.Error(), true
+	}
+	req.Header.Set("Authorization", "Bearer "+c.Token)
+	resp, err := c.httpClient.Do(req)
+	if err != nil {
+		var certErr *tls.CertificateVerificationError
+		return err.Error(), errors.As(err, &certErr)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode == http.StatusOK {
+		return "", false
+	}
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, 2048))
+	return fmt.Sprintf("%s: %s", resp.Status, body), false
+}
+
+// Stop stops kube-apiserver and then etcd. Start's cleanup calls it; it is
+// safe to call more than once.
+func (c *Cluster) Stop() error {
+	errAPI := c.StopAPIServer()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var errEtcd error
+	if c.etcd != nil {
+		errEtcd = c.etcd.stop(c.cfg.stopGrace)
+	}
+	return errors.Join(errAPI, errEtcd)
+}
+
+func (c *Cluster) cleanup(t testing.TB) {
+	if t.Failed() {
+		for _, name := range []string{"kube-apiserver.log", "etcd.log"} {
+			t.Logf("kubetest: last lines of %s:\n%s", name, fileTail(filepath.Join(c.Dir, name), 20))
+		}
+	}
+	if err := c.Stop(); err != nil {
+		t.Logf("kubetest: stopping: %v", err)
+	}
+	c.httpClient.CloseIdleConnections()
+}
