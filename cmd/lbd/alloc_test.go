@@ -11,6 +11,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -145,7 +146,7 @@ func leaseHolder(t testing.TB, c kubernetes.Interface) string {
 }
 
 func startKube(t testing.TB) *kubetest.Cluster {
-	return kubetest.Start(t, kubetest.WithServiceClusterIPRange("10.0.0.0/24,fd00::/108"))
+	return kubetest.Start(t, kubetest.WithServiceClusterIPRange("10.96.0.0/12,fd00::/108"))
 }
 
 func TestAllocation(t *testing.T) {
@@ -286,4 +287,32 @@ func mapsEqual(a, b map[string]string) bool {
 		}
 	}
 	return true
+}
+
+// TestAllocationSurvivesAPIOutage stops the API server under a running lbd:
+// nothing assigned is cleared, and once the API is back lbd serves again.
+func TestAllocationSurvivesAPIOutage(t *testing.T) {
+	kc := startKube(t)
+	c := kc.Client
+	n := startNode(t, kc, "node-a", allocPools)
+	create(t, c, lbSvc("default", "before"))
+	waitIPs(t, c, "default", "before", "192.0.2.10")
+	if err := kc.KillAPIServer(); err != nil {
+		t.Fatal(err)
+	}
+	// Longer than the allocator Lease (2s): lbd loses it and must not
+	// take anything back.
+	time.Sleep(4 * time.Second)
+	if err := kc.StartAPIServer(); err != nil {
+		t.Fatal(err)
+	}
+	create(t, c, lbSvc("default", "after"))
+	waitIPs(t, c, "default", "after", "192.0.2.11")
+	if ips := ingressIPs(t, c, "default", "before"); !slices.Equal(ips, []string{"192.0.2.10"}) {
+		t.Errorf("default/before has %v after the outage", ips)
+	}
+	m := metrics(t, n.http)
+	if m[`lbd_pool_used_addresses{family="ipv4",pool="general"}`] != "2" || m["lbd_allocator_leader"] != "1" {
+		t.Errorf("metrics after the outage: %v", m)
+	}
 }

@@ -115,7 +115,9 @@ func (s *ControlServer) serveConn(ctx context.Context, conn net.Conn) {
 	_ = conn.SetReadDeadline(time.Now().Add(5 * time.Second))
 	var req Request
 	if err := json.NewDecoder(bufio.NewReader(io.LimitReader(conn, 64<<10))).Decode(&req); err != nil {
-		s.write(conn, Response{Error: "bad request: " + err.Error()})
+		if !errors.Is(err, io.EOF) { // EOF: a client that only checked we are here
+			s.write(conn, Response{Error: "bad request: " + err.Error()})
+		}
 		return
 	}
 	_ = conn.SetReadDeadline(time.Time{})
