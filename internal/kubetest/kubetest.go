@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -66,9 +67,24 @@ func Start(t testing.TB, opts ...Option) *Cluster {
 	}
 
 	begin := time.Now()
-	c, err := start(t.TempDir(), bins, cfg)
-	if c != nil {
-		t.Cleanup(func() { c.cleanup(t) })
+	var c *Cluster
+	for attempt := 1; ; attempt++ {
+		c, err = start(t.TempDir(), bins, cfg)
+		if attemptCluster := c; attemptCluster != nil {
+			t.Cleanup(func() { attemptCluster.cleanup(t) })
+		}
+		// A free port can be taken by someone else before our child
+		// binds it; try again with new ports.
+		if err == nil || attempt == 3 || cfg.port != 0 ||
+			!strings.Contains(err.Error(), "address already in use") {
+			break
+		}
+		t.Logf("kubetest: port taken during startup, retrying: %v", err)
+		if c != nil {
+			if err := c.Stop(); err != nil {
+				t.Logf("kubetest: stopping the failed attempt: %v", err)
+			}
+		}
 	}
 	if err != nil {
 		t.Fatalf("kubetest: %v", err)
@@ -87,23 +103,23 @@ func required() bool {
 // when err is not nil.
 func start(dir, bins string, cfg config) (*Cluster, error) {
 	loopback := net.IPv4(127, 0, 0, 1)
-	etcdClientPort, err := freePort(loopback)
+	ports, err := freePorts(loopback, 3)
 	if err != nil {
 		return nil, err
 	}
-	etcdPeerPort, err := freePort(loopback)
-	if err != nil {
-		return nil, err
-	}
-	port := cfg.port
-	if port == 0 {
-		probe := cfg.bindIP
-		if len(cfg.prefix) > 0 || probe.IsUnspecified() {
-			probe = loopback // the bind address may exist only behind the prefix
-		}
-		if port, err = freePort(probe); err != nil {
+	etcdClientPort, etcdPeerPort, port := ports[0], ports[1], ports[2]
+	switch {
+	case cfg.port != 0:
+		port = cfg.port
+	case len(cfg.prefix) == 0 && !cfg.bindIP.IsUnspecified() && !cfg.bindIP.Equal(loopback):
+		// The bind address exists here, so ask for a port free on it.
+		// Behind a prefix it may not, and a fresh namespace has all
+		// ports free anyway.
+		ps, err := freePorts(cfg.bindIP, 1)
+		if err != nil {
 			return nil, err
 		}
+		port = ps[0]
 	}
 	host := cfg.bindIP
 	if host.IsUnspecified() {

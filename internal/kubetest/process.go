@@ -117,22 +117,26 @@ func (p *process) failure(err error) error {
 	return fmt.Errorf("%w\n---- last lines of %s ----\n%s", err, p.logPath, p.logTail())
 }
 
-// freePort asks the kernel for an unused TCP port on ip. The port is
-// released again before it is returned, so there is a small window in which
-// something else could take it; Start reports that as a startup failure.
-func freePort(ip net.IP) (int, error) {
-	l, err := net.Listen("tcp", net.JoinHostPort(ip.String(), "0"))
-	if err != nil {
-		return 0, fmt.Errorf("finding a free port on %s: %w", ip, err)
+// freePorts asks the kernel for n distinct unused TCP ports on ip. They are
+// released again before they are returned, so there is a small window in
+// which something else could take one; Start retries when that happens.
+func freePorts(ip net.IP, n int) ([]int, error) {
+	ports := make([]int, 0, n)
+	for range n {
+		l, err := net.Listen("tcp", net.JoinHostPort(ip.String(), "0"))
+		if err != nil {
+			return nil, fmt.Errorf("finding a free port on %s: %w", ip, err)
+		}
+		defer l.Close() // held until all are chosen, so they differ
+		_, port, err := net.SplitHostPort(l.Addr().String())
+		if err != nil {
+			return nil, fmt.Errorf("parsing listener address %s: %w", l.Addr(), err)
+		}
+		p, err := strconv.Atoi(port)
+		if err != nil {
+			return nil, fmt.Errorf("parsing port %q: %w", port, err)
+		}
+		ports = append(ports, p)
 	}
-	defer l.Close()
-	_, port, err := net.SplitHostPort(l.Addr().String())
-	if err != nil {
-		return 0, fmt.Errorf("parsing listener address %s: %w", l.Addr(), err)
-	}
-	n, err := strconv.Atoi(port)
-	if err != nil {
-		return 0, fmt.Errorf("parsing port %q: %w", port, err)
-	}
-	return n, nil
+	return ports, nil
 }
