@@ -36,6 +36,9 @@ type Cluster struct {
 	factory     informers.SharedInformerFactory
 	services    cache.SharedIndexInformer
 	lister      corelisters.ServiceLister
+	nodes       cache.SharedIndexInformer
+	nodeLister  corelisters.NodeLister
+	slices      cache.SharedIndexInformer
 	broadcaster record.EventBroadcaster
 	recorder    record.EventRecorder
 }
@@ -53,13 +56,19 @@ func NewCluster(client kubernetes.Interface, class, node string, log *slog.Logge
 		services: svcs.Informer(),
 		lister:   svcs.Lister(),
 	}
-	// Managed fields are most of a stored object and lbd never reads them.
-	_ = c.services.SetTransform(func(obj any) (any, error) {
-		if acc, err := meta.Accessor(obj); err == nil {
-			acc.SetManagedFields(nil)
-		}
-		return obj, nil
-	})
+	nodes := factory.Core().V1().Nodes()
+	c.nodes, c.nodeLister = nodes.Informer(), nodes.Lister()
+	c.slices = factory.Discovery().V1().EndpointSlices().Informer()
+	_ = c.slices.AddIndexers(cache.Indexers{byService: sliceService})
+	for _, inf := range []cache.SharedIndexInformer{c.services, c.nodes, c.slices} {
+		// Managed fields are most of a stored object; lbd never reads them.
+		_ = inf.SetTransform(func(obj any) (any, error) {
+			if acc, err := meta.Accessor(obj); err == nil {
+				acc.SetManagedFields(nil)
+			}
+			return obj, nil
+		})
+	}
 	c.broadcaster = record.NewBroadcaster()
 	c.recorder = c.broadcaster.NewRecorder(scheme.Scheme, corev1.EventSource{Component: "lbd", Host: node})
 	return c
@@ -86,7 +95,7 @@ func (c *Cluster) Start(ctx context.Context) bool {
 	c.broadcaster.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: c.client.CoreV1().Events("")})
 	go func() { <-ctx.Done(); c.broadcaster.Shutdown() }()
 	c.factory.Start(ctx.Done())
-	return cache.WaitForCacheSync(ctx.Done(), c.services.HasSynced)
+	return cache.WaitForCacheSync(ctx.Done(), c.services.HasSynced, c.nodes.HasSynced, c.slices.HasSynced)
 }
 
 // Service returns the slim view of one Service.
