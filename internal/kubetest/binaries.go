@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 // Environment variables read by Start.
@@ -64,7 +65,14 @@ func binDir(ctx context.Context, t testing.TB, explicit string) (string, error) 
 			"or set %s=1 to build from the test, or %s to a directory with them",
 			errUnavailable, script, EnvBuild, EnvBinDir)
 	}
-	t.Logf("kubetest: %s=1, building with %s (several minutes on a cold cache)", EnvBuild, script)
+	t.Logf("kubetest: %s=1, building with %s (~15 min with a cold Go build cache)", EnvBuild, script)
+	if d, ok := t.(interface{ Deadline() (time.Time, bool) }); ok {
+		if deadline, ok := d.Deadline(); ok && time.Until(deadline) < 20*time.Minute {
+			t.Logf("kubetest: the test deadline is in %v; a cold build may outlast it "+
+				"(it keeps running and fills the cache; or pass -timeout 30m)",
+				time.Until(deadline).Round(time.Second))
+		}
+	}
 	dir, err = runScript(ctx, script)
 	if err != nil {
 		return "", fmt.Errorf("building kube binaries: %w", err)
