@@ -158,18 +158,7 @@ func validatePools(c *Config, v *validator) {
 	var all []owned
 	for i, pool := range c.Pools {
 		path := fmt.Sprintf("pools[%d]", i)
-		switch {
-		case pool.Name == "":
-			v.errorf(path+".name", "", "required: a name for advertisements and annotations to refer to")
-		case !isDNSLabel(pool.Name):
-			v.errorf(path+".name", pool.Name, "must be lower-case letters, digits and '-' (at most 63), as it is used in annotations")
-		default:
-			if prev, dup := names[pool.Name]; dup {
-				v.errorf(path+".name", pool.Name, "duplicate pool name (also pools[%d])", prev)
-			} else {
-				names[pool.Name] = i
-			}
-		}
+		uniqueName(v, names, "pools", i, pool.Name, "pool", "advertisements and annotations refer to it by")
 		if len(pool.Addresses) == 0 {
 			v.errorf(path+".addresses", "", "required: at least one CIDR, range or address")
 		}
@@ -224,7 +213,7 @@ func validateL2(c *Config, v *validator) {
 	names := map[string]int{}
 	for i, a := range c.L2.Advertisements {
 		path := fmt.Sprintf("l2.advertisements[%d]", i)
-		adName(v, names, path, a.Name)
+		uniqueName(v, names, "l2.advertisements", i, a.Name, "advertisement", "a name to tell advertisements apart in logs and status")
 		poolRefs(c, v, path, a.Pools)
 		seen := map[string]bool{}
 		for j, ifn := range a.Interfaces {
@@ -327,17 +316,21 @@ func ifaceName(v *validator, path, name string, required bool) {
 	}
 }
 
-func adName(v *validator, names map[string]int, path, name string) {
+// uniqueName checks the name of entry i of a list: required, a DNS label,
+// and unique. purpose says what the name is for.
+func uniqueName(v *validator, seen map[string]int, list string, i int, name, what, purpose string) {
+	path := fmt.Sprintf("%s[%d].name", list, i)
 	switch {
 	case name == "":
-		v.errorf(path+".name", "", "required: a name to tell advertisements apart in logs and status")
+		v.errorf(path, "", "required: %s", purpose)
 	case !isDNSLabel(name):
-		v.errorf(path+".name", name, "must be lower-case letters, digits and '-' (at most 63)")
+		v.errorf(path, name, "must be lower-case letters, digits and '-' (at most 63)")
 	default:
-		if prev, dup := names[name]; dup {
-			v.errorf(path+".name", name, "duplicate advertisement name (also %s)", prefixIndex(path, prev))
+		if prev, dup := seen[name]; dup {
+			v.errorf(path, name, "duplicate %s name (also %s[%d])", what, list, prev)
+			return
 		}
-		names[name] = indexOf(path)
+		seen[name] = i
 	}
 }
 
@@ -391,14 +384,3 @@ func unicastProblem(a netip.Addr) string {
 
 func isDNSLabel(s string) bool     { return len(s) <= 63 && dns1123Label.MatchString(s) }
 func isDNSSubdomain(s string) bool { return len(s) <= 253 && dns1123Sub.MatchString(s) }
-
-// indexOf returns the trailing [N] of path.
-func indexOf(path string) int {
-	i := strings.LastIndex(path, "[")
-	n, _ := strconv.Atoi(strings.TrimSuffix(path[i+1:], "]"))
-	return n
-}
-
-func prefixIndex(path string, i int) string {
-	return fmt.Sprintf("%s[%d]", path[:strings.LastIndex(path, "[")], i)
-}

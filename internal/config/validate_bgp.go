@@ -36,7 +36,7 @@ func validateBGP(c *Config, v *validator, o Options) {
 	names := map[string]int{}
 	for i, a := range b.Advertisements {
 		path := fmt.Sprintf("bgp.advertisements[%d]", i)
-		adName(v, names, path, a.Name)
+		uniqueName(v, names, "bgp.advertisements", i, a.Name, "advertisement", "a name to tell advertisements apart in logs and status")
 		poolRefs(c, v, path, a.Pools)
 		aggregation(c, v, path+".aggregation_length", a.AggregationLength, a.Pools, 32)
 		aggregation(c, v, path+".aggregation_length_v6", a.AggregationLengthV6, a.Pools, 128)
@@ -52,17 +52,7 @@ func validateBGP(c *Config, v *validator, o Options) {
 func validatePeer(v *validator, o Options, b *BGP, i int, names, addrs map[string]int) {
 	p := b.Peers[i]
 	path := fmt.Sprintf("bgp.peers[%d]", i)
-	switch {
-	case p.Name == "":
-		v.errorf(path+".name", "", "required: a name for logs, metrics and advertisements")
-	case !isDNSLabel(p.Name):
-		v.errorf(path+".name", p.Name, "must be lower-case letters, digits and '-' (at most 63)")
-	default:
-		if prev, dup := names[p.Name]; dup {
-			v.errorf(path+".name", p.Name, "duplicate peer name (also bgp.peers[%d])", prev)
-		}
-		names[p.Name] = i
-	}
+	uniqueName(v, names, "bgp.peers", i, p.Name, "peer", "a name for logs, metrics and advertisements")
 	if !p.Address.IsValid() {
 		v.errorf(path+".address", "", "required: the peer's IP address")
 	} else if msg := unicastProblem(p.Address); msg != "" && !p.Address.IsLinkLocalUnicast() {

@@ -77,16 +77,22 @@ func NewCluster(client kubernetes.Interface, class, node string, log *slog.Logge
 // OnServiceChange calls fn with the namespace/name of every Service added,
 // changed or deleted. Register before Start; fn must not block.
 func (c *Cluster) OnServiceChange(fn func(key string)) {
+	_, _ = c.services.AddEventHandler(onKey(fn))
+}
+
+// onKey calls fn with the namespace/name (or name) of every object added,
+// changed or deleted.
+func onKey(fn func(key string)) cache.ResourceEventHandlerFuncs {
 	handler := func(obj any) {
 		if key, err := cache.DeletionHandlingMetaNamespaceKeyFunc(obj); err == nil {
 			fn(key)
 		}
 	}
-	_, _ = c.services.AddEventHandler(cache.ResourceEventHandlerFuncs{
+	return cache.ResourceEventHandlerFuncs{
 		AddFunc:    handler,
 		UpdateFunc: func(_, obj any) { handler(obj) },
 		DeleteFunc: handler,
-	})
+	}
 }
 
 // Start runs the informers and the Event sink until ctx ends and waits for

@@ -109,14 +109,5 @@ func (c *Cluster) OnEndpointsChange(fn func(serviceKey string)) {
 // OnNodeChange calls fn with the name of every Node added, changed or
 // deleted. Register before Start; fn must not block.
 func (c *Cluster) OnNodeChange(fn func(name string)) {
-	handler := func(obj any) {
-		if key, err := cache.DeletionHandlingMetaNamespaceKeyFunc(obj); err == nil {
-			fn(key)
-		}
-	}
-	_, _ = c.nodes.AddEventHandler(cache.ResourceEventHandlerFuncs{
-		AddFunc:    handler,
-		UpdateFunc: func(_, obj any) { handler(obj) },
-		DeleteFunc: handler,
-	})
+	_, _ = c.nodes.AddEventHandler(onKey(fn))
 }
