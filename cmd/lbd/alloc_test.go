@@ -15,6 +15,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/client-go/kubernetes"
 
@@ -315,4 +316,43 @@ func TestAllocationSurvivesAPIOutage(t *testing.T) {
 	if m[`lbd_pool_used_addresses{family="ipv4",pool="general"}`] != "2" || m["lbd_allocator_leader"] != "1" {
 		t.Errorf("metrics after the outage: %v", m)
 	}
+}
+
+// TestTakeOverFromMetalLB starts lbd on a cluster where MetalLB assigned
+// addresses: every address inside an lbd pool stays, MetalLB's annotations
+// keep working, and an address outside every pool is replaced with a
+// Warning that says why.
+func TestTakeOverFromMetalLB(t *testing.T) {
+	kc := startKube(t)
+	c := kc.Client
+	ctx := context.Background()
+	assigned := map[string]string{"web": "192.0.2.12", "api": "2001:db8::13", "stray": "198.51.100.77"}
+	for name, ip := range assigned {
+		s := lbSvc("default", name, func(s *corev1.Service) {
+			s.Annotations = map[string]string{"metallb.io/ip-allocated-from-pool": "prod-pool"}
+			if strings.Contains(ip, ":") {
+				s.Spec.IPFamilies = []corev1.IPFamily{corev1.IPv6Protocol}
+			}
+		})
+		if name == "web" {
+			s.Annotations["metallb.io/loadBalancerIPs"] = ip // pinned under MetalLB
+		}
+		create(t, c, s)
+		patch := fmt.Sprintf(`{"status":{"loadBalancer":{"ingress":[{"ip":%q}]}}}`, ip)
+		if _, err := c.CoreV1().Services("default").Patch(ctx, name, types.MergePatchType, []byte(patch), metav1.PatchOptions{}, "status"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	startNode(t, kc, "node-a", allocPools)
+	waitFor(t, "lbd to annotate the Services it took over", func() bool {
+		s, _ := c.CoreV1().Services("default").Get(ctx, "api", metav1.GetOptions{})
+		return s.Annotations["lbd.io/allocated-from-pool"] == "general"
+	})
+	waitIPs(t, c, "default", "web", "192.0.2.12")
+	waitIPs(t, c, "default", "api", "2001:db8::13")
+	waitIPs(t, c, "default", "stray", "192.0.2.10")
+	waitEvent(t, c, "default", "stray", "Warning IPAllocated: address changed from 198.51.100.77 to 192.0.2.10")
+	// A new Service gets the first free address around them.
+	create(t, c, lbSvc("default", "new"))
+	waitIPs(t, c, "default", "new", "192.0.2.11")
 }
