@@ -1,0 +1,186 @@
+package announce
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/lbdproject/lbd/internal/config"
+)
+
+// ErrClosed is returned by Set after Close.
+var ErrClosed = errors.New("announcer closed")
+
+// L2 announces addresses at layer 2: on each interface that has an address
+// to announce it answers ARP requests (IPv4) and Neighbor Solicitations
+// (IPv6) for it with the interface's MAC, and sends gratuitous ARP or
+// unsolicited Neighbor Advertisements when it takes an address. It never
+// adds addresses to interfaces.
+//
+// Set and Close hold a mutex, so the link table has one writer at a time;
+// the responder goroutines read only an immutable ownership snapshot.
+type L2 struct {
+	log     *slog.Logger
+	clock   Clock
+	grat    config.Gratuitous
+	dropped *prometheus.CounterVec
+	// ifaceByName is net.InterfaceByName; a field so tests can fail it.
+	ifaceByName func(string) (*net.Interface, error)
+
+	owners atomic.Pointer[owners]
+	wg     sync.WaitGroup
+
+	mu     sync.Mutex
+	closed bool
+	links  map[string]*link
+}
+
+var _ Announcer = (*L2)(nil)
+
+// NewL2 builds an L2 announcer. It opens no socket and starts no goroutine;
+// the first Set does. g says how many gratuitous packets to send on taking
+// an address. The drop counter lbd_l2_dropped_total is registered with reg
+// (nil: not registered).
+func NewL2(log *slog.Logger, clock Clock, g config.Gratuitous, reg prometheus.Registerer) (*L2, error) {
+	dropped, err := newDroppedCounter(reg)
+	if err != nil {
+		return nil, fmt.Errorf("L2 announcer metrics: %w", err)
+	}
+	l := &L2{
+		log:         log,
+		clock:       clock,
+		grat:        g,
+		dropped:     dropped,
+		ifaceByName: net.InterfaceByName,
+		links:       map[string]*link{},
+	}
+	l.owners.Store(&owners{})
+	return l, nil
+}
+
+// Set makes desired the announced set: it opens sockets on interfaces that
+// gain their first address, joins solicited-node groups, starts a
+// gratuitous burst for each address it did not announce before, and stops
+// everything for addresses no longer desired. Addresses it could not take
+// are left out (and reported in the joined error), so the next Set retries
+// them.
+func (l *L2) Set(desired []Announcement) error {
+	want := map[string]map[netip.Addr]string{}
+	var errs []error
+	for _, a := range desired {
+		addr := a.Addr.Unmap()
+		if !addr.IsValid() || addr.Zone() != "" || addr.IsMulticast() || addr.IsUnspecified() || a.Interface == "" {
+			errs = append(errs, fmt.Errorf("announce %s on %q: not an announceable address and interface", a.Addr, a.Interface))
+			continue
+		}
+		if want[a.Interface] == nil {
+			want[a.Interface] = map[netip.Addr]string{}
+		}
+		if _, dup := want[a.Interface][addr]; !dup {
+			want[a.Interface][addr] = a.Reason
+		}
+	}
+
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.closed {
+		return ErrClosed
+	}
+
+	// Withdraw first: stop answering, then stop sending.
+	for name, lk := range l.links {
+		for addr := range lk.addrs {
+			if _, keep := want[name][addr]; !keep {
+				errs = append(errs, lk.remove(addr))
+			}
+		}
+	}
+	l.publish()
+
+	var added []*claim
+	for name, addrs := range want {
+		lk := l.links[name]
+		if lk == nil {
+			ifi, err := l.ifaceByName(name)
+			if err != nil {
+				errs = append(errs, fmt.Errorf("announce on %s: %w", name, err))
+				continue
+			}
+			lk = &link{l: l, ifi: ifi, addrs: map[netip.Addr]*claim{}}
+			l.links[name] = lk
+		}
+		for addr, reason := range addrs {
+			if c := lk.addrs[addr]; c != nil {
+				c.reason = reason
+				continue
+			}
+			c, err := lk.add(addr, reason)
+			if err != nil {
+				errs = append(errs, fmt.Errorf("announce %s on %s: %w", addr, name, err))
+				continue
+			}
+			added = append(added, c)
+		}
+	}
+	l.publish()
+	for _, c := range added {
+		l.log.Info("announcing", "ip", c.addr, "iface", c.link.ifi.Name, "reason", c.reason)
+		c.start()
+	}
+
+	for name, lk := range l.links {
+		if len(lk.addrs) == 0 {
+			errs = append(errs, lk.close())
+			delete(l.links, name)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Close stops answering for every address, closes every socket and waits
+// for all goroutines. It is safe to call more than once.
+func (l *L2) Close() error {
+	l.mu.Lock()
+	var errs []error
+	if !l.closed {
+		l.closed = true
+		l.owners.Store(&owners{})
+		for name, lk := range l.links {
+			for addr := range lk.addrs {
+				errs = append(errs, lk.remove(addr))
+			}
+			errs = append(errs, lk.close())
+			delete(l.links, name)
+		}
+	}
+	l.mu.Unlock()
+	l.wg.Wait()
+	return errors.Join(errs...)
+}
+
+// publish stores a new ownership snapshot built from the links. Call with
+// l.mu held.
+func (l *L2) publish() {
+	o := owners{}
+	for name, lk := range l.links {
+		for addr := range lk.addrs {
+			o[addr] = append(o[addr], name)
+		}
+	}
+	l.owners.Store(&o)
+}
+
+// goroutine starts f as one of the announcer's goroutines.
+func (l *L2) goroutine(f func()) {
+	l.wg.Add(1)
+	go func() {
+		defer l.wg.Done()
+		f()
+	}()
+}

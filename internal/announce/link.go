@@ -1,0 +1,138 @@
+package announce
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+)
+
+// link is one interface with at least one announced address: its sockets,
+// opened when the first address of their family arrives, and its claims.
+// Only Set and Close (under L2.mu) touch it.
+type link struct {
+	l     *L2
+	ifi   *net.Interface
+	arp   *arpConn
+	ndp   *ndpConn
+	addrs map[netip.Addr]*claim
+}
+
+// claim is one announced address on one link.
+type claim struct {
+	link   *link
+	addr   netip.Addr
+	reason string
+	stop   chan struct{}
+}
+
+// add takes addr: it opens the family's socket if needed and, for IPv6,
+// joins the solicited-node group. The claim's gratuitous burst is started
+// by the caller once the ownership snapshot includes addr.
+func (lk *link) add(addr netip.Addr, reason string) (*claim, error) {
+	if addr.Is4() {
+		if lk.arp == nil {
+			c, err := listenARP(lk.ifi)
+			if err != nil {
+				return nil, err
+			}
+			lk.arp = c
+			lk.l.goroutine(func() { lk.l.serveARP(lk.ifi.Name, c) })
+		}
+	} else {
+		if lk.ndp == nil {
+			c, err := listenNDP(lk.ifi)
+			if err != nil {
+				return nil, err
+			}
+			lk.ndp = c
+			lk.l.goroutine(func() { lk.l.serveNDP(lk.ifi.Name, c) })
+		}
+		if err := lk.ndp.join(addr); err != nil {
+			return nil, err
+		}
+	}
+	c := &claim{link: lk, addr: addr, reason: reason, stop: make(chan struct{})}
+	lk.addrs[addr] = c
+	return c, nil
+}
+
+// remove gives addr up: it stops its gratuitous sends and, for IPv6, leaves
+// the solicited-node group.
+func (lk *link) remove(addr netip.Addr) error {
+	c := lk.addrs[addr]
+	delete(lk.addrs, addr)
+	close(c.stop)
+	lk.l.log.Info("withdrawn", "ip", addr, "iface", lk.ifi.Name, "reason", c.reason)
+	if addr.Is6() && lk.ndp != nil {
+		if err := lk.ndp.leave(addr); err != nil {
+			return fmt.Errorf("withdraw %s on %s: %w", addr, lk.ifi.Name, err)
+		}
+	}
+	return nil
+}
+
+// close closes the link's sockets, which ends its responders.
+func (lk *link) close() error {
+	var errs []error
+	if lk.arp != nil {
+		errs = append(errs, lk.arp.close())
+	}
+	if lk.ndp != nil {
+		errs = append(errs, lk.ndp.close())
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("close sockets on %s: %w", lk.ifi.Name, err)
+	}
+	return nil
+}
+
+// start sends the claim's gratuitous burst and refreshes in a goroutine
+// that ends when the claim is removed.
+func (c *claim) start() {
+	l := c.link.l
+	g := l.grat
+	// Capture the sockets now: the goroutine must not read link fields
+	// that Set may change.
+	arpc, ndpc, mac, name := c.link.arp, c.link.ndp, c.link.ifi.HardwareAddr, c.link.ifi.Name
+	l.goroutine(func() {
+		for i := 0; ; i++ {
+			d, ok := gratuitousDelay(g.Count, g.Interval, g.Refresh, i)
+			if !ok {
+				return
+			}
+			if d > 0 {
+				select {
+				case <-c.stop:
+					return
+				case <-l.clock.After(d):
+				}
+			}
+			select {
+			case <-c.stop:
+				return
+			default:
+			}
+			if err := sendGratuitous(arpc, ndpc, mac, c.addr); err != nil {
+				l.log.Warn("gratuitous send failed", "ip", c.addr, "iface", name, "err", err)
+			}
+		}
+	})
+}
+
+func sendGratuitous(arpc *arpConn, ndpc *ndpConn, mac net.HardwareAddr, addr netip.Addr) error {
+	if addr.Is4() {
+		ps, err := gratuitousARP(mac, addr)
+		if err != nil {
+			return err
+		}
+		var errs []error
+		for _, p := range ps {
+			errs = append(errs, arpc.send(p, broadcast))
+		}
+		return errors.Join(errs...)
+	}
+	return ndpc.send(unsolicitedNA(mac, addr), allNodes)
+}
+
+var broadcast = net.HardwareAddr{0xff, 0xff, 0xff, 0xff, 0xff, 0xff}
