@@ -1,0 +1,295 @@
+package announce
+
+import (
+	"bufio"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+)
+
+// lab is two network namespaces joined by a veth pair: a node, where the
+// announcer runs as its own process, and a client that asks for addresses.
+type lab struct {
+	node, client string
+	nodeMAC      string
+}
+
+const (
+	nodeIf   = "veth-n"
+	clientIf = "veth-c"
+)
+
+// sh runs a command and returns its combined output.
+func sh(args ...string) (string, error) {
+	out, err := exec.Command(args[0], args[1:]...).CombinedOutput()
+	return string(out), err
+}
+
+func must(t *testing.T, args ...string) string {
+	t.Helper()
+	out, err := sh(args...)
+	if err != nil {
+		t.Fatalf("%s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+	return out
+}
+
+func needLab(t *testing.T) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("network namespace test: needs root")
+	}
+	for _, tool := range []string{"ip", "arping", "ndisc6", "ping"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			t.Skipf("network namespace test: %s not installed (apt-get install iproute2 arping ndisc6 iputils-ping)", tool)
+		}
+	}
+}
+
+// newLab builds the namespaces and removes them when the test ends. It sets
+// every sysctl it relies on, in the new namespaces only.
+func newLab(t *testing.T) *lab {
+	t.Helper()
+	b := make([]byte, 3)
+	rand.Read(b)
+	prefix := "lbdt-" + hex.EncodeToString(b)
+	l := &lab{node: prefix + "-node", client: prefix + "-client"}
+	for _, ns := range []string{l.node, l.client} {
+		must(t, "ip", "netns", "add", ns)
+		t.Cleanup(func() {
+			if out, err := sh("ip", "netns", "del", ns); err != nil {
+				t.Errorf("ip netns del %s: %v\n%s", ns, err, out)
+			}
+		})
+		for _, kv := range []string{
+			"net.ipv6.conf.all.accept_dad=0", "net.ipv6.conf.default.accept_dad=0",
+			"net.ipv4.conf.all.arp_ignore=1", "net.ipv4.conf.default.arp_ignore=1",
+			"net.ipv4.conf.all.arp_announce=2", "net.ipv4.conf.default.arp_announce=2",
+			"net.ipv4.conf.all.arp_accept=0", "net.ipv4.conf.default.arp_accept=0",
+		} {
+			must(t, "ip", "netns", "exec", ns, "sysctl", "-q", "-w", kv)
+		}
+	}
+	must(t, "ip", "-n", l.node, "link", "add", nodeIf, "type", "veth", "peer", "name", clientIf, "netns", l.client)
+	// The client learns neighbours from gratuitous ARP, so the test can
+	// see the burst arrive.
+	must(t, "ip", "netns", "exec", l.client, "sysctl", "-q", "-w", "net.ipv4.conf.all.arp_accept=1")
+	must(t, "ip", "netns", "exec", l.client, "sysctl", "-q", "-w", "net.ipv4.conf."+clientIf+".arp_accept=1")
+	for _, a := range [][3]string{
+		{l.node, nodeIf, "192.0.2.1/24"}, {l.node, nodeIf, "2001:db8::1/64"},
+		{l.client, clientIf, "192.0.2.2/24"}, {l.client, clientIf, "2001:db8::2/64"},
+	} {
+		must(t, "ip", "-n", a[0], "addr", "add", a[2], "dev", a[1], "nodad")
+	}
+	must(t, "ip", "-n", l.node, "link", "set", nodeIf, "up")
+	must(t, "ip", "-n", l.client, "link", "set", clientIf, "up")
+
+	// IPv6 on the veth is usable once the node's kernel answers for its
+	// own address.
+	deadline := time.Now().Add(5 * time.Second)
+	for l.ndisc(t, "2001:db8::1") == "" {
+		if time.Now().After(deadline) {
+			t.Fatal("IPv6 on the lab veth not ready after 5s")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+
+	var links []struct {
+		Address string `json:"address"`
+	}
+	if err := json.Unmarshal([]byte(must(t, "ip", "-n", l.node, "-j", "link", "show", "dev", nodeIf)), &links); err != nil || len(links) != 1 {
+		t.Fatalf("MAC of %s: %v %v", nodeIf, links, err)
+	}
+	l.nodeMAC = strings.ToLower(links[0].Address)
+	return l
+}
+
+// helper is the announcer process in the node namespace.
+type helper struct {
+	cmd   *exec.Cmd
+	stdin io.WriteCloser
+	out   *bufio.Scanner
+}
+
+// buildHelper builds internal/l2helper with the race detector once per test
+// binary run.
+func buildHelper(t *testing.T) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "l2helper")
+	if out, err := sh("go", "build", "-race", "-o", bin, "./internal/l2helper"); err != nil {
+		t.Fatalf("build l2helper: %v\n%s", err, out)
+	}
+	return bin
+}
+
+func startHelper(t *testing.T, l *lab, bin string, args ...string) *helper {
+	t.Helper()
+	cmd := exec.Command("ip", append([]string{"netns", "exec", l.node, bin}, args...)...)
+	stderr, err := os.Create(filepath.Join(t.TempDir(), "stderr"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stderr = stderr
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	h := &helper{cmd: cmd, stdin: stdin, out: bufio.NewScanner(stdout)}
+	t.Cleanup(func() {
+		// Ends the process we started, by its PID (ip netns exec execs
+		// the helper in place), if stop did not already.
+		if cmd.ProcessState == nil {
+			cmd.Process.Kill()
+			cmd.Wait()
+		}
+		if t.Failed() {
+			log, _ := os.ReadFile(stderr.Name())
+			t.Logf("l2helper stderr:\n%s", log)
+		}
+	})
+	return h
+}
+
+// set sends one desired set and waits for the helper's answer.
+func (h *helper) set(t *testing.T, set ...string) {
+	t.Helper()
+	var entries []map[string]string
+	for _, a := range set {
+		entries = append(entries, map[string]string{"addr": a, "iface": nodeIf, "reason": "test"})
+	}
+	b, _ := json.Marshal(entries)
+	if entries == nil {
+		b = []byte("[]")
+	}
+	if _, err := fmt.Fprintf(h.stdin, "%s\n", b); err != nil {
+		t.Fatal(err)
+	}
+	if !h.out.Scan() {
+		t.Fatalf("helper exited: %v", h.out.Err())
+	}
+	if got := h.out.Text(); got != "ok" {
+		t.Fatalf("Set(%s) = %s", b, got)
+	}
+}
+
+// stop closes stdin, so the helper closes the announcer and exits; a data
+// race makes it exit non-zero.
+func (h *helper) stop(t *testing.T) {
+	t.Helper()
+	h.stdin.Close()
+	done := make(chan error, 1)
+	go func() { done <- h.cmd.Wait() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("helper: %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Errorf("helper did not exit within 10s of Close")
+	}
+}
+
+var macRE = regexp.MustCompile(`(?i)\b[0-9a-f]{2}(:[0-9a-f]{2}){5}\b`)
+
+// arping asks from the client for addr and returns the MAC that answered,
+// or "" if none did.
+func (l *lab) arping(t *testing.T, addr string) string {
+	t.Helper()
+	out, _ := sh("ip", "netns", "exec", l.client, "arping", "-c", "3", "-C", "1", "-W", "0.2", "-w", "2", "-i", clientIf, addr)
+	return strings.ToLower(macRE.FindString(out))
+}
+
+// ndisc asks from the client with ndisc6 and returns the target link-layer
+// address in the answer, or "". It is used only for addresses the node's
+// kernel owns: ndisc6 1.0.5 showed no answer that lbd sent, whether from
+// the node's link-local or its global address (it seems to want the answer
+// to come from the target address itself, which lbd does not own), while
+// the client's kernel accepted the same advertisements. Announced
+// addresses are checked with resolve6.
+func (l *lab) ndisc(t *testing.T, addr string) string {
+	t.Helper()
+	out, _ := sh("ip", "netns", "exec", l.client, "ndisc6", "-1", "-q", "-r", "3", "-w", "300", "-s", "2001:db8::2", addr, clientIf)
+	return strings.ToLower(macRE.FindString(out))
+}
+
+// resolve6 makes the client's kernel resolve addr afresh (a ping that no
+// one answers) and returns the link-layer address it learnt, or "".
+func (l *lab) resolve6(t *testing.T, addr string) string {
+	t.Helper()
+	sh("ip", "-n", l.client, "neigh", "del", addr, "dev", clientIf)
+	sh("ip", "netns", "exec", l.client, "ping", "-6", "-c", "1", "-W", "0.5", addr)
+	return strings.ToLower(macRE.FindString(l.neighbour(addr)))
+}
+
+// neighbour returns the client's neighbour table entry for addr.
+func (l *lab) neighbour(addr string) string {
+	out, _ := sh("ip", "-n", l.client, "neigh", "show", addr, "dev", clientIf)
+	return strings.ToLower(out)
+}
+
+func TestL2InNamespaces(t *testing.T) {
+	needLab(t)
+	bin := buildHelper(t)
+	l := newLab(t)
+	h := startHelper(t, l, bin, "-count", "3", "-interval", "50ms")
+
+	if n := l.neighbour("192.0.2.10"); n != "" {
+		t.Fatalf("client knows 192.0.2.10 before it is announced: %s", n)
+	}
+	h.set(t, "192.0.2.10", "2001:db8::10")
+
+	// The gratuitous burst creates the client's neighbour entry.
+	deadline := time.Now().Add(3 * time.Second)
+	for !strings.Contains(l.neighbour("192.0.2.10"), l.nodeMAC) {
+		if time.Now().After(deadline) {
+			t.Fatalf("no neighbour entry from gratuitous ARP on the client: %q", l.neighbour("192.0.2.10"))
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+
+	if got := l.arping(t, "192.0.2.10"); got != l.nodeMAC {
+		t.Errorf("ARP for 192.0.2.10 answered by %q, want %s", got, l.nodeMAC)
+	}
+	if got := l.arping(t, "192.0.2.11"); got != "" {
+		t.Errorf("ARP for unannounced 192.0.2.11 answered by %s", got)
+	}
+	if got := l.resolve6(t, "2001:db8::10"); got != l.nodeMAC {
+		t.Errorf("NS for 2001:db8::10 answered with %q, want %s", got, l.nodeMAC)
+	}
+	if got := l.resolve6(t, "2001:db8::11"); got != "" {
+		t.Errorf("NS for unannounced 2001:db8::11 answered with %s", got)
+	}
+
+	// The same set again changes nothing; then the addresses go.
+	h.set(t, "192.0.2.10", "2001:db8::10")
+	h.set(t)
+	if got := l.arping(t, "192.0.2.10"); got != "" {
+		t.Errorf("ARP for withdrawn 192.0.2.10 answered by %s", got)
+	}
+	if got := l.resolve6(t, "2001:db8::10"); got != "" {
+		t.Errorf("NS for withdrawn 2001:db8::10 answered with %s", got)
+	}
+
+	// And come back.
+	h.set(t, "2001:db8::10")
+	if got := l.resolve6(t, "2001:db8::10"); got != l.nodeMAC {
+		t.Errorf("NS for re-announced 2001:db8::10 answered with %q, want %s", got, l.nodeMAC)
+	}
+	h.stop(t)
+}
