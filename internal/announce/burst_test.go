@@ -1,0 +1,120 @@
+package announce
+
+import (
+	"bufio"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// capture runs tcpdump on the client's veth until the returned stop
+// function is called, and returns the pcap file's path.
+func (l *lab) capture(t *testing.T) (pcap string, stop func()) {
+	t.Helper()
+	pcap = filepath.Join(t.TempDir(), "client.pcap")
+	cmd := exec.Command("ip", "netns", "exec", l.client, "tcpdump", "-Z", "root", "-U", "--immediate-mode", "-n", "-i", clientIf, "-w", pcap, "arp or icmp6")
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	stopped := false
+	stop = func() {
+		if stopped {
+			return
+		}
+		stopped = true
+		cmd.Process.Signal(os.Interrupt)
+		cmd.Wait()
+	}
+	t.Cleanup(stop)
+	// tcpdump says "listening on" once the capture is running.
+	ready := make(chan bool, 1)
+	go func() {
+		sc := bufio.NewScanner(stderr)
+		ok := false
+		for sc.Scan() {
+			if !ok && strings.Contains(sc.Text(), "listening on") {
+				ok = true
+				ready <- true
+			}
+		}
+		if !ok {
+			ready <- false
+		}
+	}()
+	select {
+	case ok := <-ready:
+		if !ok {
+			t.Fatal("tcpdump exited before it was listening")
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("tcpdump not listening after 5s")
+	}
+	return pcap, stop
+}
+
+// countPackets counts the packets in pcap that match filter.
+func countPackets(t *testing.T, pcap, filter string) int {
+	t.Helper()
+	out, err := exec.Command("tcpdump", "-n", "-r", pcap, filter).Output()
+	if err != nil {
+		t.Fatalf("tcpdump -r %s %q: %v", pcap, filter, err)
+	}
+	n := 0
+	for _, line := range strings.Split(string(out), "\n") {
+		if strings.TrimSpace(line) != "" {
+			n++
+		}
+	}
+	return n
+}
+
+const (
+	// Broadcast ARP frames whose sender address is 192.0.2.10
+	// (0xc000020a): the announcement and the gratuitous reply.
+	gratuitousARPFilter = "arp and ether dst ff:ff:ff:ff:ff:ff and arp[14:4] = 0xc000020a"
+	// Neighbor Advertisements (type 136) to all-nodes.
+	unsolicitedNAFilter = "icmp6 and ip6 dst ff02::1 and ip6[40] = 136"
+)
+
+// TestL2GratuitousBurst checks the burst on the wire: Count packets of
+// each kind when an address is taken, none when the same set is passed
+// again, a new burst when the address comes back.
+func TestL2GratuitousBurst(t *testing.T) {
+	needLab(t)
+	if _, err := exec.LookPath("tcpdump"); err != nil {
+		t.Skip("network namespace test: tcpdump not installed")
+	}
+	bin := buildHelper(t)
+	l := newLab(t)
+	h := startHelper(t, l, bin, "-count", "3", "-interval", "100ms")
+	pcap, stop := l.capture(t)
+
+	h.set(t, "192.0.2.10", "2001:db8::10")
+	time.Sleep(500 * time.Millisecond) // the burst takes 200ms
+	h.set(t, "192.0.2.10", "2001:db8::10")
+	time.Sleep(500 * time.Millisecond)
+	h.set(t)
+	h.set(t, "192.0.2.10", "2001:db8::10")
+	time.Sleep(500 * time.Millisecond)
+	stop()
+	h.stop(t)
+
+	// Each burst: 3 × (announcement + reply) and 3 advertisements.
+	if n := countPackets(t, pcap, gratuitousARPFilter); n != 12 {
+		t.Errorf("gratuitous ARP frames = %d, want 12 (2 bursts × 3 × 2 forms)", n)
+	}
+	if n := countPackets(t, pcap, unsolicitedNAFilter); n != 6 {
+		t.Errorf("unsolicited advertisements = %d, want 6 (2 bursts × 3)", n)
+	}
+	if t.Failed() {
+		out, _ := exec.Command("tcpdump", "-n", "-e", "-r", pcap).CombinedOutput()
+		t.Logf("capture:\n%s", out)
+	}
+}
