@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+
+	"github.com/lbdproject/lbd/internal/config"
 )
 
 // link is one interface with at least one announced address: its sockets,
@@ -91,33 +93,46 @@ func (lk *link) close() error {
 // that ends when the claim is removed.
 func (c *claim) start() {
 	l := c.link.l
-	g := l.grat
 	// Capture the sockets now: the goroutine must not read link fields
 	// that Set may change.
 	arpc, ndpc, mac, name := c.link.arp, c.link.ndp, c.link.ifi.HardwareAddr, c.link.ifi.Name
 	l.goroutine(func() {
-		for i := 0; ; i++ {
-			d, ok := gratuitousDelay(g.Count, g.Interval, g.Refresh, i)
-			if !ok {
-				return
-			}
-			if d > 0 {
-				select {
-				case <-c.stop:
-					return
-				case <-l.clock.After(d):
-				}
-			}
+		gratuitousLoop(c.stop, l.clock, l.grat, func() {
+			err := sendGratuitous(arpc, ndpc, mac, c.addr)
 			select {
 			case <-c.stop:
-				return
+				// Withdrawn meanwhile: the socket may be closed.
 			default:
+				if err != nil {
+					l.log.Warn("gratuitous send failed", "ip", c.addr, "iface", name, "err", err)
+				}
 			}
-			if err := sendGratuitous(arpc, ndpc, mac, c.addr); err != nil {
-				l.log.Warn("gratuitous send failed", "ip", c.addr, "iface", name, "err", err)
+		})
+	})
+}
+
+// gratuitousLoop calls send on the schedule of g until stop is closed or
+// the schedule ends.
+func gratuitousLoop(stop <-chan struct{}, clock Clock, g config.Gratuitous, send func()) {
+	for i := 0; ; i++ {
+		d, ok := gratuitousDelay(g.Count, g.Interval, g.Refresh, i)
+		if !ok {
+			return
+		}
+		if d > 0 {
+			select {
+			case <-stop:
+				return
+			case <-clock.After(d):
 			}
 		}
-	})
+		select {
+		case <-stop:
+			return
+		default:
+		}
+		send()
+	}
 }
 
 func sendGratuitous(arpc *arpConn, ndpc *ndpConn, mac net.HardwareAddr, addr netip.Addr) error {
