@@ -120,13 +120,18 @@ type helper struct {
 	out   *bufio.Scanner
 }
 
-// buildHelper builds internal/l2helper with the race detector once per test
-// binary run.
+// buildHelper builds internal/l2helper with the race detector.
 func buildHelper(t *testing.T) string {
 	t.Helper()
-	bin := filepath.Join(t.TempDir(), "l2helper")
-	if out, err := sh("go", "build", "-race", "-o", bin, "./internal/l2helper"); err != nil {
-		t.Fatalf("build l2helper: %v\n%s", err, out)
+	return buildTool(t, "l2helper")
+}
+
+// buildTool builds the command internal/name with the race detector.
+func buildTool(t *testing.T, name string) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), name)
+	if out, err := sh("go", "build", "-race", "-o", bin, "./internal/"+name); err != nil {
+		t.Fatalf("build %s: %v\n%s", name, err, out)
 	}
 	return bin
 }
@@ -290,6 +295,44 @@ func TestL2InNamespaces(t *testing.T) {
 	h.set(t, "2001:db8::10")
 	if got := l.resolve6(t, "2001:db8::10"); got != l.nodeMAC {
 		t.Errorf("NS for re-announced 2001:db8::10 answered with %q, want %s", got, l.nodeMAC)
+	}
+	h.stop(t)
+}
+
+// TestL2UnicastProbe sends reachability probes the way a host's kernel
+// does when it checks a cached neighbour: unicast to the address, without a
+// source link-layer option. The node routes the pool as local (as
+// kube-proxy's kube-ipvs0 does), so the probe reaches the announcer's
+// socket, and the kernel does not answer it.
+func TestL2UnicastProbe(t *testing.T) {
+	needLab(t)
+	helperBin, probeBin := buildHelper(t), buildTool(t, "nsprobe")
+	l := newLab(t)
+	must(t, "ip", "-n", l.node, "link", "set", "lo", "up")
+	must(t, "ip", "-n", l.node, "-6", "route", "add", "local", "2001:db8::10/127", "dev", "lo")
+	for _, a := range []string{"2001:db8::10", "2001:db8::11"} {
+		// The client sends straight to the MAC: no multicast resolution first.
+		must(t, "ip", "-n", l.client, "neigh", "replace", a, "lladdr", l.nodeMAC, "dev", clientIf, "nud", "permanent")
+	}
+	probe := func(addr string) string {
+		out, _ := sh("ip", "netns", "exec", l.client, probeBin, "-i", clientIf, "-target", addr, "-wait", "500ms")
+		return strings.ToLower(macRE.FindString(out))
+	}
+	h := startHelper(t, l, helperBin, "-count", "1")
+
+	if got := probe("2001:db8::10"); got != "" {
+		t.Errorf("probe for 2001:db8::10 answered by %s before it is announced", got)
+	}
+	h.set(t, "2001:db8::10")
+	if got := probe("2001:db8::10"); got != l.nodeMAC {
+		t.Errorf("unicast probe for 2001:db8::10 answered with %q, want %s", got, l.nodeMAC)
+	}
+	if got := probe("2001:db8::11"); got != "" {
+		t.Errorf("unicast probe for unannounced 2001:db8::11 answered with %s", got)
+	}
+	h.set(t)
+	if got := probe("2001:db8::10"); got != "" {
+		t.Errorf("unicast probe for withdrawn 2001:db8::10 answered with %s", got)
 	}
 	h.stop(t)
 }

@@ -1,0 +1,70 @@
+// Command nsprobe sends one IPv6 Neighbor Solicitation the way a host's
+// reachability probe does (unicast to the target, without a source
+// link-layer option) and prints the target link-layer address of the first
+// Neighbor Advertisement for that target. It exits 1 when none comes. The
+// privileged tests of package announce run it in the client namespace;
+// ndisc6 can only send multicast solicitations.
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"time"
+
+	"github.com/mdlayher/ndp"
+)
+
+func main() {
+	iface := flag.String("i", "", "interface")
+	target := flag.String("target", "", "target address")
+	wait := flag.Duration("wait", time.Second, "how long to wait for an answer")
+	flag.Parse()
+	mac, err := probe(*iface, *target, *wait)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "nsprobe:", err)
+		os.Exit(1)
+	}
+	fmt.Println(mac)
+}
+
+func probe(iface, target string, wait time.Duration) (net.HardwareAddr, error) {
+	ifi, err := net.InterfaceByName(iface)
+	if err != nil {
+		return nil, err
+	}
+	tgt, err := netip.ParseAddr(target)
+	if err != nil {
+		return nil, err
+	}
+	c, _, err := ndp.Listen(ifi, ndp.Global)
+	if err != nil {
+		return nil, err
+	}
+	defer c.Close()
+	if err := c.WriteTo(&ndp.NeighborSolicitation{TargetAddress: tgt}, nil, tgt); err != nil {
+		return nil, fmt.Errorf("send to %s: %w", tgt, err)
+	}
+	if err := c.SetReadDeadline(time.Now().Add(wait)); err != nil {
+		return nil, err
+	}
+	for {
+		m, _, _, err := c.ReadFrom()
+		if err != nil {
+			return nil, err
+		}
+		na, ok := m.(*ndp.NeighborAdvertisement)
+		if !ok || na.TargetAddress != tgt || !na.Solicited {
+			continue
+		}
+		for _, o := range na.Options {
+			if lla, ok := o.(*ndp.LinkLayerAddress); ok && lla.Direction == ndp.Target {
+				return lla.Addr, nil
+			}
+		}
+		return nil, errors.New("advertisement without target link-layer address")
+	}
+}
