@@ -214,9 +214,10 @@ var macRE = regexp.MustCompile(`(?i)\b[0-9a-f]{2}(:[0-9a-f]{2}){5}\b`)
 
 // arping asks from the client for addr and returns the MAC that answered,
 // or "" if none did.
-func (l *lab) arping(t *testing.T, addr string) string {
+func (l *lab) arping(t *testing.T, addr string, flags ...string) string {
 	t.Helper()
-	out, _ := sh("ip", "netns", "exec", l.client, "arping", "-c", "3", "-C", "1", "-W", "0.2", "-w", "2", "-i", clientIf, addr)
+	args := append([]string{"ip", "netns", "exec", l.client, "arping", "-c", "3", "-C", "1", "-W", "0.2", "-w", "2", "-i", clientIf}, flags...)
+	out, _ := sh(append(args, addr)...)
 	return strings.ToLower(macRE.FindString(out))
 }
 
@@ -273,6 +274,10 @@ func TestL2InNamespaces(t *testing.T) {
 	}
 	if got := l.arping(t, "192.0.2.11"); got != "" {
 		t.Errorf("ARP for unannounced 192.0.2.11 answered by %s", got)
+	}
+	// An address probe (RFC 5227, sender 0.0.0.0) learns it is taken.
+	if got := l.arping(t, "192.0.2.10", "-0"); got != l.nodeMAC {
+		t.Errorf("ARP probe for 192.0.2.10 answered by %q, want %s", got, l.nodeMAC)
 	}
 	if got := l.resolve6(t, "2001:db8::10"); got != l.nodeMAC {
 		t.Errorf("NS for 2001:db8::10 answered with %q, want %s", got, l.nodeMAC)
