@@ -4,8 +4,10 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net"
 	"net/netip"
+	"slices"
 	"sync"
 	"sync/atomic"
 
@@ -93,7 +95,8 @@ func (l *L2) Set(desired []Announcement) error {
 		return ErrClosed
 	}
 
-	// Withdraw first: stop answering, then stop sending.
+	// Withdraw first, so that the snapshot published next no longer
+	// answers for them.
 	for name, lk := range l.links {
 		for addr := range lk.addrs {
 			if _, keep := want[name][addr]; !keep {
@@ -109,7 +112,7 @@ func (l *L2) Set(desired []Announcement) error {
 		if lk == nil {
 			ifi, err := l.ifaceByName(name)
 			if err != nil {
-				errs = append(errs, fmt.Errorf("announce on %s: %w", name, err))
+				errs = append(errs, fmt.Errorf("announce %v on %s: %w", slices.SortedFunc(maps.Keys(addrs), netip.Addr.Compare), name, err))
 				continue
 			}
 			lk = &link{l: l, ifi: ifi, addrs: map[netip.Addr]*claim{}}

@@ -52,7 +52,7 @@ func TestL2SetRejects(t *testing.T) {
 		{Addr: netip.MustParseAddr("ff02::1"), Interface: "eth0"},
 		{Addr: vip4, Interface: "nosuch0"},
 	})
-	for _, want := range []string{`announce invalid IP on "eth0"`, `announce 192.0.2.10 on ""`, `announce ff02::1 on "eth0"`, "announce on nosuch0: no such network interface"} {
+	for _, want := range []string{`announce invalid IP on "eth0"`, `announce 192.0.2.10 on ""`, `announce ff02::1 on "eth0"`, "announce [192.0.2.10] on nosuch0: no such network interface"} {
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("error %v does not contain %q", err, want)
 		}
