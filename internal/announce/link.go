@@ -60,18 +60,40 @@ func (lk *link) add(addr netip.Addr, reason string) (*claim, error) {
 }
 
 // remove gives addr up: it stops its gratuitous sends and, for IPv6, leaves
-// the solicited-node group.
+// the solicited-node group. The family's socket is closed with its last
+// address.
 func (lk *link) remove(addr netip.Addr) error {
 	c := lk.addrs[addr]
 	delete(lk.addrs, addr)
 	close(c.stop)
 	lk.l.log.Info("withdrawn", "ip", addr, "iface", lk.ifi.Name, "reason", c.reason)
+	var err error
+	if addr.Is4() && lk.arp != nil && !lk.has(netip.Addr.Is4) {
+		err = lk.arp.close()
+		lk.arp = nil
+	}
 	if addr.Is6() && lk.ndp != nil {
-		if err := lk.ndp.leave(addr); err != nil {
-			return fmt.Errorf("withdraw %s on %s: %w", addr, lk.ifi.Name, err)
+		if lk.has(netip.Addr.Is6) {
+			err = lk.ndp.leave(addr)
+		} else {
+			err = lk.ndp.close()
+			lk.ndp = nil
 		}
 	}
+	if err != nil {
+		return fmt.Errorf("withdraw %s on %s: %w", addr, lk.ifi.Name, err)
+	}
 	return nil
+}
+
+// has reports whether the link still announces an address of the family.
+func (lk *link) has(family func(netip.Addr) bool) bool {
+	for a := range lk.addrs {
+		if family(a) {
+			return true
+		}
+	}
+	return false
 }
 
 // close closes the link's sockets, which ends its responders.

@@ -243,6 +243,19 @@ func (l *lab) resolve6(t *testing.T, addr string) string {
 	return strings.ToLower(macRE.FindString(l.neighbour(addr)))
 }
 
+// arpSockets counts the packet sockets for ARP (protocol 0806) open in the
+// node namespace.
+func (l *lab) arpSockets(t *testing.T) int {
+	t.Helper()
+	n := 0
+	for _, line := range strings.Split(must(t, "ip", "netns", "exec", l.node, "cat", "/proc/net/packet"), "\n") {
+		if f := strings.Fields(line); len(f) > 3 && (f[3] == "806" || f[3] == "0806") {
+			n++
+		}
+	}
+	return n
+}
+
 // neighbour returns the client's neighbour table entry for addr.
 func (l *lab) neighbour(addr string) string {
 	out, _ := sh("ip", "-n", l.client, "neigh", "show", addr, "dev", clientIf)
@@ -259,6 +272,9 @@ func TestL2InNamespaces(t *testing.T) {
 		t.Fatalf("client knows 192.0.2.10 before it is announced: %s", n)
 	}
 	h.set(t, "192.0.2.10", "2001:db8::10")
+	if n := l.arpSockets(t); n != 1 {
+		t.Errorf("%d ARP packet sockets open in the node namespace, want 1", n)
+	}
 
 	// The gratuitous burst creates the client's neighbour entry.
 	deadline := time.Now().Add(3 * time.Second)
@@ -296,8 +312,11 @@ func TestL2InNamespaces(t *testing.T) {
 		t.Errorf("NS for withdrawn 2001:db8::10 answered with %s", got)
 	}
 
-	// And come back.
+	// And come back, IPv6 only: the ARP socket is gone.
 	h.set(t, "2001:db8::10")
+	if n := l.arpSockets(t); n != 0 {
+		t.Errorf("%d ARP packet sockets open in the node namespace with no IPv4 address announced", n)
+	}
 	if got := l.resolve6(t, "2001:db8::10"); got != l.nodeMAC {
 		t.Errorf("NS for re-announced 2001:db8::10 answered with %q, want %s", got, l.nodeMAC)
 	}
