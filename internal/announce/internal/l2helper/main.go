@@ -2,7 +2,7 @@
 // announce, inside a network namespace (ip netns exec NS l2helper). Each
 // line on stdin is a JSON desired set, handed to Set; it answers each with
 // one line, "ok" or "error: ...". At the end of stdin it closes the
-// announcer and exits.
+// announcer and exits, non-zero if any goroutine outlives Close.
 package main
 
 import (
@@ -13,6 +13,7 @@ import (
 	"log/slog"
 	"net/netip"
 	"os"
+	"runtime"
 	"time"
 
 	"github.com/lbdproject/lbd/internal/announce"
@@ -60,5 +61,22 @@ func run(g config.Gratuitous) error {
 		}
 		fmt.Println("ok")
 	}
-	return l.Close()
+	if err := l.Close(); err != nil {
+		return err
+	}
+	return checkLeaks()
+}
+
+// checkLeaks fails if goroutines other than main outlive Close (after a
+// moment for those that called Done to return).
+func checkLeaks() error {
+	for range 20 {
+		if runtime.NumGoroutine() == 1 {
+			return nil
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	buf := make([]byte, 1<<16)
+	buf = buf[:runtime.Stack(buf, true)]
+	return fmt.Errorf("%d goroutines left after Close:\n%s", runtime.NumGoroutine(), buf)
 }
