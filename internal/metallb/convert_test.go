@@ -80,7 +80,7 @@ func mustRange(t *testing.T, s string) config.Range {
 
 // The seed guide's manifests: the pool, then L2 mode, BGP mode, or both
 // during the move from one to the other.
-func TestSeedGuide(t *testing.T) {
+func TestMetalLBSeedGuide(t *testing.T) {
 	off := false
 	prodPool := config.Pool{
 		Name:          "prod-pool",
@@ -142,7 +142,7 @@ func TestSeedGuide(t *testing.T) {
 
 // The pool alone, before the guide adds an advertisement: MetalLB hands
 // out its addresses unannounced, lbd refuses that.
-func TestPoolWithoutAdvertisement(t *testing.T) {
+func TestMetalLBPoolWithoutAdvertisement(t *testing.T) {
 	r := convertFiles(t, "metallb-pool.yaml")
 	c := load(t, r)
 	if len(c.Pools) != 0 {
@@ -156,7 +156,7 @@ func TestPoolWithoutAdvertisement(t *testing.T) {
 
 // kubectl get -o yaml output: a List, server-side defaults, metadata and
 // status noise, v1beta2 BGPPeer, a Community, a BFD profile.
-func TestKubectlList(t *testing.T) {
+func TestMetalLBKubectlList(t *testing.T) {
 	r := convertFiles(t, "kubectl-list.yaml")
 	c := load(t, r)
 	if len(c.Pools) != 2 || c.Pools[0].Name != "prod-pool" || c.Pools[1].Name != "ingress" {
@@ -196,7 +196,7 @@ func TestKubectlList(t *testing.T) {
 
 // A BGPPeer reads the same in v1beta1 and v1beta2; v1beta2's new fields
 // are carried over too.
-func TestBGPPeerVersions(t *testing.T) {
+func TestMetalLBBGPPeerVersions(t *testing.T) {
 	on, off := true, false
 	want := config.Peer{
 		Name: "rack-a", Address: netip.MustParseAddr("198.51.100.1"), ASN: 64501, Port: 179,
@@ -261,7 +261,7 @@ spec: {myASN: 64512, peerASN: 64501, peerAddress: 192.0.2.254}
 `
 
 // Translations that change the form but keep the meaning.
-func TestTranslations(t *testing.T) {
+func TestMetalLBTranslations(t *testing.T) {
 	for _, tc := range []struct {
 		name  string
 		input string

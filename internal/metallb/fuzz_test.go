@@ -9,11 +9,11 @@ import (
 	"gopkg.in/yaml.v3"
 )
 
-// FuzzConvert feeds the converter arbitrary bytes, seeded with every
+// FuzzMetalLBConvert feeds the converter arbitrary bytes, seeded with every
 // fixture: it must never panic, must return either a result or an
 // *InputError, must always write YAML that reads back, and, when it reports
 // no error, must have written a file lbd accepts.
-func FuzzConvert(f *testing.F) {
+func FuzzMetalLBConvert(f *testing.F) {
 	seeds, _ := filepath.Glob("testdata/*.yaml")
 	for _, s := range seeds {
 		data, err := os.ReadFile(s)

@@ -10,7 +10,7 @@ type wantP struct{ object, field, msg string }
 
 // Every field lbd cannot carry over exactly is a warning naming the object
 // and field, and the file is still valid.
-func TestWarnings(t *testing.T) {
+func TestMetalLBWarnings(t *testing.T) {
 	for _, tc := range []struct {
 		name  string
 		input string
@@ -208,7 +208,7 @@ spec: {peers: [nope]}
 
 // What cannot be converted, and what lbd's own validation rejects, are
 // errors naming the MetalLB object and field.
-func TestErrors(t *testing.T) {
+func TestMetalLBErrors(t *testing.T) {
 	for _, tc := range []struct {
 		name  string
 		input string
@@ -292,7 +292,7 @@ spec: {addresses: [192.0.2.32/28]}
 }
 
 // Input that is not MetalLB configuration at all is an InputError.
-func TestInputErrors(t *testing.T) {
+func TestMetalLBInputErrors(t *testing.T) {
 	for _, tc := range []struct {
 		name, input, msg string
 	}{
@@ -321,7 +321,7 @@ func TestInputErrors(t *testing.T) {
 
 // Community aliases resolve by alias name, as MetalLB does, or as
 // COMMUNITY.ALIAS; large communities go to large_communities.
-func TestCommunities(t *testing.T) {
+func TestMetalLBCommunities(t *testing.T) {
 	r := convertText(t, poolL2+peerA+`
 apiVersion: metallb.io/v1beta1
 kind: Community
