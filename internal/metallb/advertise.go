@@ -142,6 +142,10 @@ func (c *converter) readCommunities() {
 				c.errorf(o, field+".name", "alias %q is also defined in %s; MetalLB refuses that", a.Name, prev.ID())
 				continue
 			}
+			if _, _, err := parseCommunity(a.Value); err != nil {
+				c.errorf(o, field+".value", "%q: %v; MetalLB refuses the whole configuration then", a.Value, err)
+				continue
+			}
 			owner[a.Name] = o
 			c.communities[a.Name] = a.Value
 			c.communities[o.Meta.Name+"."+a.Name] = a.Value
@@ -154,40 +158,45 @@ func (c *converter) readCommunities() {
 func (c *converter) communityValues(o *object, list []string, ad *outBGPAd) []string {
 	var notes []string
 	for i, raw := range list {
-		field := fmt.Sprintf("spec.communities[%d]", i)
 		v := strings.TrimSpace(raw)
 		if alias, ok := c.communities[v]; ok {
 			notes = append(notes, fmt.Sprintf("community %s is %s", v, alias))
-			v = strings.TrimSpace(alias)
+			v = alias
 		}
-		if rest, ok := cutPrefixFold(v, "large:"); ok {
-			var lc config.LargeCommunity
-			if err := lc.UnmarshalText([]byte(rest)); err != nil {
-				c.errorf(o, field, "%q: %v", raw, err)
-				continue
-			}
-			ad.large = appendNew(ad.large, lc.String())
-			continue
-		}
-		var sc config.Community
-		if err := sc.UnmarshalText([]byte(v)); err != nil {
-			if strings.Count(v, ":") == 1 || !strings.Contains(v, ":") {
-				c.errorf(o, field, "%q is neither a community (ASN:VALUE, or large:GLOBAL:DATA1:DATA2) nor an alias of a Community object in the input", raw)
-				continue
-			}
-			var lc config.LargeCommunity
-			if err := lc.UnmarshalText([]byte(v)); err != nil {
-				c.errorf(o, field, "%q: %v", raw, err)
-				continue
-			}
-			ad.large = appendNew(ad.large, lc.String())
-			continue
-		}
-		if !slices.ContainsFunc(ad.communities, func(x string) bool { return sameCommunity(x, sc) }) {
-			ad.communities = append(ad.communities, v)
+		std, large, err := parseCommunity(v)
+		switch {
+		case err != nil && v == strings.TrimSpace(raw) && !strings.Contains(v, ":"):
+			c.errorf(o, fmt.Sprintf("spec.communities[%d]", i), "%q is neither a community (ASN:VALUE, or large:GLOBAL:DATA1:DATA2) nor an alias of a Community object in the input", raw)
+		case err != nil:
+			c.errorf(o, fmt.Sprintf("spec.communities[%d]", i), "%q: %v", raw, err)
+		case large != "":
+			ad.large = appendNew(ad.large, large)
+		case !slices.ContainsFunc(ad.communities, func(x string) bool { return sameCommunity(x, std) }):
+			ad.communities = append(ad.communities, std)
 		}
 	}
 	return notes
+}
+
+// parseCommunity reads a MetalLB community value: a standard community
+// ("64512:100", or a well-known name lbd knows), or a large one, written
+// "large:1:2:3" as MetalLB wants it, or "1:2:3".
+func parseCommunity(v string) (std, large string, err error) {
+	v = strings.TrimSpace(v)
+	rest, isLarge := cutPrefixFold(v, "large:")
+	if !isLarge {
+		var sc config.Community
+		if err := sc.UnmarshalText([]byte(v)); err == nil {
+			return v, "", nil
+		} else if strings.Count(v, ":") != 2 {
+			return "", "", err
+		}
+	}
+	var lc config.LargeCommunity
+	if err := lc.UnmarshalText([]byte(rest)); err != nil {
+		return "", "", err
+	}
+	return "", lc.String(), nil
 }
 
 func cutPrefixFold(s, prefix string) (string, bool) {
@@ -205,7 +214,7 @@ func appendNew(list []string, s string) []string {
 	return append(list, s)
 }
 
-func sameCommunity(s string, c config.Community) bool {
-	var x config.Community
-	return x.UnmarshalText([]byte(s)) == nil && x == c
+func sameCommunity(a, b string) bool {
+	var x, y config.Community
+	return x.UnmarshalText([]byte(a)) == nil && y.UnmarshalText([]byte(b)) == nil && x == y
 }

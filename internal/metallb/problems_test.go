@@ -172,6 +172,16 @@ spec: {addresses: [192.0.2.16/28], autoAsign: false}
 			{"IPAddressPool/p2", "spec.autoAsign", "not a field this converter knows"},
 			{"IPAddressPool/p2", "", "no L2Advertisement or BGPAdvertisement announces this pool"},
 		}, ""},
+		{"several namespaces", `
+apiVersion: metallb.io/v1beta1
+kind: IPAddressPool
+metadata: {name: pool, namespace: metallb-system}
+spec: {addresses: [192.0.2.0/28]}
+---
+apiVersion: metallb.io/v1beta1
+kind: L2Advertisement
+metadata: {name: l2, namespace: default}
+`, []wantP{{"", "", "2 namespaces (metallb-system, default)"}}, ""},
 		{"BGP advertisement without peers", poolL2 + `
 apiVersion: metallb.io/v1beta1
 kind: BGPAdvertisement
@@ -250,6 +260,12 @@ kind: BGPAdvertisement
 metadata: {name: b}
 spec: {communities: [vpn-only]}
 `, wantP{"BGPAdvertisement/b", "spec.communities[0]", "nor an alias of a Community object"}},
+		{"bad community alias value", poolL2 + `
+apiVersion: metallb.io/v1beta1
+kind: Community
+metadata: {name: c}
+spec: {communities: [{name: x, value: "70000:1"}]}
+`, wantP{"Community/c", "spec.communities[0].value", `"70000:1": community part "70000" is not a number 0-65535`}},
 		{"bad address", `
 apiVersion: metallb.io/v1beta1
 kind: IPAddressPool

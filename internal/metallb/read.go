@@ -69,6 +69,7 @@ func (c *converter) read(inputs []Input) error {
 			}
 		}
 	}
+	c.checkNamespaces()
 	if c.metallbSeen == 0 {
 		msg := "no MetalLB configuration found (objects of apiVersion metallb.io/v1beta1 or metallb.io/v1beta2); export it with: kubectl get -n metallb-system ipaddresspools,l2advertisements,bgpadvertisements,bgppeers,communities,bfdprofiles -o yaml"
 		if c.legacyConfigMap {
@@ -175,6 +176,20 @@ func (c *converter) readObject(file string, n *yaml.Node, inList bool) error {
 	}
 	c.objs = append(c.objs, o)
 	return nil
+}
+
+// checkNamespaces warns when the objects come from several namespaces:
+// MetalLB reads only the one it runs in, the converter reads them all.
+func (c *converter) checkNamespaces() {
+	var seen []string
+	for _, o := range c.objs {
+		if ns := o.Meta.Namespace; ns != "" && !contains(seen, ns) {
+			seen = append(seen, ns)
+		}
+	}
+	if len(seen) > 1 {
+		c.warn(nil, "", "the objects come from %d namespaces (%s) and are all converted, but MetalLB reads only the namespace it runs in (usually metallb-system); give only that namespace's objects", len(seen), strings.Join(seen, ", "))
+	}
 }
 
 // unknownKeys appends to out the path of every mapping key under n that the
