@@ -178,7 +178,7 @@ func sanitize(s string, max int) string {
 	return out
 }
 
-// nodeSelector turns MetalLB's nodeSelectors (any one may match) into the
+// nodeSelectors turns MetalLB's nodeSelectors (any one may match) into the
 // selectors of lbd items: none means every node. An empty selector matches
 // every node, and so does a list holding one.
 func nodeSelectors(sels []labelSelector) []*labelSelector {
