@@ -24,3 +24,4 @@ go test -race -count=1 -timeout 20m ./...
 
 echo "== fuzzing the configuration loader for ${FUZZTIME:=20s}"
 go test -run '^$' -fuzz FuzzParse -fuzztime "$FUZZTIME" ./internal/config
+go test -run '^$' -fuzz FuzzMetalLBConvert -fuzztime "$FUZZTIME" ./internal/metallb

@@ -127,8 +127,15 @@ func baseConfig(socket, httpAddr, level string) string {
 
 func startDaemon(t testing.TB, path, socket string) *daemonProc {
 	t.Helper()
+	return startDaemonEnv(t, path, socket, nil)
+}
+
+// startDaemonEnv starts lbd run with extra environment variables.
+func startDaemonEnv(t testing.TB, path, socket string, env []string) *daemonProc {
+	t.Helper()
 	d := &daemonProc{path: path, socket: socket, done: make(chan struct{})}
 	d.cmd = exec.Command(lbdBin, "run", "-c", path)
+	d.cmd.Env = append(os.Environ(), env...)
 	pr, pw := io.Pipe()
 	d.cmd.Stdout, d.cmd.Stderr = pw, pw
 	if err := d.cmd.Start(); err != nil {
@@ -362,5 +369,60 @@ func TestRunRefusesInvalidFile(t *testing.T) {
 	code, _, errOut := lbd(t, "run", "-c", path)
 	if code != 1 || !strings.Contains(errOut, `listen.htp "htp": unknown key; did you mean "http"?`) {
 		t.Errorf("exit %d, stderr %q", code, errOut)
+	}
+}
+
+// TestSystemdNotify plays systemd's side of sd_notify on a real datagram
+// socket: READY with a STATUS line once lbd serves, WATCHDOG from the main
+// loop at half the timeout, STOPPING on SIGTERM.
+func TestSystemdNotify(t *testing.T) {
+	dir := t.TempDir()
+	notify := filepath.Join(dir, "notify.sock")
+	conn, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: notify, Net: "unixgram"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	msgs := make(chan string, 100)
+	go func() {
+		buf := make([]byte, 4096)
+		for {
+			n, err := conn.Read(buf)
+			if err != nil {
+				close(msgs)
+				return
+			}
+			msgs <- string(buf[:n])
+		}
+	}()
+	path := filepath.Join(dir, "lbd.yaml")
+	socket := filepath.Join(dir, "lbd.sock")
+	write(t, path, baseConfig(socket, freePort(t), "info"))
+	d := startDaemonEnv(t, path, socket, []string{"NOTIFY_SOCKET=" + notify, "WATCHDOG_USEC=400000"})
+
+	next := func(what string) string {
+		t.Helper()
+		select {
+		case m := <-msgs:
+			return m
+		case <-time.After(10 * time.Second):
+			t.Fatalf("no sd_notify message (waiting for %s)", what)
+			return ""
+		}
+	}
+	first := next("READY")
+	if !strings.HasPrefix(first, "READY=1\nSTATUS=config ") || !strings.Contains(first, "last reload: success") {
+		t.Errorf("first message %q", first)
+	}
+	watchdogs := 0
+	for watchdogs < 3 {
+		if m := next("WATCHDOG"); m == "WATCHDOG=1" {
+			watchdogs++
+		} else if !strings.HasPrefix(m, "STATUS=") {
+			t.Errorf("unexpected message %q", m)
+		}
+	}
+	d.cmd.Process.Signal(syscall.SIGTERM)
+	for m := next("STOPPING"); m != "STOPPING=1"; m = next("STOPPING") {
 	}
 }

@@ -6,6 +6,7 @@
 //	lbd check    [-c FILE]            validate a configuration file
 //	lbd reload   [-c FILE] [--socket] ask the running daemon to reload
 //	lbd status   [-c FILE] [-o json]  show what the running daemon is doing
+//	lbd import-metallb [--strict] [FILE...]  convert MetalLB configuration
 //	lbd version                       print the version
 package main
 
@@ -37,6 +38,8 @@ Usage:
   lbd reload  [-c FILE] [--socket S]   make the running daemon reload its file
   lbd status  [-c FILE] [--socket S] [-o text|json]
                                        show what the running daemon is doing
+  lbd import-metallb [--strict] [FILE...]
+                                       convert MetalLB YAML (FILEs, or stdin) to lbd's
   lbd version                          print the version
 
 FILE defaults to /etc/lbd.yaml. Documentation: docs/config.md.
@@ -61,6 +64,8 @@ func dispatch(args []string, stdout, stderr io.Writer) int {
 		return cmdReload(rest, stdout, stderr)
 	case "status":
 		return cmdStatus(rest, stdout, stderr)
+	case "import-metallb":
+		return cmdImportMetallb(rest, os.Stdin, stdout, stderr)
 	case "version", "--version", "-v":
 		fmt.Fprintln(stdout, versionString())
 		return exitOK

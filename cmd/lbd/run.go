@@ -120,7 +120,27 @@ func cmdRun(args []string, stderr io.Writer) int {
 		}
 	}()
 
-	// 8. Reload triggers: file changes and SIGHUP.
+	// 8. systemd: READY, a one-line STATUS, and the watchdog fed from the
+	// reloader's loop (every 10s for STATUS when there is no watchdog).
+	sd := daemon.NewSystemd(log)
+	statusLine := func() string {
+		_, h := reloader.Current()
+		role := "following"
+		if alloc.Leading() {
+			role = "leading"
+		}
+		return fmt.Sprintf("config %s (last reload: %s); kubernetes %s; allocator %s", h, reloader.Last().Outcome, kube.get(), role)
+	}
+	beat := sd.WatchdogInterval()
+	if beat == 0 {
+		beat = 10 * time.Second
+	}
+	reloader.SetHeartbeat(beat, func() {
+		sd.Watchdog()
+		sd.Status(statusLine())
+	})
+
+	// 9. Reload triggers: file changes and SIGHUP.
 	watcher := daemon.NewFileWatcher(*path, daemon.DefaultDebounce, log, func(ctx context.Context) {
 		_, _ = reloader.Reload(ctx, "file")
 	})
@@ -138,14 +158,18 @@ func cmdRun(args []string, stderr io.Writer) int {
 			case <-ctx.Done():
 				return
 			case <-hup:
+				sd.Reloading() // for Type=notify-reload, which sends SIGHUP
 				_, _ = reloader.Reload(ctx, "signal")
+				sd.Reloaded(statusLine())
 			}
 		}
 	}()
 
 	ready.Store(true)
 	log.Info("lbd started", "version", version, "file", *path, "hash", hash, "summary", cfg.Summary())
+	sd.Ready(statusLine())
 	reloader.Run(ctx)
+	sd.Stopping()
 	log.Info("lbd stopping")
 	return exitOK
 }

@@ -175,6 +175,7 @@ func (c *Controller) decide(key string) action {
 	}
 	if s.Invalid != nil {
 		c.tell(key, true, string(pool.ReasonBadRequest), s.Invalid.Error())
+		c.alloc.Keep(s.Spec, s.Status) // its addresses stay its own
 		return action{}
 	}
 	as, err := c.alloc.Assign(s.Spec, s.Status)

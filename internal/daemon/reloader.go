@@ -67,6 +67,9 @@ type Reloader struct {
 	hash    string
 	last    Result
 
+	beatEvery time.Duration // how often Run calls beat
+	beat      func()
+
 	lastOK        prometheus.Gauge
 	lastOKTime    prometheus.Gauge
 	reloadsByKind *prometheus.CounterVec
@@ -135,12 +138,27 @@ func (r *Reloader) Reload(ctx context.Context, source string) (Result, error) {
 	}
 }
 
+// SetHeartbeat makes Run call fn every interval, from its own loop: a
+// watchdog fed this way stops being fed when the loop that owns the
+// configuration hangs. Call before Run.
+func (r *Reloader) SetHeartbeat(every time.Duration, fn func()) {
+	r.beatEvery, r.beat = every, fn
+}
+
 // Run serves reload requests until ctx ends.
 func (r *Reloader) Run(ctx context.Context) {
+	var tick <-chan time.Time
+	if r.beat != nil && r.beatEvery > 0 {
+		t := time.NewTicker(r.beatEvery)
+		defer t.Stop()
+		tick = t.C
+	}
 	for {
 		select {
 		case <-ctx.Done():
 			return
+		case <-tick:
+			r.beat()
 		case req := <-r.reqs:
 			res := r.reload(ctx, req.source)
 			req.reply <- res

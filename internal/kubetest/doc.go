@@ -6,7 +6,6 @@
 // server runs: no scheduler, controller-manager, kubelet or kube-proxy, so a
 // test creates Nodes, Services and EndpointSlices itself.
 //
-// This is test-only code. It is the one package outside watch and election
-// that imports k8s.io/..., and it must only be imported from _test.go files.
-// See docs/testing.md.
+// This is test and lab code: import it from _test.go files and from the
+// demo lab (cmd/lbd-lab), never from lbd itself. See docs/testing.md.
 package kubetest

@@ -94,6 +94,24 @@ func Start(t testing.TB, opts ...Option) *Cluster {
 	return c
 }
 
+// Run starts etcd and kube-apiserver outside a test, with binaries from
+// bins and files in dir, and returns once /readyz answers. The caller
+// stops them with Stop. The demo lab (cmd/lbd-lab) uses it.
+func Run(dir, bins string, opts ...Option) (*Cluster, error) {
+	cfg := defaultConfig()
+	for _, o := range opts {
+		o(&cfg)
+	}
+	if cfg.bindIP == nil {
+		return nil, errors.New("kubetest: WithBindAddress was given an invalid IP address")
+	}
+	c, err := start(dir, bins, cfg)
+	if err != nil && c != nil {
+		_ = c.Stop()
+	}
+	return c, err
+}
+
 func required() bool {
 	v := os.Getenv(EnvRequire)
 	return v != "" && v != "0"

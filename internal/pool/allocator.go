@@ -123,6 +123,9 @@ func (st *addrState) user(key string) int {
 type allocation struct {
 	svc   Service
 	addrs []netip.Addr
+	// kept marks addresses held by Keep, not granted for svc's wish:
+	// the next Assign judges the wish again.
+	kept bool
 }
 
 // Allocator hands out Service addresses from the configured pools. It is a
@@ -198,20 +201,52 @@ func (a *Allocator) assignment(al *allocation) Assignment {
 func (a *Allocator) Assign(svc Service, current []netip.Addr) (Assignment, error) {
 	prev, ok := a.svcs[svc.Key]
 	if ok {
-		if sameSpec(prev.svc, svc) {
+		if !prev.kept && sameSpec(prev.svc, svc) {
 			return a.assignment(prev), nil
 		}
 		current = append(slices.Clone(prev.addrs), current...)
 		a.Release(svc.Key)
 	}
 	as, err := a.assign(svc, current)
-	if err != nil && prev != nil {
-		for _, addr := range prev.addrs {
-			a.take(prev.svc, addr)
+	if err != nil {
+		if prev != nil {
+			for _, addr := range prev.addrs {
+				a.take(prev.svc, addr)
+			}
+			a.svcs[svc.Key] = prev
+		} else {
+			// Nothing held yet (a rebuild): still reserve what the
+			// status shows, so no other Service is given it.
+			a.Keep(svc, current)
 		}
-		a.svcs[svc.Key] = prev
 	}
 	return as, err
+}
+
+// Keep records that svc holds those of addrs that lie in a pool its
+// namespace may use and are free or shareable, without looking at what the
+// Service asks for and without allocating anything new. It is for Services
+// whose wish cannot be met or read (a bad annotation): they keep the
+// addresses their status shows, and nobody else is given them.
+func (a *Allocator) Keep(svc Service, addrs []netip.Addr) {
+	if _, ok := a.svcs[svc.Key]; ok {
+		return
+	}
+	al := &allocation{svc: svc, kept: true}
+	for _, addr := range addrs {
+		p := a.poolOf(addr)
+		if p == nil || !p.allows(svc.Namespace) || (p.cfg.AvoidBuggyIPs && isBuggy(addr)) {
+			continue
+		}
+		if st, ok := a.addrs[addr]; ok && canShare(st, svc) != nil {
+			continue
+		}
+		a.take(svc, addr)
+		al.addrs = append(al.addrs, addr)
+	}
+	if len(al.addrs) > 0 {
+		a.svcs[svc.Key] = al
+	}
 }
 
 func (a *Allocator) assign(svc Service, current []netip.Addr) (Assignment, error) {

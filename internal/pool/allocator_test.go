@@ -425,3 +425,47 @@ func heldOf(a *Allocator) []Held {
 	}
 	return out
 }
+
+// TestFailedWishKeepsStatus: after a restart, a Service whose new wish
+// cannot be met still holds the address its status shows, so it is never
+// handed to another Service.
+func TestFailedWishKeepsStatus(t *testing.T) {
+	a := New([]config.Pool{mustPool(t, "p", "192.0.2.10-192.0.2.12")})
+	if _, err := a.Assign(svc("default/b"), []netip.Addr{ip("192.0.2.11")}); err != nil {
+		t.Fatal(err)
+	}
+	// default/a had .10 and now asks for .11, which b holds.
+	_, err := a.Assign(svc("default/a", requested("192.0.2.11")), []netip.Addr{ip("192.0.2.10")})
+	wantReason(t, err, ReasonInUse, "used by default/b")
+	if got, _ := a.Lookup("default/a"); joinAddrs(got.Addrs) != "192.0.2.10" {
+		t.Errorf("default/a holds %v, want its status address", got.Addrs)
+	}
+	as, err := a.Assign(svc("default/c"), nil)
+	if got := addrsOf(t, as, err); got != "192.0.2.12" {
+		t.Errorf("default/c got %s; .10 is still default/a's", got)
+	}
+	// Asking again still fails while b holds .11...
+	_, err = a.Assign(svc("default/a", requested("192.0.2.11")), nil)
+	wantReason(t, err, ReasonInUse, "used by default/b")
+	// ...and succeeds once b lets go; .10 is freed.
+	a.Release("default/b")
+	as, err = a.Assign(svc("default/a", requested("192.0.2.11")), nil)
+	if got := addrsOf(t, as, err); got != "192.0.2.11" {
+		t.Errorf("default/a got %s once .11 was free", got)
+	}
+	as, err = a.Assign(svc("default/d"), nil)
+	if got := addrsOf(t, as, err); got != "192.0.2.10" {
+		t.Errorf("default/d got %s; .10 should be free again", got)
+	}
+
+	// Keep: an unreadable Service keeps what its status shows.
+	b := New([]config.Pool{mustPool(t, "p", "192.0.2.10-192.0.2.11")})
+	b.Keep(svc("default/bad"), []netip.Addr{ip("192.0.2.10"), ip("203.0.113.1")})
+	if got, _ := b.Lookup("default/bad"); joinAddrs(got.Addrs) != "192.0.2.10" {
+		t.Errorf("Keep: holds %v", got.Addrs)
+	}
+	as, err = b.Assign(svc("default/other"), nil)
+	if got := addrsOf(t, as, err); got != "192.0.2.11" {
+		t.Errorf("default/other got %s", got)
+	}
+}
