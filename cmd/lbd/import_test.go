@@ -4,33 +4,13 @@ package main
 // codes, with the MetalLB manifests of internal/metallb/testdata.
 
 import (
-	"bytes"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 )
 
 const metallbTestdata = "../../internal/metallb/testdata"
-
-// lbdStdin runs the binary with stdin and returns its exit code, stdout
-// and stderr.
-func lbdStdin(t *testing.T, stdin string, args ...string) (int, string, string) {
-	t.Helper()
-	cmd := exec.Command(lbdBin, args...)
-	cmd.Stdin = strings.NewReader(stdin)
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	err := cmd.Run()
-	code := 0
-	if ee, ok := err.(*exec.ExitError); ok {
-		code = ee.ExitCode()
-	} else if err != nil {
-		t.Fatalf("lbd %v: %v", args, err)
-	}
-	return code, stdout.String(), stderr.String()
-}
 
 func TestImportMetallb(t *testing.T) {
 	seed := func(f string) string { return filepath.Join(metallbTestdata, f) }

@@ -46,7 +46,14 @@ func TestMain(m *testing.M) {
 // lbd runs the binary and returns its exit code, stdout and stderr.
 func lbd(t testing.TB, args ...string) (int, string, string) {
 	t.Helper()
+	return lbdStdin(t, "", args...)
+}
+
+// lbdStdin is lbd with stdin.
+func lbdStdin(t testing.TB, stdin string, args ...string) (int, string, string) {
+	t.Helper()
 	cmd := exec.Command(lbdBin, args...)
+	cmd.Stdin = strings.NewReader(stdin)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	err := cmd.Run()
