@@ -6,6 +6,8 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
+	"log/slog"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -20,6 +22,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/lbdproject/lbd/internal/kubetest"
+	"github.com/lbdproject/lbd/internal/watch"
 )
 
 const allocPools = `pools:
@@ -355,4 +358,53 @@ func TestTakeOverFromMetalLB(t *testing.T) {
 	// A new Service gets the first free address around them.
 	create(t, c, lbSvc("default", "new"))
 	waitIPs(t, c, "default", "new", "192.0.2.11")
+}
+
+// TestLiveness checks each lbd's liveness Lease: renewed while it runs,
+// deleted when it stops cleanly, left to expire when it is killed.
+func TestLiveness(t *testing.T) {
+	kc := startKube(t)
+	c := kc.Client
+	a := startNode(t, kc, "node-a", allocPools)
+	b := startNode(t, kc, "node-b", allocPools)
+	view := watch.NewCluster(c, "", "observer", slog.New(slog.NewTextHandler(io.Discard, nil)))
+	view.WatchNodeLeases("kube-system")
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	if !view.Start(ctx) {
+		t.Fatal("informers did not sync")
+	}
+	alive := func() string {
+		var names []string
+		for n := range view.AliveNodes(time.Now()) {
+			names = append(names, n)
+		}
+		slices.Sort(names)
+		return strings.Join(names, ",")
+	}
+	waitFor(t, "both nodes alive", func() bool { return alive() == "node-a,node-b" })
+
+	renewTime := func(node string) time.Time {
+		l, err := c.CoordinationV1().Leases("kube-system").Get(ctx, "lbd-node-"+node, metav1.GetOptions{})
+		if err != nil || l.Spec.RenewTime == nil {
+			return time.Time{}
+		}
+		return l.Spec.RenewTime.Time
+	}
+	first := renewTime("node-a")
+	waitFor(t, "node-a to renew its Lease", func() bool { return renewTime("node-a").After(first) })
+
+	b.cmd.Process.Signal(syscall.SIGTERM)
+	<-b.done
+	if _, err := c.CoordinationV1().Leases("kube-system").Get(ctx, "lbd-node-node-b", metav1.GetOptions{}); err == nil {
+		t.Error("node-b stopped cleanly but its liveness Lease is still there")
+	}
+	waitFor(t, "node-b to be gone", func() bool { return alive() == "node-a" })
+
+	a.cmd.Process.Kill()
+	<-a.done
+	waitFor(t, "node-a's Lease to expire", func() bool { return alive() == "" })
+	if renewTime("node-a").IsZero() {
+		t.Error("a killed node's Lease should expire, not vanish")
+	}
 }

@@ -40,8 +40,19 @@ func runCluster(ctx context.Context, cfg *config.Config, log *slog.Logger, state
 	if client == nil {
 		return
 	}
+	// This node's liveness Lease, renewed from now on and deleted on the
+	// way out, before runCluster returns.
+	live := &election.Liveness{
+		Client: client, Namespace: k.Namespace, Node: cfg.Node.Name,
+		Duration: k.Liveness.Duration, Interval: k.Liveness.RenewInterval, Log: log,
+	}
+	liveDone := make(chan struct{})
+	go func() { defer close(liveDone); live.Run(ctx) }()
+	defer func() { <-liveDone }()
+
 	state.set("syncing")
 	cl := watch.NewCluster(client, k.LoadBalancerClass, cfg.Node.Name, log)
+	cl.WatchNodeLeases(k.Namespace)
 	cl.OnServiceChange(alloc.Notify)
 	if !cl.Start(ctx) {
 		return

@@ -30,17 +30,20 @@ var patchOpts = metav1.PatchOptions{FieldManager: "lbd"}
 // unreachable the informers keep the last known state and retry with
 // backoff; nothing is cleared.
 type Cluster struct {
-	client      kubernetes.Interface
-	class       string
-	log         *slog.Logger
-	factory     informers.SharedInformerFactory
-	services    cache.SharedIndexInformer
-	lister      corelisters.ServiceLister
-	nodes       cache.SharedIndexInformer
-	nodeLister  corelisters.NodeLister
-	slices      cache.SharedIndexInformer
-	broadcaster record.EventBroadcaster
-	recorder    record.EventRecorder
+	client     kubernetes.Interface
+	class      string
+	log        *slog.Logger
+	factory    informers.SharedInformerFactory
+	services   cache.SharedIndexInformer
+	lister     corelisters.ServiceLister
+	nodes      cache.SharedIndexInformer
+	nodeLister corelisters.NodeLister
+	slices     cache.SharedIndexInformer
+	// leases and leaseFactory watch liveness Leases, if asked for.
+	leases       cache.SharedIndexInformer
+	leaseFactory informers.SharedInformerFactory
+	broadcaster  record.EventBroadcaster
+	recorder     record.EventRecorder
 }
 
 // NewCluster prepares informers; nothing runs until Start. class is the
@@ -101,7 +104,10 @@ func (c *Cluster) Start(ctx context.Context) bool {
 	c.broadcaster.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: c.client.CoreV1().Events("")})
 	go func() { <-ctx.Done(); c.broadcaster.Shutdown() }()
 	c.factory.Start(ctx.Done())
-	return cache.WaitForCacheSync(ctx.Done(), c.services.HasSynced, c.nodes.HasSynced, c.slices.HasSynced)
+	if c.leaseFactory != nil {
+		c.leaseFactory.Start(ctx.Done())
+	}
+	return cache.WaitForCacheSync(ctx.Done(), c.services.HasSynced, c.nodes.HasSynced, c.slices.HasSynced, c.leaseSynced)
 }
 
 // Service returns the slim view of one Service.

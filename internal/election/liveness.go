@@ -1,0 +1,103 @@
+package election
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"math"
+	"time"
+
+	coordinationv1 "k8s.io/api/coordination/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+)
+
+// NodeLeasePrefix starts the name of every node's liveness Lease.
+const NodeLeasePrefix = "lbd-node-"
+
+// Liveness keeps this node's liveness Lease (NAMESPACE/lbd-node-NODE)
+// renewed, so that every node can tell which lbd are alive from the Leases
+// alone: one write per node per interval, whatever the number of Services.
+// On shutdown it deletes the Lease, so the others see the node leave at
+// once instead of after the Lease expires.
+type Liveness struct {
+	Client    kubernetes.Interface
+	Namespace string
+	Node      string
+	Duration  time.Duration // a node is dead this long after its last renewal
+	Interval  time.Duration // how often to renew
+	Log       *slog.Logger
+}
+
+// Run renews the Lease every Interval until ctx ends, then deletes it.
+// Failures are logged and retried at the next tick; the node keeps working.
+func (l *Liveness) Run(ctx context.Context) {
+	name := NodeLeasePrefix + l.Node
+	log := l.Log.With("lease", l.Namespace+"/"+name)
+	var cur *coordinationv1.Lease
+	failing := false
+	t := time.NewTicker(l.Interval)
+	defer t.Stop()
+	for {
+		next, err := l.renew(ctx, name, cur)
+		switch {
+		case err != nil && ctx.Err() == nil:
+			if !failing {
+				log.Warn("cannot renew the liveness Lease; retrying", "err", err)
+			}
+			failing, cur = true, nil // fetch it anew next time
+		case err == nil:
+			if failing {
+				log.Info("liveness Lease renewed again")
+			}
+			failing, cur = false, next
+		}
+		select {
+		case <-ctx.Done():
+			l.leave(name, log)
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// renew writes a fresh renewTime, creating the Lease if needed. cur is the
+// Lease as last written (nil: read it first).
+func (l *Liveness) renew(ctx context.Context, name string, cur *coordinationv1.Lease) (*coordinationv1.Lease, error) {
+	leases := l.Client.CoordinationV1().Leases(l.Namespace)
+	now := metav1.NewMicroTime(time.Now())
+	secs := int32(math.Ceil(l.Duration.Seconds()))
+	if cur == nil {
+		got, err := leases.Get(ctx, name, metav1.GetOptions{})
+		switch {
+		case apierrors.IsNotFound(err):
+			return leases.Create(ctx, &coordinationv1.Lease{
+				ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: l.Namespace, Labels: map[string]string{"app.kubernetes.io/name": "lbd"}},
+				Spec: coordinationv1.LeaseSpec{
+					HolderIdentity: &l.Node, LeaseDurationSeconds: &secs,
+					AcquireTime: &now, RenewTime: &now,
+				},
+			}, metav1.CreateOptions{})
+		case err != nil:
+			return nil, fmt.Errorf("read: %w", err)
+		}
+		cur = got
+		cur.Spec.AcquireTime = &now // a new term of life
+	}
+	next := cur.DeepCopy()
+	next.Spec.HolderIdentity, next.Spec.LeaseDurationSeconds, next.Spec.RenewTime = &l.Node, &secs, &now
+	return leases.Update(ctx, next, metav1.UpdateOptions{})
+}
+
+// leave deletes the Lease, bounded in time: the process is exiting.
+func (l *Liveness) leave(name string, log *slog.Logger) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	err := l.Client.CoordinationV1().Leases(l.Namespace).Delete(ctx, name, metav1.DeleteOptions{})
+	if err != nil && !apierrors.IsNotFound(err) {
+		log.Warn("could not delete the liveness Lease; it expires by itself", "err", err)
+		return
+	}
+	log.Info("liveness Lease deleted: this node is leaving")
+}
