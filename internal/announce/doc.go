@@ -1,7 +1,8 @@
 // Package announce makes this node's share of the Service and control-plane
 // addresses known to the network: ARP and NDP responders for layer 2 (L2,
-// built), an embedded GoBGP speaker for BGP and netlink for the
-// control-plane VIP (not built yet).
+// built), an embedded GoBGP speaker for BGP (not built yet), and netlink for
+// the control-plane VIP (VIP: adds the VIP with a finite lifetime, renewed
+// by each Set, so a killed lbd's VIP expires by itself).
 //
 // Every implementation has the same small shape, Announcer: the caller
 // passes the complete desired set of announcements to Set and the announcer
@@ -15,5 +16,6 @@
 // functions returning a drop reason, counted in lbd_l2_dropped_total.
 //
 // This package never imports k8s.io/...; it knows addresses, interfaces and
-// reasons, not Services. It never adds addresses to interfaces.
+// reasons, not Services. Only VIP adds addresses to interfaces; L2 never
+// does.
 package announce

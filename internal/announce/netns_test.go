@@ -165,7 +165,7 @@ func startHelper(t *testing.T, l *lab, bin string, args ...string) *helper {
 		}
 		if t.Failed() {
 			log, _ := os.ReadFile(stderr.Name())
-			t.Logf("l2helper stderr:\n%s", log)
+			t.Logf("%s stderr:\n%s", filepath.Base(bin), log)
 		}
 	})
 	return h
