@@ -256,8 +256,17 @@ func TestAllocatorFailover(t *testing.T) {
 	if !mapsEqual(before, after) {
 		t.Errorf("addresses changed on hand-over:\nbefore %v\nafter  %v", before, after)
 	}
-	if st := other.status(t); !strings.HasPrefix(st.Allocator, "leading") {
+	st := other.status(t)
+	if !strings.HasPrefix(st.Allocator, "leading") {
 		t.Errorf("status of the new holder: %+v", st)
+	}
+	if len(st.Pools) == 0 || st.Pools[0].Pool != "general" || st.Pools[0].Family != "IPv4" ||
+		st.Pools[0].Size != 4 || st.Pools[0].Used == nil || *st.Pools[0].Used != 4 {
+		t.Errorf("pool usage in status: %+v", st.Pools)
+	}
+	code, out, _ := lbd(t, "status", "--socket", other.socket)
+	if code != 0 || !strings.Contains(out, "pool:        general IPv4: 4 addresses, 4 used (100%)") {
+		t.Errorf("lbd status:\n%s", out)
 	}
 }
 

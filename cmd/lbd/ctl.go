@@ -89,6 +89,17 @@ func printStatus(w io.Writer, s *daemon.Status, now time.Time) {
 	fmt.Fprintf(w, "             %s\n", s.Config.Summary)
 	fmt.Fprintf(w, "kubernetes:  %s\n", s.Kubernetes)
 	fmt.Fprintf(w, "allocator:   %s\n", s.Allocator)
+	for _, p := range s.Pools {
+		used := "use known on the allocator holder"
+		if p.Used != nil {
+			used = fmt.Sprintf("%d used (%.0f%%)", *p.Used, 100*float64(*p.Used)/float64(max(p.Size, 1)))
+		}
+		size := fmt.Sprintf("%d addresses", p.Size)
+		if p.Size == ^uint64(0) {
+			size = "2^64 or more addresses"
+		}
+		fmt.Fprintf(w, "pool:        %s %s: %s, %s\n", p.Pool, p.Family, size, used)
+	}
 	r := s.LastReload
 	fmt.Fprintf(w, "last reload: %s from %s, %s ago: %s\n", r.At.Local().Format(time.DateTime), r.Source, now.Sub(r.At).Round(time.Second), r.Result)
 	if r.Error != "" {

@@ -92,8 +92,16 @@ func cmdRun(args []string, stderr io.Writer) int {
 		if resp.Status != nil {
 			resp.Status.Kubernetes = kube.get()
 			resp.Status.Allocator = "following"
-			if alloc.Leading() {
+			usage, leading := alloc.Usage()
+			if leading {
 				resp.Status.Allocator = "leading (this node assigns addresses)"
+			}
+			for _, u := range usage {
+				ps := daemon.PoolStatus{Pool: u.Pool, Family: u.Family.String(), Size: u.Size}
+				if leading {
+					ps.Used = &u.InUse
+				}
+				resp.Status.Pools = append(resp.Status.Pools, ps)
 			}
 		}
 		return resp

@@ -292,6 +292,16 @@ func (c *Controller) Leading() bool {
 	return c.alloc != nil
 }
 
+// Usage reports pool sizes, and use when this node is the allocator (ok).
+func (c *Controller) Usage() (usage []pool.Usage, ok bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.alloc == nil {
+		return c.idle, false
+	}
+	return c.alloc.Usage(), true
+}
+
 func joinAddrs(as []netip.Addr) string {
 	s := make([]string, len(as))
 	for i, a := range as {
@@ -311,12 +321,7 @@ var (
 func (u usageCollector) Describe(ch chan<- *prometheus.Desc) { ch <- sizeDesc; ch <- usedDesc }
 
 func (u usageCollector) Collect(ch chan<- prometheus.Metric) {
-	u.c.mu.Lock()
-	usage, leading := u.c.idle, u.c.alloc != nil
-	if leading {
-		usage = u.c.alloc.Usage()
-	}
-	u.c.mu.Unlock()
+	usage, leading := u.c.Usage()
 	for _, x := range usage {
 		fam := strings.ToLower(x.Family.String())
 		ch <- prometheus.MustNewConstMetric(sizeDesc, prometheus.GaugeValue, float64(x.Size), x.Pool, fam)

@@ -43,6 +43,17 @@ type Status struct {
 	Kubernetes string `json:"kubernetes"`
 	// Allocator says whether this node assigns addresses.
 	Allocator string `json:"allocator"`
+	// Pools is each pool's size and, on the allocator, use.
+	Pools []PoolStatus `json:"pools,omitempty"`
+}
+
+// PoolStatus is one pool and family in the status view.
+type PoolStatus struct {
+	Pool   string `json:"pool"`
+	Family string `json:"family"`
+	Size   uint64 `json:"size"`
+	// Used is known on the allocator holder only.
+	Used *uint64 `json:"used,omitempty"`
 }
 
 // ConfigStatus describes the configuration in force.
