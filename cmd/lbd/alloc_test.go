@@ -61,6 +61,7 @@ node: {name: %s}
 kubernetes:
   kubeconfig: %s
   allocator_lease: {duration: 2s, renew_deadline: 1500ms, retry_period: 300ms}
+  liveness: {duration: 3s, renew_interval: 500ms}
 listen: {http: %q, socket: %q}
 log: {level: debug}
 %s`, name, kc.Kubeconfig, httpAddr, socket, extra)
@@ -410,8 +411,27 @@ func TestLiveness(t *testing.T) {
 	}
 	waitFor(t, "node-b to be gone", func() bool { return alive() == "node-a" })
 
+	// A crash and restart within the Lease keeps the term of life (the
+	// others never saw the node dead); nothing should move for it.
+	acquired := func(node string) time.Time {
+		l, err := c.CoordinationV1().Leases("kube-system").Get(ctx, "lbd-node-"+node, metav1.GetOptions{})
+		if err != nil || l.Spec.AcquireTime == nil {
+			return time.Time{}
+		}
+		return l.Spec.AcquireTime.Time
+	}
+	since := acquired("node-a")
 	a.cmd.Process.Kill()
 	<-a.done
+	a2 := startDaemon(t, a.path, a.socket)
+	renewed := renewTime("node-a")
+	waitFor(t, "the restarted node-a to renew", func() bool { return renewTime("node-a").After(renewed) })
+	if got := acquired("node-a"); !got.Equal(since) {
+		t.Errorf("a quick restart began a new term: acquireTime %v, was %v", got, since)
+	}
+
+	a2.cmd.Process.Kill()
+	<-a2.done
 	waitFor(t, "node-a's Lease to expire", func() bool { return alive() == "" })
 	if renewTime("node-a").IsZero() {
 		t.Error("a killed node's Lease should expire, not vanish")

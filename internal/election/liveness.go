@@ -83,7 +83,12 @@ func (l *Liveness) renew(ctx context.Context, name string, cur *coordinationv1.L
 			return nil, fmt.Errorf("read: %w", err)
 		}
 		cur = got
-		cur.Spec.AcquireTime = &now // a new term of life
+		if !stillValid(cur, now.Time) {
+			// The others saw this node dead (or it left cleanly): a
+			// new term of life. A crash and quick restart within the
+			// Lease keeps the term, so nothing moves for it.
+			cur.Spec.AcquireTime = &now
+		}
 	}
 	next := cur.DeepCopy()
 	next.Spec.HolderIdentity, next.Spec.LeaseDurationSeconds, next.Spec.RenewTime = &l.Node, &secs, &now
@@ -100,4 +105,12 @@ func (l *Liveness) leave(name string, log *slog.Logger) {
 		return
 	}
 	log.Info("liveness Lease deleted: this node is leaving")
+}
+
+// stillValid reports whether l had not expired at now.
+func stillValid(l *coordinationv1.Lease, now time.Time) bool {
+	if l.Spec.RenewTime == nil || l.Spec.LeaseDurationSeconds == nil {
+		return false
+	}
+	return now.Before(l.Spec.RenewTime.Add(time.Duration(*l.Spec.LeaseDurationSeconds) * time.Second))
 }

@@ -17,6 +17,9 @@ type NodeLease struct {
 	Node      string
 	RenewTime time.Time
 	Duration  time.Duration
+	// Since is when this term of life began (the Lease's acquireTime):
+	// a node that was seen dead, or left, starts a new term on return.
+	Since time.Time
 }
 
 // Alive reports whether the node's lbd renewed its Lease recently enough.
@@ -65,6 +68,9 @@ func convertLease(l *coordinationv1.Lease) (NodeLease, bool) {
 	out := NodeLease{Node: node}
 	if l.Spec.RenewTime != nil {
 		out.RenewTime = l.Spec.RenewTime.Time
+	}
+	if l.Spec.AcquireTime != nil {
+		out.Since = l.Spec.AcquireTime.Time
 	}
 	if l.Spec.LeaseDurationSeconds != nil {
 		out.Duration = time.Duration(*l.Spec.LeaseDurationSeconds) * time.Second
