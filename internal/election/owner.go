@@ -1,0 +1,54 @@
+package election
+
+import (
+	"hash/fnv"
+	"time"
+)
+
+// Candidate is a node that may announce a Service's addresses: alive,
+// selected, not excluded or cordoned, with local endpoints if the Service
+// asks for them. Since is when its current term of life began.
+type Candidate struct {
+	Node  string
+	Since time.Time
+}
+
+// Owner picks the node that announces the addresses of the Service key
+// (all of them, so a dual-stack Service's two addresses stay together).
+// Every node computes the same answer from the same view, so no per-Service
+// Lease is needed.
+//
+// The choice is rendezvous hashing: the candidate with the highest
+// score(key, node) wins, so losing a node moves only that node's Services,
+// each to its own next-best node, and spreads them. Candidates whose term
+// began before the Service was created (its "seniors") are tried first:
+// a node that dies and comes back starts a new term and does not take
+// back what moved away, while new Services are spread over it at once.
+// failback drops that rule. It returns "" when there is no candidate.
+func Owner(key string, created time.Time, cands []Candidate, failback bool) string {
+	best, bestScore, bestSenior := "", uint64(0), false
+	for _, c := range cands {
+		senior := failback || !c.Since.After(created)
+		s := score(key, c.Node)
+		if best == "" || (senior && !bestSenior) || (senior == bestSenior && (s > bestScore || (s == bestScore && c.Node < best))) {
+			best, bestScore, bestSenior = c.Node, s, senior
+		}
+	}
+	return best
+}
+
+// score is a well-mixed 64-bit hash of (key, node), the same on every
+// machine and version (FNV-1a, then the splitmix64 finaliser).
+func score(key, node string) uint64 {
+	h := fnv.New64a()
+	h.Write([]byte(key))
+	h.Write([]byte{0})
+	h.Write([]byte(node))
+	x := h.Sum64()
+	x ^= x >> 30
+	x *= 0xbf58476d1ce4e5b9
+	x ^= x >> 27
+	x *= 0x94d049bb133111eb
+	x ^= x >> 31
+	return x
+}
