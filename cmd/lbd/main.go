@@ -6,6 +6,7 @@
 //	lbd check    [-c FILE]            validate a configuration file
 //	lbd reload   [-c FILE] [--socket] ask the running daemon to reload
 //	lbd status   [-c FILE] [-o json]  show what the running daemon is doing
+//	lbd cleanup  [-c FILE]            remove a VIP a killed lbd left (ExecStopPost)
 //	lbd import-metallb [--strict] [FILE...]  convert MetalLB configuration
 //	lbd version                       print the version
 package main
@@ -38,6 +39,8 @@ Usage:
   lbd reload  [-c FILE] [--socket S]   make the running daemon reload its file
   lbd status  [-c FILE] [--socket S] [-o text|json]
                                        show what the running daemon is doing
+  lbd cleanup [-c FILE]                remove a control-plane VIP a killed lbd
+                                       left behind (the unit's ExecStopPost)
   lbd import-metallb [--strict] [FILE...]
                                        convert MetalLB YAML (FILEs, or stdin) to lbd's
   lbd version                          print the version
@@ -64,6 +67,8 @@ func dispatch(args []string, stdout, stderr io.Writer) int {
 		return cmdReload(rest, stdout, stderr)
 	case "status":
 		return cmdStatus(rest, stdout, stderr)
+	case "cleanup":
+		return cmdCleanup(rest, stdout, stderr)
 	case "import-metallb":
 		return cmdImportMetallb(rest, os.Stdin, stdout, stderr)
 	case "version", "--version", "-v":

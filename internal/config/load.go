@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"net/netip"
 	"os"
 	"reflect"
 	"regexp"
@@ -246,4 +247,28 @@ func SocketPath(path string) string {
 		return DefaultSocket
 	}
 	return partial.Listen.Socket
+}
+
+// VIPs returns control_plane.interface and the parseable
+// control_plane.addresses from the file at path, read leniently like
+// SocketPath: `lbd cleanup` must remove a VIP even when the file was broken
+// after lbd started.
+func VIPs(path string) (iface string, addrs []netip.Addr) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return "", nil
+	}
+	var partial struct {
+		ControlPlane struct {
+			Addresses []string `yaml:"addresses"`
+			Interface string   `yaml:"interface"`
+		} `yaml:"control_plane"`
+	}
+	_ = yaml.Unmarshal(data, &partial)
+	for _, s := range partial.ControlPlane.Addresses {
+		if a, err := netip.ParseAddr(s); err == nil {
+			addrs = append(addrs, a)
+		}
+	}
+	return partial.ControlPlane.Interface, addrs
 }
