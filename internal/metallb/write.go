@@ -72,10 +72,7 @@ func (c *converter) writePools(w *writer, origins map[string]*object) {
 	i := 0
 	for _, p := range c.pools {
 		item := &writer{}
-		item.comment(2, "From IPAddressPool "+p.src.Meta.Name+".")
-		for _, n := range p.notes {
-			item.comment(2, "- "+n)
-		}
+		item.origin(2, "IPAddressPool", p.src.Meta.Name, p.notes)
 		item.line(2, "- name: %s", scalar(p.name))
 		item.line(4, "addresses:")
 		for _, a := range p.addresses {
@@ -121,10 +118,7 @@ func (c *converter) writeL2(w *writer, origins map[string]*object) {
 	w.line(2, "advertisements:")
 	for i, a := range c.l2 {
 		origins[fmt.Sprintf("l2.advertisements[%d]", i)] = a.src
-		w.comment(4, "From L2Advertisement "+a.src.Meta.Name+".")
-		for _, n := range a.notes {
-			w.comment(4, "- "+n)
-		}
+		w.origin(4, "L2Advertisement", a.src.Meta.Name, a.notes)
 		w.line(4, "- name: %s", scalar(a.name))
 		w.line(6, "pools: %s", flow(a.pools))
 		if len(a.interfaces) > 0 {
@@ -153,10 +147,7 @@ func (c *converter) writeBGP(w *writer, origins map[string]*object) {
 	}
 	for i, p := range c.peers {
 		origins[fmt.Sprintf("bgp.peers[%d]", i)] = p.src
-		w.comment(4, "From BGPPeer "+p.src.Meta.Name+".")
-		for _, n := range p.notes {
-			w.comment(4, "- "+n)
-		}
+		w.origin(4, "BGPPeer", p.src.Meta.Name, p.notes)
 		w.line(4, "- name: %s", scalar(p.name))
 		w.line(6, "address: %s", scalar(p.address))
 		w.line(6, "asn: %d", p.asn)
@@ -189,10 +180,7 @@ func (c *converter) writeBGP(w *writer, origins map[string]*object) {
 	}
 	for i, a := range c.bgpAds {
 		origins[fmt.Sprintf("bgp.advertisements[%d]", i)] = a.src
-		w.comment(4, "From BGPAdvertisement "+a.src.Meta.Name+".")
-		for _, n := range a.notes {
-			w.comment(4, "- "+n)
-		}
+		w.origin(4, "BGPAdvertisement", a.src.Meta.Name, a.notes)
 		w.line(4, "- name: %s", scalar(a.name))
 		w.line(6, "pools: %s", flow(a.pools))
 		if a.aggLen != nil {
@@ -258,6 +246,15 @@ func (w *writer) blank() { w.b.WriteByte('\n') }
 
 // comment writes text as comment lines of at most about 78 columns; a
 // continuation of a "- " item is indented under it.
+// origin writes the comment above an item: the MetalLB object it came from
+// and every note about what was not carried over exactly.
+func (w *writer) origin(indent int, kind, name string, notes []string) {
+	w.comment(indent, "From "+kind+" "+name+".")
+	for _, n := range notes {
+		w.comment(indent, "- "+n)
+	}
+}
+
 func (w *writer) comment(indent int, text string) {
 	width := max(78-indent-2, 30)
 	cont := ""
