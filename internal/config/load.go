@@ -229,46 +229,47 @@ func Equal(a, b *Config) bool {
 	return reflect.DeepEqual(x, y)
 }
 
-// SocketPath returns listen.socket from the file at path, or the default.
-// It reads leniently, ignoring every other key and any error, because the
-// control clients must find the running daemon even when the file on disk
-// is the broken one it is about to reject.
+// lenient is the little that control commands read from a file without
+// validating it: the daemon they talk to, or the VIP they clean up, must be
+// found even when the file on disk is the broken one being rejected.
+type lenient struct {
+	Listen struct {
+		Socket string `yaml:"socket"`
+	} `yaml:"listen"`
+	ControlPlane struct {
+		Addresses []string `yaml:"addresses"`
+		Interface string   `yaml:"interface"`
+	} `yaml:"control_plane"`
+}
+
+// readLenient reads what it can of the file at path, ignoring every error.
+func readLenient(path string) lenient {
+	var l lenient
+	if data, err := os.ReadFile(path); err == nil {
+		_ = yaml.Unmarshal(data, &l)
+	}
+	return l
+}
+
+// SocketPath returns listen.socket from the file at path, read leniently,
+// or the default.
 func SocketPath(path string) string {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return DefaultSocket
+	if s := readLenient(path).Listen.Socket; s != "" {
+		return s
 	}
-	var partial struct {
-		Listen struct {
-			Socket string `yaml:"socket"`
-		} `yaml:"listen"`
-	}
-	if yaml.Unmarshal(data, &partial) != nil || partial.Listen.Socket == "" {
-		return DefaultSocket
-	}
-	return partial.Listen.Socket
+	return DefaultSocket
 }
 
 // VIPs returns control_plane.interface and the parseable
-// control_plane.addresses from the file at path, read leniently like
-// SocketPath: `lbd cleanup` must remove a VIP even when the file was broken
-// after lbd started.
+// control_plane.addresses from the file at path, read leniently: `lbd
+// cleanup` must remove a VIP even when the file was broken after lbd
+// started.
 func VIPs(path string) (iface string, addrs []netip.Addr) {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return "", nil
-	}
-	var partial struct {
-		ControlPlane struct {
-			Addresses []string `yaml:"addresses"`
-			Interface string   `yaml:"interface"`
-		} `yaml:"control_plane"`
-	}
-	_ = yaml.Unmarshal(data, &partial)
-	for _, s := range partial.ControlPlane.Addresses {
+	cp := readLenient(path).ControlPlane
+	for _, s := range cp.Addresses {
 		if a, err := netip.ParseAddr(s); err == nil {
 			addrs = append(addrs, a)
 		}
 	}
-	return partial.ControlPlane.Interface, addrs
+	return cp.Interface, addrs
 }
