@@ -69,9 +69,6 @@ func (r *Range) UnmarshalText(b []byte) error {
 	return nil
 }
 
-// MarshalText writes the range back in the form it was written in.
-func (r Range) MarshalText() ([]byte, error) { return []byte(r.String()), nil }
-
 func (r Range) String() string {
 	switch {
 	case r.Prefix.IsValid():
@@ -214,9 +211,6 @@ func (c Community) String() string {
 	return fmt.Sprintf("%d:%d", uint32(c)>>16, uint32(c)&0xFFFF)
 }
 
-// MarshalText implements encoding.TextMarshaler.
-func (c Community) MarshalText() ([]byte, error) { return []byte(c.String()), nil }
-
 // LargeCommunity is a BGP large community (RFC 8092): "GLOBAL:DATA1:DATA2"
 // with three 32-bit numbers.
 type LargeCommunity struct{ Global, Data1, Data2 uint32 }
@@ -240,9 +234,6 @@ func (c *LargeCommunity) UnmarshalText(b []byte) error {
 }
 
 func (c LargeCommunity) String() string { return fmt.Sprintf("%d:%d:%d", c.Global, c.Data1, c.Data2) }
-
-// MarshalText implements encoding.TextMarshaler.
-func (c LargeCommunity) MarshalText() ([]byte, error) { return []byte(c.String()), nil }
 
 // LogLevel is the least severe level that is logged.
 type LogLevel string
