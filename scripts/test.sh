@@ -7,6 +7,8 @@ cd "$(dirname "$0")/.."
 . scripts/lib.sh
 ensure_go
 apt_install make git ca-certificates iproute2 arping ndisc6 iputils-ping tcpdump
+# The Ansible role's lint, syntax check and real run (packaging/).
+apt_install ansible ansible-lint debootstrap systemd-container
 
 echo "== lint"
 make --no-print-directory lint
@@ -18,6 +20,15 @@ LBD_KUBE_BINDIR=$(hack/kube-bins.sh | tail -n 1)
 export LBD_KUBE_BINDIR
 # Here the integration tests must run: a missing binary fails, not skips.
 export LBD_REQUIRE_KUBE=1
+
+echo "== promtool for the alert rules and dashboard tests"
+# Pinned in the Makefile, built from the Go module proxy on first use,
+# then cached outside the clone.
+LBD_PROMTOOL=$(make -s --no-print-directory promtool | tail -n 1)
+export LBD_PROMTOOL
+# Here promtool, ansible-lint and ansible-playbook must run: missing, the
+# packaging tests fail rather than skip.
+export LBD_REQUIRE_TOOLS=1
 
 echo "== tests (race detector on)"
 go test -race -count=1 -timeout 20m ./...
