@@ -32,7 +32,8 @@ check-config: build ## validate CONFIG (default etc/lbd.yaml) with lbd check
 
 install: build ## install the binary to $(PREFIX)/bin and the unit to /etc/systemd/system
 	install -D -m 0755 bin/lbd $(DESTDIR)$(PREFIX)/bin/lbd
-	install -D -m 0644 systemd/lbd.service $(DESTDIR)/etc/systemd/system/lbd.service
+	install -d $(DESTDIR)/etc/systemd/system
+	sed 's|/usr/bin/lbd|$(PREFIX)/bin/lbd|g' systemd/lbd.service > $(DESTDIR)/etc/systemd/system/lbd.service
 
 demo: ## show what lbd does today (the README's first command)
 	./scripts/demo.sh
