@@ -36,8 +36,9 @@ type Container struct {
 }
 
 type options struct {
-	netns string
-	name  string
+	netns      string
+	name       string
+	netSysctls bool
 }
 
 // An Option changes how Boot starts the container.
@@ -47,6 +48,12 @@ type Option func(*options)
 // under /run/netns, e.g. a lab node's), which the caller keeps owning.
 // By default Boot creates one with only lo, and deletes it afterwards.
 func WithNetNS(name string) Option { return func(o *options) { o.netns = name } }
+
+// WithNetSysctls lets the container write /proc/sys/net, the settings of
+// its own network namespace (e.g. arp_ignore), as a real node's root can;
+// nspawn mounts /proc/sys read-only otherwise. The host's own settings
+// stay out of reach: the container always has its own namespace.
+func WithNetSysctls() Option { return func(o *options) { o.netSysctls = true } }
 
 // WithName sets the machine name (also its hostname). Default: lbdsd-XXXX.
 func WithName(name string) Option { return func(o *options) { o.name = name } }
@@ -111,6 +118,9 @@ func Boot(t testing.TB, opts ...Option) *Container {
 		"--capability=CAP_NET_ADMIN",
 	)
 	c.nspawn.Stdout, c.nspawn.Stderr = console, console
+	if o.netSysctls {
+		c.nspawn.Env = append(os.Environ(), "SYSTEMD_NSPAWN_API_VFS_WRITABLE=network")
+	}
 	// If the test binary dies, nspawn powers the container off.
 	c.nspawn.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM}
 	if err := c.nspawn.Start(); err != nil {
