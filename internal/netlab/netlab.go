@@ -144,7 +144,10 @@ func (l *Lab) AddHost(name string, addrs ...string) *Host {
 
 // Unplug pulls h's cable: its switch port goes down, and h keeps its
 // addresses and routes, as with a real cable.
-func (l *Lab) Unplug(h *Host) { l.t.Helper(); l.Must("ip", "-n", l.Switch, "link", "set", h.Port, "down") }
+func (l *Lab) Unplug(h *Host) {
+	l.t.Helper()
+	l.Must("ip", "-n", l.Switch, "link", "set", h.Port, "down")
+}
 
 // Plug puts h's cable back.
 func (l *Lab) Plug(h *Host) { l.t.Helper(); l.Must("ip", "-n", l.Switch, "link", "set", h.Port, "up") }
