@@ -20,11 +20,16 @@ export LBD_KUBE_BINDIR
 # Here the integration tests must run: a missing binary fails, not skips.
 export LBD_REQUIRE_KUBE=1
 
+echo "== Debian trees for the systemd tests"
+# debootstrapped once into ~/.cache/lbd/nspawn (minutes per release, cold),
+# here rather than inside the tests' own timeout.
+LBD_REQUIRE_SYSTEMD=1 go test -count=1 -timeout 60m -run '^TestImage$' ./internal/systemdtest
+
 echo "== packages (make package: .deb and .rpm with nfpm)"
 rm -f dist/lbd_*.deb dist/lbd-*.rpm
 make --no-print-directory package
-# The systemd test installs exactly this .deb in a booted Debian 12
-# (debootstrapped once into ~/.cache/lbd/nspawn), and must not skip here.
+# The systemd tests install exactly this .deb in a booted Debian 12 (and
+# 13), and must not skip here.
 LBD_DEB=$(ls "$PWD"/dist/lbd_*.deb)
 export LBD_DEB LBD_REQUIRE_SYSTEMD=1
 
