@@ -247,7 +247,7 @@ func (l *L2) conflictLocked(c *claim, mac net.HardwareAddr, reason ConflictReaso
 		cf.LastSeen = now
 		if !bytes.Equal(cf.MAC, mac) {
 			cf.MAC = slices.Clone(mac)
-			l.log.Warn("address conflict: another host", "event", "conflict", "ip", c.addr, "iface", k.iface, "mac", cf.MAC, "reason", reason)
+			l.log.Warn("address conflict: another host", "event", "conflict", "ip", c.addr, "iface", k.iface, "mac", cf.MAC.String(), "reason", reason)
 		}
 		return nil
 	}
@@ -258,7 +258,7 @@ func (l *L2) conflictLocked(c *claim, mac net.HardwareAddr, reason ConflictReaso
 	if reason == ForeignClaim {
 		msg = "address conflict: another host claims an announced address; no longer answering"
 	}
-	l.log.Warn(msg, "event", "conflict", "ip", c.addr, "iface", k.iface, "mac", cf.MAC, "reason", reason)
+	l.log.Warn(msg, "event", "conflict", "ip", c.addr, "iface", k.iface, "mac", cf.MAC.String(), "reason", reason)
 	if l.onConflict == nil {
 		return nil
 	}
@@ -279,7 +279,7 @@ func (l *L2) announceLocked(c *claim) func() {
 		return nil
 	}
 	delete(l.conflicts, k)
-	l.log.Info("address conflict cleared: probe unanswered; announcing", "event", "conflict_cleared", "ip", c.addr, "iface", k.iface, "mac", cf.MAC)
+	l.log.Info("address conflict cleared: probe unanswered; announcing", "event", "conflict_cleared", "ip", c.addr, "iface", k.iface, "mac", cf.MAC.String())
 	if l.onClear == nil {
 		return nil
 	}

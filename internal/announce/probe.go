@@ -21,8 +21,15 @@ func (c *claim) probeUntilClear(send func() error) chan struct{} {
 		l.mu.Lock()
 		st := c.state
 		l.mu.Unlock()
-		if st == conflicted && !c.waitQuiet() {
-			return nil
+		if st == conflicted {
+			if !c.waitQuiet() {
+				return nil
+			}
+			// Answers to this round go to heard; the conflict stays
+			// recorded until a round is clean.
+			l.mu.Lock()
+			c.state = probing
+			l.mu.Unlock()
 		}
 		mac, ok := c.probe(send)
 		if !ok {
