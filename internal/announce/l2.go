@@ -162,11 +162,7 @@ func (l *L2) Set(desired []Announcement) error {
 				c.reason = reason
 				continue
 			}
-			st := announced
-			if t, ok := l.recent[claimKey{name, addr}]; l.detect && (!ok || now.Sub(t) >= recentWindow) {
-				st = probing
-			}
-			c, err := lk.add(addr, reason, st)
+			c, err := lk.add(addr, reason, l.firstState(claimKey{name, addr}, now))
 			if err != nil {
 				errs = append(errs, fmt.Errorf("announce %s on %s: %w", addr, name, err))
 				continue
@@ -213,6 +209,19 @@ func (l *L2) Close() error {
 	l.mu.Unlock()
 	l.wg.Wait()
 	return errors.Join(errs...)
+}
+
+// firstState is the state of a new claim: probing with conflict
+// detection, unless this node announced the same address on the same
+// interface less than recentWindow before now. Call with l.mu held.
+func (l *L2) firstState(k claimKey, now time.Time) claimState {
+	if !l.detect {
+		return announced
+	}
+	if t, ok := l.recent[k]; ok && now.Sub(t) < recentWindow {
+		return announced
+	}
+	return probing
 }
 
 // publish stores a new ownership snapshot built from the links. Call with
