@@ -122,13 +122,13 @@ type helper struct {
 }
 
 // buildHelper builds internal/l2helper with the race detector.
-func buildHelper(t *testing.T) string {
+func buildHelper(t testing.TB) string {
 	t.Helper()
 	return buildTool(t, "l2helper")
 }
 
 // buildTool builds the command internal/name with the race detector.
-func buildTool(t *testing.T, name string) string {
+func buildTool(t testing.TB, name string) string {
 	t.Helper()
 	bin := filepath.Join(t.TempDir(), name)
 	if out, err := sh("go", "build", "-race", "-o", bin, "./internal/"+name); err != nil {
@@ -144,7 +144,7 @@ func startHelper(t *testing.T, l *lab, bin string, args ...string) *helper {
 
 // startHelperCmd starts cmd, the helper in some namespace, announcing on
 // iface.
-func startHelperCmd(t *testing.T, cmd *exec.Cmd, iface string) *helper {
+func startHelperCmd(t testing.TB, cmd *exec.Cmd, iface string) *helper {
 	t.Helper()
 	stderr, err := os.Create(filepath.Join(t.TempDir(), "stderr"))
 	if err != nil {
@@ -179,7 +179,7 @@ func startHelperCmd(t *testing.T, cmd *exec.Cmd, iface string) *helper {
 }
 
 // set sends one desired set and waits for the helper's answer.
-func (h *helper) set(t *testing.T, set ...string) {
+func (h *helper) set(t testing.TB, set ...string) {
 	t.Helper()
 	var entries []map[string]string
 	for _, a := range set {
@@ -202,7 +202,7 @@ func (h *helper) set(t *testing.T, set ...string) {
 
 // command sends one command line ("peers ...", "conflicts") and returns
 // the helper's answer.
-func (h *helper) command(t *testing.T, line string) string {
+func (h *helper) command(t testing.TB, line string) string {
 	t.Helper()
 	if _, err := fmt.Fprintln(h.stdin, line); err != nil {
 		t.Fatal(err)
@@ -215,7 +215,7 @@ func (h *helper) command(t *testing.T, line string) string {
 
 // stop closes stdin, so the helper closes the announcer and exits; a data
 // race makes it exit non-zero.
-func (h *helper) stop(t *testing.T) {
+func (h *helper) stop(t testing.TB) {
 	t.Helper()
 	h.stdin.Close()
 	done := make(chan error, 1)
