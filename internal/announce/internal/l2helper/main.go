@@ -59,9 +59,11 @@ func run(g config.Gratuitous, p config.ConflictProbe) error {
 	}
 	if p.Count > 0 {
 		err := l.DetectConflicts(announce.ConflictOptions{
-			Probe:      p,
-			OnConflict: func(c announce.Conflict) { log.Info("OnConflict", "ip", c.Addr, "mac", c.MAC.String(), "reason", c.Reason) },
-			OnClear:    func(c announce.Conflict) { log.Info("OnClear", "ip", c.Addr, "mac", c.MAC.String()) },
+			Probe: p,
+			OnConflict: func(c announce.Conflict) {
+				log.Info("OnConflict", "ip", c.Addr, "mac", c.MAC.String(), "reason", c.Reason)
+			},
+			OnClear: func(c announce.Conflict) { log.Info("OnClear", "ip", c.Addr, "mac", c.MAC.String()) },
 		})
 		if err != nil {
 			return err
