@@ -202,6 +202,10 @@ func TestL2ConflictInNamespaces(t *testing.T) {
 	if n := countPackets(t, pcap, nodeSrc+" and icmp6 and ip6[40] = 136 and ip6[60:4] = 0x10"); n == 0 {
 		t.Error("the node sent no advertisement for 2001:db8::10: the filter is broken")
 	}
+	// The peer answered the probe for 2001:db8::30 too: announced all the same.
+	if n := countPackets(t, pcap, nodeSrc+" and icmp6 and ip6[40] = 136 and ip6[60:4] = 0x30"); n == 0 {
+		t.Error("the node sent no advertisement for 2001:db8::30, which only a peer answers")
+	}
 
 	// The foreign host turns out to be an lbd node: its conflicts clear
 	// at once, without waiting for the recheck period.
