@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/netip"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -146,19 +147,9 @@ func (l *L2) Conflicts() []Conflict {
 		if c := a.Addr.Compare(b.Addr); c != 0 {
 			return c
 		}
-		return cmpString(a.Interface, b.Interface)
+		return strings.Compare(a.Interface, b.Interface)
 	})
 	return out
-}
-
-func cmpString(a, b string) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
 
 func (c Conflict) clone() Conflict {
@@ -235,12 +226,12 @@ func (l *L2) observe(iface string, addr netip.Addr, mac, own net.HardwareAddr) {
 // answering for c's address (if it did) and records the conflict. It
 // returns the OnConflict call for a new conflict. Call with l.mu held.
 func (l *L2) conflictLocked(c *claim, mac net.HardwareAddr, reason ConflictReason) func() {
-	if c.state == announced {
+	wasAnnounced := c.state == announced
+	c.state = conflicted
+	if wasAnnounced {
 		close(c.announcing)
-		c.state = conflicted
 		l.publish()
 	}
-	c.state = conflicted
 	k := claimKey{c.link.ifi.Name, c.addr}
 	now := l.now()
 	if cf := l.conflicts[k]; cf != nil {
