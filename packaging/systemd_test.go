@@ -41,7 +41,7 @@ l2:
 // TestPackageUnderSystemd installs the .deb in a booted Debian 12 and runs
 // lbd the way a node does: systemctl start, reload (applied and rejected),
 // journalctl fields, a package upgrade that must not restart it, the
-// watchdog restarting a hung lbd, and stop leaving no VIP behind.
+// watchdog restarting a hung lbd, stop leaving no VIP behind, and removal.
 func TestPackageUnderSystemd(t *testing.T) {
 	c := systemdtest.Boot(t)
 	deb := debFile(t)
@@ -204,6 +204,16 @@ func TestPackageUnderSystemd(t *testing.T) {
 	}
 	if out, _ := c.Run("journalctl", "-u", "lbd", "--no-pager", "-n", "20"); !strings.Contains(out, "lbd cleanup: control-plane VIP [192.0.2.10] absent from eth0") {
 		t.Errorf("no cleanup line in the journal:\n%s", out)
+	}
+
+	// Removing the package stops and disables lbd.
+	c.MustRun("systemctl", "start", "lbd")
+	c.MustRun("dpkg", "-r", "lbd")
+	if out, _ := c.Run("systemctl", "is-active", "lbd"); strings.TrimSpace(out) == "active" {
+		t.Errorf("after dpkg -r: lbd still active")
+	}
+	if _, err := os.Lstat(c.Path("/etc/systemd/system/multi-user.target.wants/lbd.service")); err == nil {
+		t.Errorf("after dpkg -r: lbd still enabled")
 	}
 }
 

@@ -7,15 +7,16 @@ package daemon
 // same table (a test keeps the two equal). Never change an ID once shipped:
 // people filter and alert on them.
 const (
-	EventTakeover       = "takeover"        // this node took a VIP (control plane or L2 owner)
-	EventRelease        = "release"         // this node gave a VIP up
-	EventAssigned       = "assigned"        // an address was assigned to a Service
-	EventAssignFailed   = "assign_failed"   // a Service could not get an address
-	EventSessionUp      = "session_up"      // a BGP session reached Established
-	EventSessionDown    = "session_down"    // a BGP session left Established
-	EventConfigRejected = "config_rejected" // a new configuration was refused; the old one stays
-	EventConfigApplied  = "config_applied"  // a new configuration is in force
-	EventConflict       = "conflict"        // another host answers for an address this node owns
+	EventTakeover       = "takeover"         // this node took a VIP (control plane or L2 owner)
+	EventRelease        = "release"          // this node gave a VIP up
+	EventAssigned       = "assigned"         // an address was assigned to a Service
+	EventAssignFailed   = "assign_failed"    // a Service could not get an address
+	EventSessionUp      = "session_up"       // a BGP session reached Established
+	EventSessionDown    = "session_down"     // a BGP session left Established
+	EventConfigRejected = "config_rejected"  // a new configuration was refused; the old one stays
+	EventConfigApplied  = "config_applied"   // a new configuration is in force
+	EventConflict       = "conflict"         // another host answers for an address this node owns
+	EventConflictClear  = "conflict_cleared" // a conflict is over; the address is announced again
 )
 
 // MessageIDs maps each event class to its journald MESSAGE_ID (128 bits,
@@ -30,4 +31,5 @@ var MessageIDs = map[string]string{
 	EventConfigRejected: "f9706c7ccb2f497b9008a31f27fc6357",
 	EventConfigApplied:  "9c592e42edd44ff793a69d4dcfede899",
 	EventConflict:       "c2151e75433b48399c52e109a6dfd53b",
+	EventConflictClear:  "6bc244adb1134e90a5143a03e5077ac4",
 }

@@ -292,3 +292,34 @@ func TestMessageIDs(t *testing.T) {
 		}
 	}
 }
+
+// TestEveryLoggedEventHasMessageID keeps the table complete: each literal
+// `"event", "<class>"` in lbd's code must name a class in MessageIDs.
+func TestEveryLoggedEventHasMessageID(t *testing.T) {
+	re := regexp.MustCompile(`"event",\s*"([^"]*)"`)
+	found := 0
+	for _, dir := range []string{"../../cmd", "../../internal"} {
+		err := filepath.WalkDir(dir, func(path string, d os.DirEntry, err error) error {
+			if err != nil || d.IsDir() || !strings.HasSuffix(path, ".go") || strings.HasSuffix(path, "_test.go") {
+				return err
+			}
+			src, err := os.ReadFile(path)
+			if err != nil {
+				return err
+			}
+			for _, m := range re.FindAllSubmatch(src, -1) {
+				found++
+				if _, ok := MessageIDs[string(m[1])]; !ok {
+					t.Errorf("%s logs event %q, which has no MESSAGE_ID in internal/daemon/events.go (add it there and to docs/operations.md)", path, m[1])
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if found == 0 {
+		t.Error("found no logged event at all; is the pattern still right?")
+	}
+}

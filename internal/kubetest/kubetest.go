@@ -162,6 +162,7 @@ func start(dir, bins string, cfg config) (*Cluster, error) {
 		TLSClientConfig: rest.TLSClientConfig{CAData: creds.caPEM},
 		QPS:             200,
 		Burst:           400,
+		Dial:            cfg.dial,
 	}
 	client, err := kubernetes.NewForConfig(restConfig)
 	if err != nil {
@@ -183,7 +184,7 @@ func start(dir, bins string, cfg config) (*Cluster, error) {
 		apiArgv:    apiServerArgv(bins, dir, etcdURL, cfg, port),
 		httpClient: &http.Client{
 			Timeout:   2 * time.Second,
-			Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}},
+			Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}, DialContext: cfg.dial},
 		},
 	}
 

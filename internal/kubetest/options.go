@@ -1,6 +1,7 @@
 package kubetest
 
 import (
+	"context"
 	"net"
 	"time"
 )
@@ -17,6 +18,7 @@ type config struct {
 	extraArgs    []string
 	startTimeout time.Duration
 	stopGrace    time.Duration
+	dial         func(ctx context.Context, network, addr string) (net.Conn, error)
 }
 
 func defaultConfig() config {
@@ -80,4 +82,13 @@ func WithStartTimeout(d time.Duration) Option {
 // (default 10s).
 func WithStopGrace(d time.Duration) Option {
 	return func(c *config) { c.stopGrace = d }
+}
+
+// WithDialer makes the test's own clients (Client, RESTConfig and the
+// /readyz poll) open their connections with dial, e.g. from inside the
+// network namespace the API server runs in (netlab.Host.DialContext).
+// Kubeconfig is unaffected: it is for processes that run where the API
+// server's address is reachable.
+func WithDialer(dial func(ctx context.Context, network, addr string) (net.Conn, error)) Option {
+	return func(c *config) { c.dial = dial }
 }

@@ -38,6 +38,7 @@ type Container struct {
 type options struct {
 	netns      string
 	name       string
+	suite      string
 	netSysctls bool
 }
 
@@ -48,6 +49,10 @@ type Option func(*options)
 // under /run/netns, e.g. a lab node's), which the caller keeps owning.
 // By default Boot creates one with only lo, and deletes it afterwards.
 func WithNetNS(name string) Option { return func(o *options) { o.netns = name } }
+
+// WithSuite boots another Debian release than Suite (a key of Versions),
+// e.g. "trixie" for systemd 257.
+func WithSuite(suite string) Option { return func(o *options) { o.suite = suite } }
 
 // WithNetSysctls lets the container write /proc/sys/net, the settings of
 // its own network namespace (e.g. arp_ignore), as a real node's root can;
@@ -62,12 +67,12 @@ func WithName(name string) Option { return func(o *options) { o.name = name } }
 // reports the system running. Everything is undone by t.Cleanup.
 func Boot(t testing.TB, opts ...Option) *Container {
 	t.Helper()
-	image := Image(t)
 	suffix := randomHex(3)
-	o := options{name: "lbdsd-" + suffix}
+	o := options{name: "lbdsd-" + suffix, suite: Suite}
 	for _, opt := range opts {
 		opt(&o)
 	}
+	image := Image(t, o.suite)
 	work := t.TempDir()
 	c := &Container{t: t, Root: filepath.Join(work, "root"), log: filepath.Join(work, "console.log"), exited: make(chan struct{})}
 

@@ -4,8 +4,9 @@
 // a real host.
 //
 // Image debootstraps Debian 12 (minbase with systemd, dbus, iproute2 and
-// python3) once into ${XDG_CACHE_HOME:-$HOME/.cache}/lbd/nspawn/<Version>,
-// from the Debian mirror in the host's apt sources, and reuses it after.
+// python3) once into ${XDG_CACHE_HOME:-$HOME/.cache}/lbd/nspawn/<version>,
+// from the Debian mirror in the host's apt sources, and reuses it after
+// (WithSuite("trixie") does the same for Debian 13 and its systemd 257).
 // Boot lays a fresh overlay (or, without overlayfs, a copy) over that tree
 // for each test, creates a network namespace (or joins the caller's), runs
 // systemd-nspawn --boot in it and waits until systemd reports the system

@@ -12,12 +12,16 @@ import (
 	"time"
 )
 
-// Version keys the cached tree: change it whenever Suite or Packages
-// change, so that every machine builds the new tree once.
-const Version = "bookworm-1"
-
-// Suite and Packages are what the cached tree holds.
+// Suite is the Debian release Boot uses by default: Debian 12, systemd 252.
 const Suite = "bookworm"
+
+// Versions keys the cached tree of each suite Boot can use: change a key
+// whenever Packages change, so that every machine builds the new tree once.
+// trixie (Debian 13, systemd 257) is for what needs a newer systemd.
+var Versions = map[string]string{
+	"bookworm": "bookworm-1",
+	"trixie":   "trixie-1",
+}
 
 // Packages are installed besides Debian's minbase.
 var Packages = []string{"systemd", "systemd-sysv", "dbus", "iproute2", "python3"}
@@ -63,13 +67,18 @@ func CacheDir() string {
 	return filepath.Join(base, "lbd", "nspawn")
 }
 
-// Image returns the cached Debian tree, building it on first use
-// (debootstrap, a few minutes; concurrent callers wait on a lock). Never
-// write into it: Boot gives every test its own copy-on-write view.
-func Image(t testing.TB) string {
+// Image returns the cached Debian tree of suite (a key of Versions),
+// building it on first use (debootstrap, a few minutes; concurrent callers
+// wait on a lock). Never write into it: Boot gives every test its own
+// copy-on-write view.
+func Image(t testing.TB, suite string) string {
 	t.Helper()
 	prerequisites(t)
-	dir := filepath.Join(CacheDir(), Version)
+	version, ok := Versions[suite]
+	if !ok {
+		t.Fatalf("systemdtest: no suite %q (known: bookworm, trixie)", suite)
+	}
+	dir := filepath.Join(CacheDir(), version)
 	root := filepath.Join(dir, "root")
 	done := filepath.Join(dir, "complete")
 	if _, err := os.Stat(done); err == nil {
@@ -98,13 +107,13 @@ func Image(t testing.TB) string {
 	tmp := root + ".tmp"
 	_ = os.RemoveAll(tmp)
 	log := filepath.Join(dir, "debootstrap.log")
-	t.Logf("systemdtest: building the Debian %s tree in %s from %s (once; a few minutes; log %s)", Suite, root, mirror, log)
+	t.Logf("systemdtest: building the Debian %s tree in %s from %s (once; a few minutes; log %s)", suite, root, mirror, log)
 	start := time.Now()
 	out, err := os.Create(log)
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command("debootstrap", "--variant=minbase", "--include="+strings.Join(Packages, ","), Suite, tmp, mirror)
+	cmd := exec.Command("debootstrap", "--variant=minbase", "--include="+strings.Join(Packages, ","), suite, tmp, mirror)
 	cmd.Stdout, cmd.Stderr = out, out
 	err = cmd.Run()
 	out.Close()
@@ -127,7 +136,8 @@ func Image(t testing.TB) string {
 }
 
 // Mirror returns the Debian mirror to debootstrap from: EnvMirror, else
-// the first source in the host's apt configuration that serves Suite.
+// the first source in the host's apt configuration that serves Suite (the
+// same archive serves the other suites).
 func Mirror() (string, error) {
 	if m := os.Getenv(EnvMirror); m != "" {
 		return m, nil

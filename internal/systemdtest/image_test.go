@@ -35,3 +35,19 @@ deb [arch=amd64 signed-by=/x.gpg] http://deb.example/debian bookworm main
 		t.Errorf("one-line: got %q", got)
 	}
 }
+
+// TestImage builds (or finds) the cached tree of every suite and checks
+// what the tests rely on is in it. scripts/test.sh runs it first, with a
+// long timeout, so that a cold cache does not eat the tests' own.
+func TestImage(t *testing.T) {
+	for suite := range Versions {
+		t.Run(suite, func(t *testing.T) {
+			root := Image(t, suite)
+			for _, f := range []string{"usr/lib/systemd/systemd", "usr/bin/systemctl", "usr/bin/python3", "usr/bin/dbus-daemon", "usr/bin/ip"} {
+				if _, err := os.Stat(filepath.Join(root, f)); err != nil {
+					t.Errorf("%s tree: %v", suite, err)
+				}
+			}
+		})
+	}
+}
