@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/lbdproject/lbd/internal/systemdtest"
 )
@@ -65,7 +66,9 @@ func TestAnsibleRoleInContainer(t *testing.T) {
 		cmd := exec.Command("ansible-playbook", args...)
 		cmd.Dir = "ansible"
 		cmd.Env = append(os.Environ(), "ANSIBLE_NOCOLOR=1", "ANSIBLE_LOCAL_TEMP="+filepath.Join(dir, "tmp"), "ANSIBLE_RETRY_FILES_ENABLED=0")
+		start := time.Now()
 		out, err := cmd.CombinedOutput()
+		t.Logf("ansible-playbook %s: %s", strings.Join(extra, " "), time.Since(start).Round(100*time.Millisecond))
 		return parseRecap(t, string(out)), string(out), err
 	}
 
