@@ -33,6 +33,7 @@ func TestAnsibleRoleInContainer(t *testing.T) {
 	hostArpIgnore := readFile(t, "/proc/sys/net/ipv4/conf/all/arp_ignore")
 
 	dir := t.TempDir()
+	const secret = "s3cret-md5-Pa55"
 	inventory := filepath.Join(dir, "hosts.yml")
 	if err := os.WriteFile(inventory, []byte(fmt.Sprintf(`all:
   children:
@@ -55,9 +56,21 @@ func TestAnsibleRoleInContainer(t *testing.T) {
       advertisements:
         - name: default
           pools: [default]
+    lbd_bgp:
+      asn: 64512
+      peers:
+        - name: tor
+          address: 198.51.100.1
+          asn: 64501
+          password_file: /etc/lbd/bgp-password
+      advertisements:
+        - name: default
+          pools: [default]
+    lbd_bgp_password_files:
+      /etc/lbd/bgp-password: %s
     lbd_log:
       level: debug
-`, c.PID, deb)), 0o644); err != nil {
+`, c.PID, deb, secret)), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	play := func(extra ...string) (recap, string, error) {
@@ -94,6 +107,15 @@ func TestAnsibleRoleInContainer(t *testing.T) {
 	}
 	if got := readFile(t, "/proc/sys/net/ipv4/conf/all/arp_ignore"); got != hostArpIgnore {
 		t.Errorf("the host's arp_ignore changed from %s to %s: the role touched the host", hostArpIgnore, got)
+	}
+	if got := strings.TrimSpace(c.MustRun("stat", "-c", "%a %U", "/etc/lbd/bgp-password")); got != "600 root" {
+		t.Errorf("/etc/lbd/bgp-password: mode and owner %q, want 600 root", got)
+	}
+	if got := c.MustRun("cat", "/etc/lbd/bgp-password"); got != secret {
+		t.Errorf("/etc/lbd/bgp-password holds %q", got)
+	}
+	if strings.Contains(out, secret) {
+		t.Errorf("the BGP password appears in the playbook's output:\n%s", out)
 	}
 	if !strings.Contains(c.MustRun("cat", "/etc/sysctl.d/60-lbd.conf"), "net.ipv4.conf.all.arp_announce=2") {
 		t.Errorf("/etc/sysctl.d/60-lbd.conf lacks arp_announce")
