@@ -2,6 +2,8 @@ package main
 
 import (
 	"net"
+	"os"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -137,8 +139,46 @@ func TestControlPlaneVIP(t *testing.T) {
 		l.startLbd(old)
 	})
 
+	t.Run("reload", func(t *testing.T) {
+		leader := l.waitSoleHolder(5 * time.Second)
+		transitions := func() string {
+			var s []string
+			for k, v := range leader.metrics(t) {
+				if strings.HasPrefix(k, "lbd_control_plane_transitions_total") {
+					s = append(s, k+"="+v)
+				}
+			}
+			slices.Sort(s)
+			return strings.Join(s, " ")
+		}
+		before := transitions()
+		data, err := os.ReadFile(leader.cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// An unrelated change: the VIP stays put.
+		replace(t, leader.cfg, strings.Replace(string(data), "level: info", "level: debug", 1))
+		if out, err := leader.host.Run(lbdBin, "reload", "-c", leader.cfg); err != nil {
+			t.Fatalf("lbd reload: %v\n%s", err, out)
+		}
+		if now := l.waitSoleHolder(time.Second); now != leader || transitions() != before {
+			t.Errorf("an unrelated reload moved the VIP: holder %s, transitions %s -> %s", now.name, before, transitions())
+		}
+		// A control_plane change applies live: the election starts anew
+		// and exactly one node holds the VIP afterwards.
+		replace(t, leader.cfg, strings.Replace(string(data), "interface: eth0", "interface: eth0\n  health: {interval: 400ms, timeout: 300ms}", 1))
+		if out, err := leader.host.Run(lbdBin, "reload", "-c", leader.cfg); err != nil {
+			t.Fatalf("lbd reload: %v\n%s", err, out)
+		}
+		l.waitSoleHolder(5 * time.Second)
+		if !leader.running() {
+			t.Fatal("lbd exited on reload")
+		}
+	})
+
 	t.Run("status and metrics", func(t *testing.T) {
 		leader := l.waitSoleHolder(5 * time.Second)
+		time.Sleep(time.Second) // a few renewals by the current leader
 		m := leader.metrics(t)
 		for k, want := range map[string]string{
 			"lbd_control_plane_leader":    "1",
