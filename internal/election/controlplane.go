@@ -154,11 +154,11 @@ func (c *ControlPlane) Run(ctx context.Context) {
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
 	for {
-		r.updateStatus()
 		var wake time.Duration = -1
 		if r.client != nil {
 			wake = r.step()
 		}
+		r.updateStatus()
 		if !timer.Stop() {
 			select {
 			case <-timer.C:
