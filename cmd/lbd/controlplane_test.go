@@ -103,9 +103,26 @@ func TestControlPlaneVIP(t *testing.T) {
 
 	t.Run("cable pulled", func(t *testing.T) {
 		old := l.waitSoleHolder(5 * time.Second)
+		// The client knows the VIP's MAC for both families.
+		if err := l.dialVIP(net.JoinHostPort(vip6, "6443")); err != nil {
+			t.Fatal(err)
+		}
 		at := time.Now()
 		l.lab.Unplug(old.host)
 		next := l.waitSoleHolder(10*time.Second, old)
+		// Only the new holder's gratuitous ARP and unsolicited NA can
+		// update the client's entries this soon (otherwise they age and
+		// are probed for many seconds).
+		for _, vip := range []string{vip4, vip6} {
+			deadline := time.Now().Add(time.Second)
+			for !strings.Contains(l.client.Must("ip", "neigh", "show", vip), next.host.MAC) {
+				if time.Now().After(deadline) {
+					t.Fatalf("client's neighbour entry for %s is not %s's MAC %s 1s after the takeover: %s",
+						vip, next.name, next.host.MAC, l.client.Must("ip", "neigh", "show", vip))
+				}
+				time.Sleep(20 * time.Millisecond)
+			}
+		}
 		l.waitConnects(p, time.Now())
 		gap, _ := p.outage(at)
 		t.Logf("cable of %s pulled: %s took over; longest gap %v", old.name, next.name, gap.Round(time.Millisecond))

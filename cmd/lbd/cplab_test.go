@@ -170,6 +170,12 @@ func (l *cpLab) stopLbd(n *cpNode, sig syscall.Signal) {
 	if err := syscall.Kill(n.lbd.pid, sig); err != nil {
 		l.t.Fatal(err)
 	}
+	l.waitExit(n, sig)
+}
+
+// waitExit waits for n's lbd to exit after sig.
+func (l *cpLab) waitExit(n *cpNode, sig syscall.Signal) {
+	l.t.Helper()
 	select {
 	case <-n.lbd.done:
 	case <-time.After(10 * time.Second):
@@ -296,8 +302,8 @@ type prober struct {
 }
 
 type probe struct {
-	at time.Time
-	ok bool
+	at, end time.Time // started, connected or failed
+	ok      bool
 }
 
 func (l *cpLab) probe(addr string) *prober {
@@ -322,7 +328,7 @@ func (l *cpLab) probe(addr string) *prober {
 					c.Close()
 				}
 				p.mu.Lock()
-				p.results = append(p.results, probe{at: at, ok: err == nil})
+				p.results = append(p.results, probe{at: at, end: time.Now(), ok: err == nil})
 				p.mu.Unlock()
 			}(time.Now())
 		}
@@ -332,29 +338,34 @@ func (l *cpLab) probe(addr string) *prober {
 
 func (p *prober) close() { close(p.stop); <-p.done; time.Sleep(50 * time.Millisecond) }
 
-// outage returns the longest time between two successful connections
-// started after since, and how many failed.
+// outage returns the longest time without a connection being established
+// (between the ends of two successful attempts), over the attempts
+// started after since, and how many of those failed or were slow: a
+// connection that takes 900ms or more lost its SYN and waited for a
+// retransmission, which a user sees as a hang.
 func (p *prober) outage(since time.Time) (gap time.Duration, failed int) {
 	p.mu.Lock()
 	rs := slices.Clone(p.results)
 	p.mu.Unlock()
-	slices.SortFunc(rs, func(a, b probe) int { return a.at.Compare(b.at) })
+	slices.SortFunc(rs, func(a, b probe) int { return a.end.Compare(b.end) })
 	var last time.Time
 	for _, r := range rs {
 		if r.at.Before(since) {
 			if r.ok {
-				last = r.at
+				last = r.end
 			}
 			continue
 		}
-		if !r.ok {
+		if !r.ok || r.end.Sub(r.at) >= 900*time.Millisecond {
 			failed++
+		}
+		if !r.ok {
 			continue
 		}
-		if !last.IsZero() && r.at.Sub(last) > gap {
-			gap = r.at.Sub(last)
+		if !last.IsZero() && r.end.Sub(last) > gap {
+			gap = r.end.Sub(last)
 		}
-		last = r.at
+		last = r.end
 	}
 	return gap, failed
 }

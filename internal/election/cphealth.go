@@ -15,14 +15,16 @@ import (
 // poll checks the local API server's /readyz every Health.Interval and
 // sends a readyEvent when readiness changes (and the first client with it):
 // ready at the first success, not ready after FailureThreshold failures in
-// a row. Until the kubeconfig can be loaded it is not ready.
+// a row. Until the kubeconfig can be loaded it is not ready. While not
+// ready it polls four times as often, so that a node whose API server
+// comes up (kubeadm init) becomes a candidate within a fraction of the
+// interval.
 func (c *ControlPlane) poll(ctx context.Context, out chan<- readyEvent) {
 	var client kubernetes.Interface
 	sent, ready, failures := false, false, 0
 	detail := ""
-	t := time.NewTicker(c.Health.Interval)
-	defer t.Stop()
 	for {
+		start := time.Now()
 		var err error
 		newClient := false
 		if client == nil {
@@ -62,10 +64,14 @@ func (c *ControlPlane) poll(ctx context.Context, out chan<- readyEvent) {
 			}
 			sent, ready = true, now
 		}
+		every := c.Health.Interval
+		if !ready {
+			every /= 4
+		}
 		select {
 		case <-ctx.Done():
 			return
-		case <-t.C:
+		case <-time.After(time.Until(start.Add(every))):
 		}
 	}
 }
