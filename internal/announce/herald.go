@@ -136,7 +136,7 @@ func (s *heraldSockets) open(a netip.Addr) error {
 	if s.ndp != nil {
 		return nil
 	}
-	c, err := listenNDP(s.ifi)
+	c, err := listenNDP(s.ifi, false)
 	if err != nil {
 		return fmt.Errorf("unsolicited NA for %s on %s: %w", a, s.ifi.Name, err)
 	}
