@@ -11,7 +11,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -22,7 +21,6 @@ import (
 	"testing"
 	"time"
 
-	coordinationv1 "k8s.io/api/coordination/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/lbdproject/lbd/internal/kubetest"
@@ -238,14 +236,6 @@ func (l *cpLab) leaseHolder() string {
 	return *le.Spec.HolderIdentity
 }
 
-func (l *cpLab) lease() *coordinationv1.Lease {
-	le, err := l.kube.Client.CoordinationV1().Leases("kube-system").Get(context.Background(), "lbd-cp", metav1.GetOptions{})
-	if err != nil {
-		l.t.Fatal(err)
-	}
-	return le
-}
-
 // waitSoleHolder waits until exactly one node, not one of except, has the
 // VIP (both families) and the Lease names it; it returns that node.
 func (l *cpLab) waitSoleHolder(timeout time.Duration, except ...*cpNode) *cpNode {
@@ -392,5 +382,3 @@ func (l *cpLab) dialVIP(addr string) error {
 	}
 	return err
 }
-
-var _ = net.JoinHostPort

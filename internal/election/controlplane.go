@@ -395,7 +395,7 @@ func (r *cpRun) renew() {
 		r.lose(ReasonRenewFailed, err)
 		return
 	}
-	r.Log.Warn("control plane: cannot renew the Lease; retrying", "err", err, "deadline", deadline.Sub(time.Now()).Round(time.Millisecond))
+	r.Log.Warn("control plane: cannot renew the Lease; retrying", "err", err, "deadline", time.Until(deadline).Round(time.Millisecond))
 }
 
 // lose drops the VIP without touching the Lease (it cannot be written, or
