@@ -167,7 +167,10 @@ func planL2(cfg *config.Config, self string, v View, s Service, addr netip.Addr,
 			ifaces = published(cfg, v.Interfaces)
 		}
 		if eligibleL2(cfg, v, s, node, ifaces, ads) == "" {
-			cands = append(cands, election.Candidate{Node: node, Since: m.Since})
+			// A Service's creationTimestamp has whole seconds; a term
+			// that began in the same second counts as older, or every
+			// node started just before the Service would look younger.
+			cands = append(cands, election.Candidate{Node: node, Since: m.Since.Truncate(time.Second)})
 		}
 	}
 	d.Owner = election.Owner(s.Key, s.Created, cands, cfg.L2.Failback)

@@ -167,6 +167,7 @@ func applyDefaults(c *Config, v *validator, o Options) {
 		gratuitousDefaults(set, "control_plane.gratuitous", &cp.Gratuitous, 10*time.Second)
 	}
 	gratuitousDefaults(set, "l2.gratuitous", &c.L2.Gratuitous, 0)
+	set("l2.handover_grace", &c.L2.HandoverGrace, 2*time.Second)
 
 	for i := range c.BGP.Peers {
 		p := &c.BGP.Peers[i]

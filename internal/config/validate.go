@@ -227,6 +227,9 @@ func validateL2(c *Config, v *validator) {
 		a.NodeSelector.validate(v, path+".node_selector")
 	}
 	validateGratuitous(v, "l2.gratuitous", c.L2.Gratuitous)
+	if g := c.L2.HandoverGrace; g < 0 || g > 30*time.Second {
+		v.errorf("l2.handover_grace", g.String(), "must be 0s-30s (0s: stop answering at once; systemd's stop timeout must cover it)")
+	}
 }
 
 // validateAnnounced reports pools that nothing announces. When an

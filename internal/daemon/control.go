@@ -45,6 +45,22 @@ type Status struct {
 	Allocator string `json:"allocator"`
 	// Pools is each pool's size and, on the allocator, use.
 	Pools []PoolStatus `json:"pools,omitempty"`
+	// Agent says what the node agent is doing (planning, frozen, ...).
+	Agent string `json:"agent,omitempty"`
+	// Addresses holds this node's decision for every Service address.
+	Addresses []AddressStatus `json:"addresses,omitempty"`
+}
+
+// AddressStatus is this node's decision for one Service address in one
+// mode: whether it announces it, who owns it, and why.
+type AddressStatus struct {
+	Service    string   `json:"service"`
+	IP         string   `json:"ip"`
+	Mode       string   `json:"mode"`            // l2, bgp or none
+	Owner      string   `json:"owner,omitempty"` // l2: the node that announces it
+	Announcing bool     `json:"announcing"`
+	Reason     string   `json:"reason"`
+	Interfaces []string `json:"interfaces,omitempty"`
 }
 
 // PoolStatus is one pool and family in the status view.

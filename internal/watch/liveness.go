@@ -20,7 +20,16 @@ type NodeLease struct {
 	// Since is when this term of life began (the Lease's acquireTime):
 	// a node that was seen dead, or left, starts a new term on return.
 	Since time.Time
+	// Interfaces is what the node's agent published in the Lease
+	// (AnnotationInterfaces); nil when it published nothing.
+	Interfaces []string
 }
+
+// AnnotationInterfaces on a liveness Lease lists, comma-separated, the
+// node's interfaces that L2 advertisements may use ("*": it has at least
+// one usable interface), so every node can tell which nodes may own an
+// address.
+const AnnotationInterfaces = "lbd.io/l2-interfaces"
 
 // Alive reports whether the node's lbd renewed its Lease recently enough.
 func (l NodeLease) Alive(now time.Time) bool {
@@ -33,6 +42,15 @@ func (c *Cluster) WatchNodeLeases(namespace string) {
 	f := informers.NewSharedInformerFactoryWithOptions(c.client, 0, informers.WithNamespace(namespace))
 	c.leases = f.Coordination().V1().Leases().Informer()
 	c.leaseFactory = f
+}
+
+// OnLeaseChange calls fn whenever a liveness Lease is added, renewed or
+// deleted. Register after WatchNodeLeases, before Start; fn must not block.
+func (c *Cluster) OnLeaseChange(fn func()) {
+	if c.leases == nil {
+		return
+	}
+	_, _ = c.leases.AddEventHandler(onKey(func(string) { fn() }))
 }
 
 // NodeLeases returns every node's liveness Lease.
@@ -71,6 +89,14 @@ func convertLease(l *coordinationv1.Lease) (NodeLease, bool) {
 	}
 	if l.Spec.AcquireTime != nil {
 		out.Since = l.Spec.AcquireTime.Time
+	}
+	if v, ok := l.Annotations[AnnotationInterfaces]; ok {
+		out.Interfaces = []string{}
+		for _, f := range strings.Split(v, ",") {
+			if f = strings.TrimSpace(f); f != "" {
+				out.Interfaces = append(out.Interfaces, f)
+			}
+		}
 	}
 	if l.Spec.LeaseDurationSeconds != nil {
 		out.Duration = time.Duration(*l.Spec.LeaseDurationSeconds) * time.Second
