@@ -13,6 +13,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -65,21 +66,28 @@ type l2Lab struct {
 	nodes  []*labNode
 	dir    string
 	extra  string // more configuration for every node
+	pools  string // the pool's addresses
 }
 
 type labNode struct {
-	name   string
-	host   *netlab.Host
-	d      *daemonProc
+	name    string
+	host    *netlab.Host
+	d       *daemonProc
+	standIn *exec.Cmd
 	path   string
 	socket string
 }
 
-func newL2Lab(t testing.TB, extra string) *l2Lab {
+// newL2Lab builds the lab; extra is more configuration for every node,
+// pools replaces the pool's addresses (default labPoolV4 and labPoolV6).
+func newL2Lab(t testing.TB, extra string, pools ...string) *l2Lab {
 	t.Helper()
 	netlab.Need(t, "arping", "ndisc6", "ping")
 	lab := netlab.New(t)
-	l := &l2Lab{t: t, root: t, lab: lab, dir: t.TempDir(), extra: extra}
+	if len(pools) == 0 {
+		pools = []string{labPoolV4, labPoolV6}
+	}
+	l := &l2Lab{t: t, root: t, lab: lab, dir: t.TempDir(), extra: extra, pools: strings.Join(pools, ", ")}
 	l.client = lab.AddHost("client", "192.0.2.50/24", "2001:db8::50/64")
 	api := lab.AddHost("api", "192.0.2.100/24")
 	for i, name := range []string{"node-a", "node-b", "node-c"} {
@@ -99,21 +107,7 @@ func newL2Lab(t testing.TB, extra string) *l2Lab {
 		// and an HTTP server says which node served.
 		n.host.Must("ip", "route", "add", "local", "192.0.2.192/27", "dev", "lo")
 		n.host.Must("ip", "-6", "route", "add", "local", "2001:db8::200/123", "dev", "lo")
-		self, err := os.Executable()
-		if err != nil {
-			t.Fatal(err)
-		}
-		cmd := n.host.Command(self)
-		cmd.Env = append(os.Environ(), standInEnv+"="+n.name)
-		out, _ := cmd.StdoutPipe()
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-		buf := make([]byte, 6)
-		if _, err := io.ReadFull(out, buf); err != nil {
-			t.Fatalf("stand-in on %s: %v", n.name, err)
-		}
+		l.startStandIn(n)
 		l.start(n)
 	}
 	waitFor(t, "every node alive and planning", func() bool {
@@ -127,6 +121,27 @@ func newL2Lab(t testing.TB, extra string) *l2Lab {
 	return l
 }
 
+// startStandIn runs n's HTTP server, which answers n's name.
+func (l *l2Lab) startStandIn(n *labNode) {
+	t := l.root
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := n.host.Command(self)
+	cmd.Env = append(os.Environ(), standInEnv+"="+n.name)
+	out, _ := cmd.StdoutPipe()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	buf := make([]byte, 6)
+	if _, err := io.ReadFull(out, buf); err != nil {
+		t.Fatalf("stand-in on %s: %v", n.name, err)
+	}
+	n.standIn = cmd
+}
+
 // start runs (or runs again) lbd on n.
 func (l *l2Lab) start(n *labNode) {
 	write(l.root, n.path, fmt.Sprintf(`version: 1
@@ -136,13 +151,13 @@ kubernetes:
   allocator_lease: {duration: 2s, renew_deadline: 1500ms, retry_period: 300ms}
 pools:
   - name: lan
-    addresses: [%s, %s]
+    addresses: [%s]
 l2:
   advertisements:
     - {name: lan, pools: [lan], interfaces: [eth0]}
 listen: {http: "127.0.0.1:7473", socket: %q}
 log: {level: debug}
-%s`, n.name, l.kc.Kubeconfig, labPoolV4, labPoolV6, n.socket, l.extra))
+%s`, n.name, l.kc.Kubeconfig, l.pools, n.socket, l.extra))
 	n.d = startDaemonCmd(l.root, n.host.Command(lbdBin, "run", "-c", n.path), n.path, n.socket)
 }
 
