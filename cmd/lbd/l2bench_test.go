@@ -32,9 +32,11 @@ func needBench(t *testing.T) {
 	}
 }
 
-// probe opens a TCP connection to addr from the client every 20ms, each
-// with a 1s timeout, and records when each attempt started and whether it
-// connected.
+// probe opens a TCP connection to addr from the client every 20ms and
+// records when each attempt started and whether it connected. Each has
+// 500ms, less than the kernel's first SYN retransmission (1s): an attempt
+// made during the outage fails rather than succeeding late, which would
+// hide part of the gap.
 type probe struct {
 	mu       sync.Mutex
 	attempts []attempt
@@ -63,7 +65,7 @@ func startProbe(client *netlab.Host, addr string) *probe {
 			p.wg.Add(1)
 			go func(at time.Time) {
 				defer p.wg.Done()
-				ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+				ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
 				defer cancel()
 				c, err := client.DialContext(ctx, "tcp", addr)
 				if err == nil {

@@ -74,8 +74,8 @@ type labNode struct {
 	host    *netlab.Host
 	d       *daemonProc
 	standIn *exec.Cmd
-	path   string
-	socket string
+	path    string
+	socket  string
 }
 
 // newL2Lab builds the lab; extra is more configuration for every node,
