@@ -10,7 +10,8 @@
 // links that lost their carrier) and hands each mode's decisions to its
 // Sink: the L2 announcer, and the BGP speaker when there is one.
 //
-// It never imports k8s.io/...: cmd/lbd adapts internal/watch to Cluster.
+// It never imports k8s.io/... directly: cmd/lbd adapts internal/watch to
+// Cluster (it links client-go only through election, for Owner).
 // Everything but Run is safe for concurrent use; Run's goroutine alone
 // mutates the agent's state, others send it events.
 package agent
