@@ -418,6 +418,10 @@ func TestL2Lab(t *testing.T) {
 		if m := l.metricsIn(o); !strings.Contains(m, `lbd_announced_addresses{mode="l2"} 1`) || !strings.Contains(m, `lbd_address_decisions{reason="owner"} 1`) {
 			t.Errorf("owner's metrics:\n%s", grepLines(m, "lbd_a"))
 		}
+		lease, err := c.CoordinationV1().Leases("kube-system").Get(context.Background(), "lbd-node-"+o.name, metav1.GetOptions{})
+		if err != nil || lease.Annotations["lbd.io/l2-interfaces"] != "*,eth0" {
+			t.Errorf("%s's liveness Lease does not publish its interfaces: %v %v", o.name, lease.Annotations, err)
+		}
 		if code, out, _ := lbd(t, "status", "--socket", o.socket); code != 0 || !strings.Contains(out, "default/web") || !strings.Contains(out, "owner") {
 			t.Errorf("lbd status:\n%s", out)
 		}
@@ -506,6 +510,32 @@ func TestL2Lab(t *testing.T) {
 		}
 		if got := l.arpMACs(web, 2); !slices.Equal(got, []string{n.host.MAC}) {
 			t.Errorf("after the hand-over ARP answers from %v, want only %s", got, n.host.MAC)
+		}
+	})
+
+	t.Run("the exclude label hands over", func(t *testing.T) {
+		l.t = t
+		o := l.owner(web)
+		label := func(on bool) {
+			patch := `{"metadata":{"labels":{"node.kubernetes.io/exclude-from-external-load-balancers":""}}}`
+			if !on {
+				patch = `{"metadata":{"labels":{"node.kubernetes.io/exclude-from-external-load-balancers":null}}}`
+			}
+			if _, err := c.CoreV1().Nodes().Patch(context.Background(), o.name, types.MergePatchType, []byte(patch), metav1.PatchOptions{}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		label(true)
+		defer label(false)
+		n := l.owner(web) // waits for the grace to end: one announcer
+		if n == o {
+			t.Fatalf("%s still owns %s", o.name, web)
+		}
+		if r := l.addressOf(o, web).Reason; r != "excluded" {
+			t.Errorf("%s's reason: %s", o.name, r)
+		}
+		if got := l.arpMACs(web, 2); !slices.Equal(got, []string{n.host.MAC}) {
+			t.Errorf("ARP answers from %v, want only %s", got, n.host.MAC)
 		}
 	})
 

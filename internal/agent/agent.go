@@ -535,8 +535,8 @@ func (a *Agent) report(l *loop, summary string) {
 	ann := map[Mode]float64{}
 	for _, d := range l.effective {
 		count[d.Reason]++
-		if d.Announce {
-			ann[d.Mode]++
+		if _, carried := a.sinks[d.Mode]; d.Announce && carried {
+			ann[d.Mode]++ // only what a sink really announces
 		}
 	}
 	for _, r := range Reasons {
