@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"strings"
 
@@ -28,8 +29,19 @@ func newNodeAgent(cfg *config.Config, log *slog.Logger, reg prometheus.Registere
 	if err != nil {
 		return nil, err
 	}
-	l2, err := agent.NewL2Sink(cfg, func(g config.Gratuitous) (announce.Announcer, error) {
-		return announce.NewL2(log, announce.SystemClock{}, g, replacing{reg})
+	l2, err := agent.NewL2Sink(cfg, func(cfg *config.Config) (announce.Announcer, error) {
+		a, err := announce.NewL2(log, announce.SystemClock{}, cfg.L2.Gratuitous, replacing{reg})
+		if err != nil || !cfg.L2.ConflictDetectionEnabled() {
+			return a, err
+		}
+		// Conflicts found by the announcer become the agent's
+		// `conflict` reason and a Warning Event on the Service.
+		report := func(on bool) func(announce.Conflict) {
+			return func(c announce.Conflict) {
+				ag.ReportConflict(c.Addr, on, fmt.Sprintf("%s on %s from %s", c.Reason, c.Interface, c.MAC))
+			}
+		}
+		return a, a.DetectConflicts(announce.ConflictOptions{Probe: cfg.L2.ConflictProbe, OnConflict: report(true), OnClear: report(false)})
 	})
 	if err != nil {
 		return nil, err
@@ -59,7 +71,10 @@ func (n *nodeAgent) watchCluster(cl *watch.Cluster) {
 
 // leaseAnnotations is what this node writes into its liveness Lease.
 func (n *nodeAgent) leaseAnnotations() map[string]string {
-	return map[string]string{watch.AnnotationInterfaces: strings.Join(n.Published(), ",")}
+	return map[string]string{
+		watch.AnnotationInterfaces: strings.Join(n.Published(), ","),
+		watch.AnnotationMACs:       strings.Join(n.PublishedMACs(), ","),
+	}
 }
 
 // status fills the agent's part of `lbd status`.
@@ -103,9 +118,13 @@ func (v agentView) Nodes() map[string]agent.Node {
 func (v agentView) Leases() []agent.Lease {
 	var out []agent.Lease
 	for _, l := range v.c.NodeLeases() {
-		out = append(out, agent.Lease{Node: l.Node, RenewTime: l.RenewTime, Duration: l.Duration, Since: l.Since, Interfaces: l.Interfaces})
+		out = append(out, agent.Lease{Node: l.Node, RenewTime: l.RenewTime, Duration: l.Duration, Since: l.Since, Interfaces: l.Interfaces, MACs: l.MACs})
 	}
 	return out
+}
+
+func (v agentView) Event(service string, warning bool, reason, msg string) {
+	v.c.Event(service, warning, reason, msg)
 }
 
 // replacing registers a collector in place of an equal one registered

@@ -9,6 +9,7 @@ import (
 	"reflect"
 	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -26,6 +27,8 @@ type Cluster interface {
 	Nodes() map[string]Node
 	// Leases returns every node's liveness Lease.
 	Leases() []Lease
+	// Event records an Event on a Service; it must not block.
+	Event(service string, warning bool, reason, msg string)
 }
 
 // Lease is one node's liveness Lease.
@@ -36,6 +39,8 @@ type Lease struct {
 	Since     time.Time
 	// Interfaces the node published; nil: none published.
 	Interfaces []string
+	// MACs are the hardware addresses the node published.
+	MACs []string
 }
 
 func (l Lease) expires() time.Time { return l.RenewTime.Add(l.Duration) }
@@ -53,6 +58,14 @@ type Sink interface {
 type ConfigSink interface {
 	Sink
 	Reload(cfg *config.Config) error
+}
+
+// PeerSink is a Sink that wants the hardware addresses of the other lbd
+// nodes (published in their liveness Leases), e.g. so that their answers
+// during a hand-over are not taken for address conflicts.
+type PeerSink interface {
+	Sink
+	SetPeers(macs []string)
 }
 
 // Options tune an Agent; the zero value is the daemon's.
@@ -83,12 +96,15 @@ type Agent struct {
 	leaseKick chan struct{}
 	clusters  chan Cluster
 	configs   chan configReq
-	conflicts chan conflictReq
 	done      chan struct{}
+
+	conflictMu sync.Mutex
+	conflicts  map[netip.Addr]string // reported by the announcer: address → what was seen
 
 	cfg       atomic.Pointer[config.Config] // the loop's, for Published
 	state     atomic.Pointer[State]
 	published atomic.Pointer[[]string]
+	macs      atomic.Pointer[[]string]
 
 	decisions *prometheus.GaugeVec
 	announced *prometheus.GaugeVec
@@ -99,10 +115,6 @@ type configReq struct {
 	done chan error
 }
 
-type conflictReq struct {
-	addr netip.Addr
-	on   bool
-}
 
 // New builds the agent for node with the configuration in force and
 // registers its metrics with reg (nil: none). It starts nothing.
@@ -120,7 +132,7 @@ func New(node string, cfg *config.Config, log *slog.Logger, reg prometheus.Regis
 		node: node, log: log, opts: opts, sinks: map[Mode]Sink{},
 		kick: make(chan struct{}, 1), leaseKick: make(chan struct{}, 1),
 		clusters: make(chan Cluster, 1), configs: make(chan configReq),
-		conflicts: make(chan conflictReq, 64), done: make(chan struct{}),
+		done: make(chan struct{}), conflicts: map[netip.Addr]string{},
 		decisions: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "lbd_address_decisions",
 			Help: "Service addresses by this node's decision reason (owner, other_owner, cordoned, ...).",
@@ -147,6 +159,7 @@ func New(node string, cfg *config.Config, log *slog.Logger, reg prometheus.Regis
 	a.state.Store(&State{Summary: "waiting for the cluster"})
 	empty := []string{}
 	a.published.Store(&empty)
+	a.macs.Store(&empty)
 	return a, nil
 }
 
@@ -178,18 +191,40 @@ func (a *Agent) NotifyLeases() {
 	}
 }
 
-// ReportConflict says that another host on the segment uses addr (on) or
-// no longer does (off): the L2 announcer's conflict detection calls it.
-func (a *Agent) ReportConflict(addr netip.Addr, on bool) {
-	select {
-	case a.conflicts <- conflictReq{addr.Unmap(), on}:
-	case <-a.done:
+// ReportConflict says that another host on the segment uses addr (on,
+// with what was seen) or no longer does (off): the L2 announcer's conflict
+// detection calls it. It never blocks. The address stays in the L2 sink's
+// desired set (the announcer does not answer for it and probes again by
+// itself); the status and metrics say `conflict`, and the Service gets a
+// Warning Event.
+func (a *Agent) ReportConflict(addr netip.Addr, on bool, detail string) {
+	a.conflictMu.Lock()
+	if on {
+		a.conflicts[addr.Unmap()] = detail
+	} else {
+		delete(a.conflicts, addr.Unmap())
 	}
+	a.conflictMu.Unlock()
+	a.Notify()
+}
+
+func (a *Agent) conflictsNow() map[netip.Addr]string {
+	a.conflictMu.Lock()
+	defer a.conflictMu.Unlock()
+	out := make(map[netip.Addr]string, len(a.conflicts))
+	for k, v := range a.conflicts {
+		out[k] = v
+	}
+	return out
 }
 
 // Published returns what this node publishes about its interfaces in its
 // liveness Lease (see PublishedInterfaces).
 func (a *Agent) Published() []string { return *a.published.Load() }
+
+// PublishedMACs returns the hardware addresses of this node's usable
+// links, which it publishes in its liveness Lease for the other nodes.
+func (a *Agent) PublishedMACs() []string { return *a.macs.Load() }
 
 // State returns what the agent is doing and its latest decisions.
 func (a *Agent) State() State { return *a.state.Load() }
@@ -220,7 +255,8 @@ type loop struct {
 	cfg       *config.Config
 	cluster   Cluster
 	links     linkState
-	conflicts map[netip.Addr]bool
+	conflicts map[netip.Addr]string // as last reported to status, for Events
+	peers     string
 
 	lastPlan  time.Time
 	everAlive bool
@@ -240,7 +276,7 @@ type loop struct {
 // after Run returns.
 func (a *Agent) Run(ctx context.Context) {
 	defer close(a.done)
-	l := &loop{cfg: a.cfg.Load(), conflicts: map[netip.Addr]bool{}, applied: map[Mode][]Decision{}, handover: map[string]time.Time{}}
+	l := &loop{cfg: a.cfg.Load(), conflicts: map[netip.Addr]string{}, applied: map[Mode][]Decision{}, handover: map[string]time.Time{}}
 	a.pollLinks(l, time.Now())
 	poll := time.NewTicker(a.opts.LinkPoll)
 	defer poll.Stop()
@@ -262,15 +298,6 @@ func (a *Agent) Run(ctx context.Context) {
 		case req := <-a.configs:
 			req.done <- a.reload(l, req.cfg)
 			full = true
-		case c := <-a.conflicts:
-			if c.on != l.conflicts[c.addr] {
-				if c.on {
-					l.conflicts[c.addr] = true
-				} else {
-					delete(l.conflicts, c.addr)
-				}
-				full = true
-			}
 		case now := <-poll.C:
 			if a.pollLinks(l, now) {
 				full = true
@@ -309,6 +336,8 @@ func (a *Agent) pollLinks(l *loop, now time.Time) bool {
 func (a *Agent) publish(l *loop) {
 	p := PublishedInterfaces(l.cfg, l.links.names())
 	a.published.Store(&p)
+	m := l.links.macs()
+	a.macs.Store(&m)
 }
 
 func (a *Agent) reload(l *loop, cfg *config.Config) error {
@@ -343,12 +372,14 @@ func (a *Agent) step(l *loop, now time.Time, full bool) time.Time {
 	if l.cluster == nil {
 		return next
 	}
-	v := View{Nodes: l.cluster.Nodes(), Alive: map[string]Member{}, Interfaces: l.links.names(), Conflicts: l.conflicts}
+	v := View{Nodes: l.cluster.Nodes(), Alive: map[string]Member{}, Interfaces: l.links.names()}
 	var selfRenew time.Time
-	var members []string
+	var members, peers []string
 	for _, ls := range l.cluster.Leases() {
 		if ls.Node == a.node {
 			selfRenew = ls.RenewTime
+		} else {
+			peers = append(peers, ls.MACs...)
 		}
 		if !now.Before(ls.expires()) {
 			continue
@@ -359,6 +390,7 @@ func (a *Agent) step(l *loop, now time.Time, full bool) time.Time {
 			next = e.Add(time.Millisecond)
 		}
 	}
+	a.setPeers(l, peers)
 	suppressed := l.links.suppressed(selfRenew)
 	slices.Sort(members)
 	sig := strings.Join(members, " ") + fmt.Sprint(suppressed)
@@ -422,8 +454,23 @@ func (a *Agent) step(l *loop, now time.Time, full bool) time.Time {
 		a.logChanges(l.applied[mode], ds)
 		l.applied[mode] = ds
 	}
-	a.report(l, summary)
+	a.report(l, summary, a.conflictsNow())
 	return minTime(next, l.wakeups())
+}
+
+// setPeers gives the sinks that want them the other nodes' MACs, when
+// they change.
+func (a *Agent) setPeers(l *loop, macs []string) {
+	slices.Sort(macs)
+	macs = slices.Compact(macs)
+	if sig := strings.Join(macs, ","); sig != l.peers {
+		l.peers = sig
+		for _, s := range a.sinks {
+			if ps, ok := s.(PeerSink); ok {
+				ps.SetPeers(macs)
+			}
+		}
+	}
 }
 
 // wakeups is the earliest grace end or retry.
@@ -530,10 +577,25 @@ func (a *Agent) logChanges(before, after []Decision) {
 	}
 }
 
-func (a *Agent) report(l *loop, summary string) {
+// report publishes the decisions for status and metrics, with the
+// addresses in conflict shown as such, and records a Warning Event on a
+// Service when one of its addresses gets into conflict.
+func (a *Agent) report(l *loop, summary string, conflicts map[netip.Addr]string) {
+	shown := slices.Clone(l.effective)
+	for i, d := range shown {
+		detail, ok := conflicts[d.Addr]
+		if d.Mode != ModeL2 || !d.Announce || !ok {
+			continue
+		}
+		shown[i].Announce, shown[i].Reason = false, ReasonConflict
+		if _, known := l.conflicts[d.Addr]; !known && l.cluster != nil {
+			l.cluster.Event(d.Service, true, "AddressConflict", fmt.Sprintf("%s is not announced: another host on the segment uses it (%s)", d.Addr, detail))
+		}
+	}
+	l.conflicts = conflicts
 	count := map[Reason]float64{}
 	ann := map[Mode]float64{}
-	for _, d := range l.effective {
+	for _, d := range shown {
 		count[d.Reason]++
 		if _, carried := a.sinks[d.Mode]; d.Announce && carried {
 			ann[d.Mode]++ // only what a sink really announces
@@ -545,7 +607,7 @@ func (a *Agent) report(l *loop, summary string) {
 	for _, m := range []Mode{ModeL2, ModeBGP} {
 		a.announced.WithLabelValues(string(m)).Set(ann[m])
 	}
-	a.state.Store(&State{Summary: summary, Decisions: slices.Clone(l.effective)})
+	a.state.Store(&State{Summary: summary, Decisions: shown})
 }
 
 // leave keeps answering for the hand-over grace if this node answers for

@@ -2,6 +2,8 @@ package agent
 
 import (
 	"context"
+	"fmt"
+	"net/netip"
 	"io"
 	"log/slog"
 	"slices"
@@ -17,6 +19,7 @@ type fakeCluster struct {
 	services []Service
 	nodes    map[string]Node
 	leases   map[string]Lease
+	events   []string
 }
 
 func (f *fakeCluster) Services() []Service {
@@ -43,6 +46,18 @@ func (f *fakeCluster) Leases() []Lease {
 		out = append(out, l)
 	}
 	return out
+}
+
+func (f *fakeCluster) Event(service string, warning bool, reason, msg string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.events = append(f.events, fmt.Sprintf("%s %v %s: %s", service, warning, reason, msg))
+}
+
+func (f *fakeCluster) eventList() []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return slices.Clone(f.events)
 }
 
 // renew renews the Leases of nodes now.
@@ -258,4 +273,28 @@ func TestAgentLeaveGrace(t *testing.T) {
 	if got := r.sink.announced(); got["192.0.2.10"] != ReasonOwner {
 		t.Errorf("the agent withdrew by itself: %v (the caller closes the sink)", got)
 	}
+}
+
+// TestAgentConflict: an address the announcer reports in conflict stays in
+// the sink's set (the announcer stops answering and probes again by
+// itself), shows as `conflict`, and its Service gets one Warning Event.
+func TestAgentConflict(t *testing.T) {
+	r := startAgent(t, "0s")
+	addr := netip.MustParseAddr("192.0.2.10")
+	r.a.ReportConflict(addr, true, "probe_answered on eth0 from 02:00:00:00:00:01")
+	waitUntil(t, "the conflict in the status", func() bool {
+		d := r.a.State().Decisions[0]
+		return d.Reason == ReasonConflict && !d.Announce
+	})
+	if got := r.sink.announced(); got["192.0.2.10"] != ReasonOwner {
+		t.Errorf("the conflicting address left the announcer's set: %v", got)
+	}
+	r.a.ReportConflict(addr, true, "again")
+	r.a.Notify()
+	time.Sleep(50 * time.Millisecond)
+	if ev := r.c.eventList(); len(ev) != 1 || !strings.Contains(ev[0], "true AddressConflict: 192.0.2.10 is not announced") {
+		t.Errorf("events: %q", ev)
+	}
+	r.a.ReportConflict(addr, false, "")
+	waitUntil(t, "the conflict to clear", func() bool { return r.a.State().Decisions[0].Reason == ReasonOwner })
 }

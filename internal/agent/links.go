@@ -14,6 +14,8 @@ type Link struct {
 	// Carrier is the kernel's operational state (IFF_RUNNING): false when
 	// the cable is out or the switch port is down.
 	Carrier bool
+	// MAC is its hardware address, lower case.
+	MAC string
 }
 
 // SystemLinks lists this node's usable links.
@@ -27,7 +29,7 @@ func SystemLinks() ([]Link, error) {
 		if i.Flags&net.FlagUp == 0 || i.Flags&(net.FlagLoopback|net.FlagPointToPoint) != 0 || len(i.HardwareAddr) != 6 {
 			continue
 		}
-		out = append(out, Link{Name: i.Name, Carrier: i.Flags&net.FlagRunning != 0})
+		out = append(out, Link{Name: i.Name, Carrier: i.Flags&net.FlagRunning != 0, MAC: i.HardwareAddr.String()})
 	}
 	slices.SortFunc(out, func(a, b Link) int { return strings.Compare(a.Name, b.Name) })
 	return out, nil
@@ -60,6 +62,17 @@ func (s *linkState) update(now time.Time, links []Link) bool {
 	}
 	s.links = links
 	return true
+}
+
+func (s *linkState) macs() []string {
+	var out []string
+	for _, l := range s.links {
+		if l.MAC != "" && !slices.Contains(out, l.MAC) {
+			out = append(out, l.MAC)
+		}
+	}
+	slices.Sort(out)
+	return out
 }
 
 func (s *linkState) names() []string {

@@ -42,7 +42,7 @@ const (
 	ReasonNotSelected      Reason = "not_selected"       // no advertisement's node_selector matches this node
 	ReasonInterfaceMissing Reason = "interface_missing"  // L2: none of the advertisement's interfaces is up here
 	ReasonNoLocalEndpoints Reason = "no_local_endpoints" // externalTrafficPolicy: Local and no ready endpoint here
-	ReasonConflict         Reason = "conflict"           // L2: another host on the segment uses the address
+	ReasonConflict         Reason = "conflict"           // L2: owner, but another host on the segment uses the address (set by the agent from the announcer's report)
 	ReasonOtherOwner       Reason = "other_owner"        // L2: eligible, but another node owns it
 	ReasonLinkDown         Reason = "link_down"          // L2: owner, but the interface has no carrier (or just got it back)
 )
@@ -112,8 +112,6 @@ type View struct {
 	// Interfaces are this node's usable interfaces (up, not loopback,
 	// with a MAC), whatever their carrier.
 	Interfaces []string
-	// Conflicts are addresses another host on the segment uses.
-	Conflicts map[netip.Addr]bool
 }
 
 // Plan decides, for every address of every Service in v, whether self
@@ -177,8 +175,6 @@ func planL2(cfg *config.Config, self string, v View, s Service, addr netip.Addr,
 	switch r := eligibleL2(cfg, v, s, self, published(cfg, v.Interfaces), ads); {
 	case r != "":
 		d.Reason = r
-	case v.Conflicts[addr]:
-		d.Reason = ReasonConflict
 	case d.Owner == self:
 		d.Reason, d.Announce = ReasonOwner, true
 		d.Interfaces = l2Interfaces(cfg, v.Interfaces, v.Nodes[self].Labels, ads)

@@ -118,8 +118,6 @@ func TestPlanCases(t *testing.T) {
 			"l2 unknown_node false %s []"},
 		{"interface missing here", ownerOfWeb, web, func(v *View) { v.Interfaces = []string{"eth1"} },
 			"l2 interface_missing false %s []"},
-		{"conflict", ownerOfWeb, web, func(v *View) { v.Conflicts = map[netip.Addr]bool{addrs("192.0.2.10")[0]: true} },
-			fmt.Sprintf("l2 conflict false %s []", ownerOfWeb)},
 		{"ETP Local: only the endpoint's node", "node-c",
 			Service{Key: "ns/local", Created: created, Addrs: addrs("192.0.2.20"), Local: true, Endpoints: map[string]bool{"node-c": true}}, nil,
 			"l2 owner true node-c [eth0]"},

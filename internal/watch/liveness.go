@@ -23,7 +23,15 @@ type NodeLease struct {
 	// Interfaces is what the node's agent published in the Lease
 	// (AnnotationInterfaces); nil when it published nothing.
 	Interfaces []string
+	// MACs are the hardware addresses the node published
+	// (AnnotationMACs).
+	MACs []string
 }
+
+// AnnotationMACs on a liveness Lease lists, comma-separated, the node's
+// hardware addresses, so that the other nodes' conflict detection can tell
+// a hand-over from a conflict.
+const AnnotationMACs = "lbd.io/l2-macs"
 
 // AnnotationInterfaces on a liveness Lease lists, comma-separated, the
 // node's interfaces that L2 advertisements may use ("*": it has at least
@@ -91,13 +99,9 @@ func convertLease(l *coordinationv1.Lease) (NodeLease, bool) {
 		out.Since = l.Spec.AcquireTime.Time
 	}
 	if v, ok := l.Annotations[AnnotationInterfaces]; ok {
-		out.Interfaces = []string{}
-		for _, f := range strings.Split(v, ",") {
-			if f = strings.TrimSpace(f); f != "" {
-				out.Interfaces = append(out.Interfaces, f)
-			}
-		}
+		out.Interfaces = splitList(v)
 	}
+	out.MACs = splitList(l.Annotations[AnnotationMACs])
 	if l.Spec.LeaseDurationSeconds != nil {
 		out.Duration = time.Duration(*l.Spec.LeaseDurationSeconds) * time.Second
 	}
@@ -107,4 +111,14 @@ func convertLease(l *coordinationv1.Lease) (NodeLease, bool) {
 // leaseSynced is true when no Lease informer was asked for.
 func (c *Cluster) leaseSynced() bool {
 	return c.leases == nil || c.leases.HasSynced()
+}
+
+func splitList(v string) []string {
+	out := []string{}
+	for _, f := range strings.Split(v, ",") {
+		if f = strings.TrimSpace(f); f != "" {
+			out = append(out, f)
+		}
+	}
+	return out
 }
