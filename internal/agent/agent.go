@@ -115,7 +115,6 @@ type configReq struct {
 	done chan error
 }
 
-
 // New builds the agent for node with the configuration in force and
 // registers its metrics with reg (nil: none). It starts nothing.
 func New(node string, cfg *config.Config, log *slog.Logger, reg prometheus.Registerer, opts Options) (*Agent, error) {

@@ -3,9 +3,9 @@ package agent
 import (
 	"context"
 	"fmt"
-	"net/netip"
 	"io"
 	"log/slog"
+	"net/netip"
 	"slices"
 	"strings"
 	"sync"
