@@ -257,7 +257,6 @@ type loop struct {
 	conflicts map[netip.Addr]string // as last reported to status, for Events
 	peers     string
 
-	lastPlan  time.Time
 	everAlive bool
 	frozen    time.Time // when this node stopped seeing its own Lease alive
 	plan      []Decision

@@ -72,17 +72,6 @@ func threeNodes(svcs ...Service) View {
 	return v
 }
 
-// owners returns the L2 owner of each Service as node-a sees it, with
-// the decision node-a takes.
-func planFor(t *testing.T, cfg *config.Config, self string, v View) map[string]Decision {
-	t.Helper()
-	out := map[string]Decision{}
-	for _, d := range Plan(cfg, self, v) {
-		out[fmt.Sprintf("%s %s %s", d.Service, d.Addr, d.Mode)] = d
-	}
-	return out
-}
-
 func TestPlanCases(t *testing.T) {
 	cfg := mustConfig(t, planConfig)
 	web := Service{Key: "ns/web", Created: created, Addrs: addrs("192.0.2.10")}
