@@ -562,6 +562,45 @@ func TestL2Lab(t *testing.T) {
 		}
 	})
 
+	t.Run("a foreign host on a pool address: not announced, and why", func(t *testing.T) {
+		l.t = t
+		const taken = "192.0.2.210"
+		l.client.Must("ip", "addr", "add", taken+"/32", "dev", "eth0")
+		defer l.client.Run("ip", "addr", "del", taken+"/32", "dev", "eth0")
+		l.createService("taken", func(s *corev1.Service) {
+			s.Annotations = map[string]string{"lbd.io/loadBalancerIPs": taken}
+		})
+		waitIPs(t, c, "default", "taken", taken)
+		var owner *labNode
+		waitFor(t, "the owner to report the conflict", func() bool {
+			for _, n := range l.running() {
+				if a := l.addressOf(n, taken); a.Reason == "conflict" && !a.Announcing {
+					owner = n
+					return true
+				}
+			}
+			return false
+		})
+		waitEvent(t, c, "default", "taken", "Warning AddressConflict: "+taken+" is not announced")
+		if got := l.announcers(taken); len(got) != 0 {
+			t.Errorf("%v announce %s", got, taken)
+		}
+		// Only the foreign host answers ARP from another host's view:
+		// ask from a node that does not own it.
+		for _, n := range l.running() {
+			if n != owner {
+				out, _ := n.host.Run("arping", "-r", "-c", "2", "-W", "0.25", "-i", "eth0", taken)
+				if got := distinct(out); !slices.Equal(got, []string{l.client.MAC}) {
+					t.Errorf("ARP answers for %s from %v, want only the foreign host %s", taken, got, l.client.MAC)
+				}
+				break
+			}
+		}
+		if m := l.metricsIn(owner); !strings.Contains(m, `lbd_address_decisions{reason="conflict"} 1`) {
+			t.Errorf("owner's metrics:\n%s", grepLines(m, "lbd_address_decisions"))
+		}
+	})
+
 	t.Run("IPv6", func(t *testing.T) {
 		l.t = t
 		l.createService("dual", dualStack)
