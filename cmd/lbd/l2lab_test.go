@@ -466,11 +466,28 @@ func TestL2Lab(t *testing.T) {
 			return false
 		})
 		waitFor(t, "the client's neighbour entry to move to "+n.name, func() bool { return l.neighMAC(web) == n.host.MAC })
+		// Watch every ARP packet at the client from the moment the cable
+		// is back: the old owner must not claim the address, even
+		// between two requests.
+		dump := l.client.Command("tcpdump", "-Z", "root", "-U", "--immediate-mode", "-l", "-n", "-e", "-i", "eth0", "arp")
+		var buf strings.Builder
+		dump.Stdout = &buf
+		if err := dump.Start(); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(300 * time.Millisecond) // tcpdump listening
 		l.lab.Plug(o.host)
-		// From the moment the cable is back: 1s of ARP requests, only
-		// the new owner answers.
+		// 1s of ARP requests: only the new owner answers.
 		if got := l.arpMACs(web, 4); !slices.Equal(got, []string{n.host.MAC}) {
 			t.Errorf("within 1s of the cable coming back, ARP answers from %v, want only %s (%s)", got, n.name, n.host.MAC)
+		}
+		time.Sleep(time.Second)
+		dump.Process.Signal(syscall.SIGTERM)
+		dump.Wait()
+		for _, line := range strings.Split(buf.String(), "\n") {
+			if strings.Contains(strings.ToLower(line), o.host.MAC+" >") && (strings.Contains(line, web+" is-at") || strings.Contains(line, "tell "+web)) {
+				t.Errorf("the returning node claimed %s: %s", web, line)
+			}
 		}
 		waitFor(t, o.name+" to see the cluster again", func() bool {
 			st := o.d.status(t)
