@@ -82,7 +82,7 @@ type labNode struct {
 // pools replaces the pool's addresses (default labPoolV4 and labPoolV6).
 func newL2Lab(t testing.TB, extra string, pools ...string) *l2Lab {
 	t.Helper()
-	netlab.Need(t, "arping", "ndisc6", "ping")
+	netlab.Need(t, "arping", "ping", "tcpdump")
 	lab := netlab.New(t)
 	if len(pools) == 0 {
 		pools = []string{labPoolV4, labPoolV6}
