@@ -32,12 +32,12 @@ func needBench(t *testing.T) {
 	}
 }
 
-// probe opens a TCP connection to addr from the client every 20ms and
+// connProbe opens a TCP connection to addr from the client every 20ms and
 // records when each attempt started and whether it connected. Each has
 // 500ms, less than the kernel's first SYN retransmission (1s): an attempt
 // made during the outage fails rather than succeeding late, which would
 // hide part of the gap.
-type probe struct {
+type connProbe struct {
 	mu       sync.Mutex
 	attempts []attempt
 	stop     chan struct{}
@@ -49,8 +49,8 @@ type attempt struct {
 	ok bool
 }
 
-func startProbe(client *netlab.Host, addr string) *probe {
-	p := &probe{stop: make(chan struct{})}
+func startProbe(client *netlab.Host, addr string) *connProbe {
+	p := &connProbe{stop: make(chan struct{})}
 	p.wg.Add(1)
 	go func() {
 		defer p.wg.Done()
@@ -82,7 +82,7 @@ func startProbe(client *netlab.Host, addr string) *probe {
 
 // finish stops the probe and returns the longest time between two
 // successive successful attempts and the number of failed ones.
-func (p *probe) finish() (gap time.Duration, failed int) {
+func (p *connProbe) finish() (gap time.Duration, failed int) {
 	close(p.stop)
 	p.wg.Wait()
 	slices.SortFunc(p.attempts, func(a, b attempt) int { return a.at.Compare(b.at) })

@@ -77,6 +77,11 @@ func cmdRun(args []string, stderr io.Writer) int {
 	// the allocator Lease assigns.
 	alloc := allocate.New(cfg.Pools, log, reg)
 
+	// 4a. The control-plane VIP (controlplane.go): on nodes with a
+	// control_plane section, an election through the local API server.
+	// It starts after the reloader exists and stops before the cluster.
+	cp := newControlPlane(cfg, log, reg)
+
 	// 4b. The node agent: decides what this node announces, and
 	// announces it (cmd/lbd/agent.go).
 	agent, err := newNodeAgent(cfg, log, reg)
@@ -91,6 +96,7 @@ func cmdRun(args []string, stderr io.Writer) int {
 		&daemon.Local{HTTP: httpSrv, Level: level},
 		alloc,
 		agent,
+		cp,
 	)
 
 	// 6. Control socket for `lbd reload` and `lbd status`.
@@ -100,6 +106,7 @@ func cmdRun(args []string, stderr io.Writer) int {
 		resp := handleControl(ctx, req, reloader, started)
 		if resp.Status != nil {
 			resp.Status.Kubernetes = kube.get()
+			resp.Status.ControlPlane = cp.Status()
 			resp.Status.Allocator = "following"
 			usage, leading := alloc.Usage()
 			if leading {
@@ -138,6 +145,11 @@ func cmdRun(args []string, stderr io.Writer) int {
 		}
 	}()
 
+	// 7a. The control-plane election; on the way out it hands the VIP over
+	// (at most about 0.5s).
+	cp.Start(ctx, cfg)
+	defer cp.Stop()
+
 	// 7b. The agent runs until SIGTERM, then keeps answering for the
 	// hand-over grace while the liveness Lease is deleted and the new
 	// owners take over, then withdraws everything.
@@ -154,7 +166,11 @@ func cmdRun(args []string, stderr io.Writer) int {
 		if alloc.Leading() {
 			role = "leading"
 		}
-		return fmt.Sprintf("config %s (last reload: %s); kubernetes %s; allocator %s", h, reloader.Last().Outcome, kube.get(), role)
+		line := fmt.Sprintf("config %s (last reload: %s); kubernetes %s; allocator %s", h, reloader.Last().Outcome, kube.get(), role)
+		if r := cp.Role(); r != "" {
+			line += "; control plane: " + r
+		}
+		return line
 	}
 	beat := sd.WatchdogInterval()
 	if beat == 0 {

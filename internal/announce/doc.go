@@ -2,7 +2,9 @@
 // addresses known to the network: ARP and NDP responders for layer 2 (L2,
 // built), an embedded GoBGP speaker for BGP (not built yet), and netlink for
 // the control-plane VIP (VIP: adds the VIP with a finite lifetime, renewed
-// by each Set, so a killed lbd's VIP expires by itself).
+// by each Set, so a killed lbd's VIP expires by itself), with Herald sending
+// the VIP's gratuitous ARP / unsolicited NA from the same packet code and
+// schedule as L2.
 //
 // Every implementation has the same small shape, Announcer: the caller
 // passes the complete desired set of announcements to Set and the announcer

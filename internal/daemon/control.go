@@ -49,6 +49,9 @@ type Status struct {
 	Agent string `json:"agent,omitempty"`
 	// Addresses holds this node's decision for every Service address.
 	Addresses []AddressStatus `json:"addresses,omitempty"`
+	// ControlPlane is the control-plane VIP election; absent on nodes
+	// without a control_plane section.
+	ControlPlane *ControlPlaneStatus `json:"control_plane,omitempty"`
 }
 
 // AddressStatus is this node's decision for one Service address in one
@@ -61,6 +64,23 @@ type AddressStatus struct {
 	Announcing bool     `json:"announcing"`
 	Reason     string   `json:"reason"`
 	Interfaces []string `json:"interfaces,omitempty"`
+}
+
+// ControlPlaneStatus is the control-plane VIP as this node sees it.
+type ControlPlaneStatus struct {
+	VIP       []string `json:"vip"`
+	Interface string   `json:"interface"`
+	// Holder is the node the Lease names ("" when free or unknown).
+	Holder string `json:"holder"`
+	// Leading says whether this node holds the VIP; State says what it
+	// does, in words.
+	Leading bool   `json:"leading"`
+	State   string `json:"state"`
+	// LocalAPIReady is the readiness gate on the local API server;
+	// LocalAPIDetail says why it is not ready.
+	LocalAPIServer string `json:"local_api_server"`
+	LocalAPIReady  bool   `json:"local_api_ready"`
+	LocalAPIDetail string `json:"local_api_detail,omitempty"`
 }
 
 // PoolStatus is one pool and family in the status view.
