@@ -1,0 +1,335 @@
+package bgp_test
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"os/user"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/lbdproject/lbd/internal/netlab"
+)
+
+// frrConfig is the router side of a real top-of-rack switch: dynamic
+// neighbours from a listen range in a passive peer group, timers 30 90,
+// ECMP over up to 6 paths, graceful restart (helper) with the timers lbd's
+// docs recommend, and no RFC 8212 policy requirement.
+func frrConfig(extra string) string {
+	return fmt.Sprintf(`frr defaults traditional
+hostname tor
+log file %%DIR%%/bgpd.log
+!
+router bgp %d
+ bgp router-id %s
+ no bgp ebgp-requires-policy
+ no bgp default ipv4-unicast
+ bgp graceful-restart
+ bgp graceful-restart restart-time 120
+ bgp graceful-restart stalepath-time 360
+ neighbor K8S peer-group
+ neighbor K8S remote-as %d
+ neighbor K8S passive
+ neighbor K8S timers 30 90
+%s neighbor K8S6 peer-group
+ neighbor K8S6 remote-as %d
+ neighbor K8S6 passive
+ neighbor K8S6 timers 30 90
+ bgp listen range 198.51.100.0/24 peer-group K8S
+ bgp listen range 2001:db8:1::/64 peer-group K8S6
+ !
+ address-family ipv4 unicast
+  neighbor K8S activate
+  maximum-paths 6
+ exit-address-family
+ !
+ address-family ipv6 unicast
+  neighbor K8S6 activate
+  maximum-paths 6
+ exit-address-family
+!
+`, routerAS, routerV4, nodeAS, extra, nodeAS)
+}
+
+// frr is zebra and bgpd running in the router namespace.
+type frr struct {
+	t   testing.TB
+	dir string
+}
+
+// startFRR runs zebra and bgpd by hand in h (Debian's packaging starts
+// nothing here), with their own sockets in a private directory.
+func startFRR(t testing.TB, h *netlab.Host, conf string) *frr {
+	t.Helper()
+	for _, bin := range []string{"/usr/lib/frr/zebra", "/usr/lib/frr/bgpd"} {
+		if _, err := os.Stat(bin); err != nil {
+			t.Skip("FRR is not installed (apt-get install frr)")
+		}
+	}
+	u, err := user.Lookup("frr")
+	if err != nil {
+		t.Skip("no frr user")
+	}
+	uid, _ := strconv.Atoi(u.Uid)
+	gid, _ := strconv.Atoi(u.Gid)
+	dir, err := os.MkdirTemp("", "lbd-frr-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	os.Chmod(dir, 0o755)
+	os.Chown(dir, uid, gid)
+	conf = strings.ReplaceAll(conf, "%DIR%", dir)
+	write := func(name, text string) {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(text), 0o640); err != nil {
+			t.Fatal(err)
+		}
+		os.Chown(p, uid, gid)
+	}
+	write("zebra.conf", "hostname tor\nlog file "+dir+"/zebra.log\n")
+	write("bgpd.conf", conf)
+	f := &frr{t: t, dir: dir}
+	for _, d := range []string{"zebra", "bgpd"} {
+		cmd := h.Command("/usr/lib/frr/"+d, "-f", filepath.Join(dir, d+".conf"), "-i", filepath.Join(dir, d+".pid"),
+			"-z", filepath.Join(dir, "zserv.api"), "--vty_socket", dir, "-P", "0", "-u", "frr", "-g", "frr")
+		out, _ := os.Create(filepath.Join(dir, d+".out"))
+		cmd.Stdout, cmd.Stderr = out, out
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() {
+			cmd.Process.Kill()
+			cmd.Wait()
+			out.Close()
+			if t.Failed() {
+				b, _ := os.ReadFile(filepath.Join(dir, d+".log"))
+				o, _ := os.ReadFile(filepath.Join(dir, d+".out"))
+				t.Logf("%s output:\n%s\n%s", d, o, b)
+			}
+		})
+		// bgpd needs zebra's socket.
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			if _, err := f.vtysh(d, "show version"); err == nil {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s did not come up", d)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	return f
+}
+
+func (f *frr) vtysh(daemon, cmd string) (string, error) {
+	args := []string{"--vty_socket", f.dir, "-c", cmd}
+	if daemon != "" {
+		args = append([]string{"-d", daemon}, args...)
+	}
+	out, err := exec.Command("vtysh", args...).CombinedOutput()
+	return string(out), err
+}
+
+// established returns the neighbours FRR has Established, per family.
+func (f *frr) established() map[string]string {
+	f.t.Helper()
+	out, err := f.vtysh("bgpd", "show bgp summary json")
+	if err != nil {
+		f.t.Fatalf("show bgp summary: %v\n%s", err, out)
+	}
+	var sum map[string]struct {
+		Peers map[string]struct {
+			State string `json:"state"`
+		} `json:"peers"`
+	}
+	if err := json.Unmarshal([]byte(out), &sum); err != nil {
+		f.t.Fatalf("show bgp summary json: %v\n%s", err, out)
+	}
+	got := map[string]string{}
+	for fam, s := range sum {
+		for addr, p := range s.Peers {
+			if p.State == "Established" {
+				got[addr] = fam
+			}
+		}
+	}
+	return got
+}
+
+func (f *frr) waitEstablished(d time.Duration, addrs ...string) time.Duration {
+	f.t.Helper()
+	start := time.Now()
+	for {
+		got := f.established()
+		ok := true
+		for _, a := range addrs {
+			if _, up := got[a]; !up {
+				ok = false
+			}
+		}
+		if ok {
+			return time.Since(start)
+		}
+		if time.Since(start) > d {
+			f.t.Fatalf("FRR has Established %v after %v, want %v", got, d, addrs)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// route returns FRR's RIB entry for dst: selected next hops.
+func (f *frr) routeNexthops(dst string) []string {
+	f.t.Helper()
+	cmd := "show ip route " + dst + " json"
+	if strings.Contains(dst, ":") {
+		cmd = "show ipv6 route " + dst + " json"
+	}
+	out, err := f.vtysh("zebra", cmd)
+	if err != nil {
+		f.t.Fatalf("%s: %v\n%s", cmd, err, out)
+	}
+	var rib map[string][]struct {
+		Protocol string `json:"protocol"`
+		Selected bool   `json:"selected"`
+		Nexthops []struct {
+			IP     string `json:"ip"`
+			Active bool   `json:"active"`
+		} `json:"nexthops"`
+	}
+	if err := json.Unmarshal([]byte(out), &rib); err != nil {
+		f.t.Fatalf("%s: %v\n%s", cmd, err, out)
+	}
+	var hops []string
+	for _, rs := range rib {
+		for _, r := range rs {
+			if r.Protocol != "bgp" || !r.Selected {
+				continue
+			}
+			for _, n := range r.Nexthops {
+				if n.Active {
+					hops = append(hops, n.IP)
+				}
+			}
+		}
+	}
+	return hops
+}
+
+// TestFRR: three nodes announce one IPv4 and one IPv6 Service address to
+// FRR configured as a top-of-rack router. FRR has three Established
+// sessions per family and installs three next hops in the kernel; a
+// withdrawn route or a stopped node leaves within 1s; a crashed and
+// restarted node's next hop never leaves (graceful restart).
+func TestFRR(t *testing.T) {
+	netlab.Need(t, "vtysh")
+	b := newLab(t)
+	f := startFRR(t, b.router, frrConfig(""))
+	helperPath(t)
+	var sp []*speaker
+	start := time.Now()
+	for _, n := range b.nodes {
+		sp = append(sp, b.startSpeaker(n, nodeConfig(nodeAS, "")))
+	}
+	for _, s := range sp {
+		s.announce(svcV4+"/32", svcV6+"/128")
+	}
+	f.waitEstablished(10*time.Second, append(append([]string{}, nodeV4...), nodeV6...)...)
+	t.Logf("six sessions Established %v after the speakers started", time.Since(start).Round(time.Millisecond))
+	for _, s := range sp {
+		t.Logf("%s:\n%s", s.node.Name, s.logs)
+	}
+	b.waitHops(svcV4, 5*time.Second, nodeV4...)
+	b.waitHops(svcV6, 5*time.Second, nodeV6...)
+	if got := f.routeNexthops(svcV4); !sameSet(got, nodeV4...) {
+		t.Errorf("FRR's RIB next hops for %s: %v", svcV4, got)
+	}
+	if got := f.routeNexthops(svcV6); !sameSet(got, nodeV6...) {
+		t.Errorf("FRR's RIB next hops for %s: %v", svcV6, got)
+	}
+
+	// n3 withdraws (its Service lost its endpoint, say): gone within 1s.
+	sp[2].announce()
+	d := b.waitHops(svcV4, time.Second, nodeV4[0], nodeV4[1])
+	b.waitHops(svcV6, time.Second, nodeV6[0], nodeV6[1])
+	t.Logf("withdrawn route left the router's FIB in %v", d.Round(time.Millisecond))
+	sp[2].announce(svcV4+"/32", svcV6+"/128")
+	b.waitHops(svcV4, 5*time.Second, nodeV4...)
+
+	// A planned stop of n2: its next hop leaves within 1s.
+	sp[1].stop()
+	d = b.waitHops(svcV4, time.Second, nodeV4[0], nodeV4[2])
+	t.Logf("stopped node's next hop left in %v", d.Round(time.Millisecond))
+	if !strings.Contains(sp[1].logs.String(), "bgp: speaker started") {
+		t.Errorf("n2's log: %s", sp[1].logs)
+	}
+
+	// n1 crashes and comes back: its next hop never leaves the router.
+	n1 := sp[0]
+	if msg := checkRestartKeepsRoute(t, b, func() {
+		n1.kill()
+		n1 = b.startSpeaker(b.nodes[0], nodeConfig(nodeAS, ""))
+		n1.announce(svcV4+"/32", svcV6+"/128")
+		f.waitEstablished(10*time.Second, nodeV4[0])
+	}, nodeV4[0], nodeV4[2]); msg != "" {
+		t.Fatal(msg)
+	}
+
+	// The same without graceful restart: the check sees the next hop go.
+	noGR := strings.Replace(nodeConfig(nodeAS, ""), "      connect_retry: 1s\n", "      connect_retry: 1s\n      graceful_restart: {enabled: false}\n", 1)
+	n1.stop()
+	n1 = b.startSpeaker(b.nodes[0], noGR)
+	n1.announce(svcV4+"/32", svcV6+"/128")
+	b.waitHops(svcV4, 5*time.Second, nodeV4[0], nodeV4[2])
+	if msg := checkRestartKeepsRoute(t, b, func() {
+		n1.kill()
+		n1 = b.startSpeaker(b.nodes[0], noGR)
+		n1.announce(svcV4+"/32", svcV6+"/128")
+		f.waitEstablished(10*time.Second, nodeV4[0])
+	}, nodeV4[0], nodeV4[2]); msg == "" {
+		t.Fatal("without graceful restart the router kept the crashed node's route: the restart check cannot fail")
+	}
+}
+
+// checkRestartKeepsRoute restarts a node with restart and samples the
+// router's FIB until some seconds after the node is back: the node's
+// next hop must be there in every sample (stale, then refreshed).
+func checkRestartKeepsRoute(t *testing.T, b *bgpLab, restart func(), want ...string) string {
+	t.Helper()
+	stop := make(chan struct{})
+	missing := make(chan string, 1)
+	samples := 0
+	go func() {
+		defer close(missing)
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			if got := b.nexthops(svcV4); !sameSet(got, want...) {
+				missing <- fmt.Sprint(got)
+				return
+			}
+			samples++
+			time.Sleep(10 * time.Millisecond)
+		}
+	}()
+	start := time.Now()
+	restart()
+	t.Logf("restarted node Established again %v after the crash", time.Since(start).Round(time.Millisecond))
+	// Past the restarting speaker's End-of-RIB and the router's stale
+	// path cleanup.
+	time.Sleep(4 * time.Second)
+	close(stop)
+	if got, bad := <-missing; bad {
+		return fmt.Sprintf("during the restart the router's next hops were %s, want %v", got, want)
+	}
+	t.Logf("next hops unchanged in %d samples over %v", samples, time.Since(start).Round(time.Millisecond))
+	return ""
+}
