@@ -333,3 +333,55 @@ func checkRestartKeepsRoute(t *testing.T, b *bgpLab, restart func(), want ...str
 	t.Logf("next hops unchanged in %d samples over %v", samples, time.Since(start).Round(time.Millisecond))
 	return ""
 }
+
+// TestFRRStuck: FRR wants a TCP MD5 password from every node. n1 has it
+// and comes up; n2 has a wrong one and n3 the right one but the wrong
+// AS: neither comes up, and each says why in its log.
+func TestFRRStuck(t *testing.T) {
+	netlab.Need(t, "vtysh")
+	b := newLab(t)
+	f := startFRR(t, b.router, frrConfig(" neighbor K8S password s3cret-tor\n"))
+	helperPath(t)
+	dir := t.TempDir()
+	good, bad := filepath.Join(dir, "good"), filepath.Join(dir, "bad")
+	os.WriteFile(good, []byte("s3cret-tor\n"), 0o600)
+	os.WriteFile(bad, []byte("n0t-the-right-1\n"), 0o600)
+	withPassword := func(asn int, file string) string {
+		return strings.Replace(nodeConfig(asn, ""), "      connect_retry: 1s\n", "      connect_retry: 1s\n      password_file: "+file+"\n", 1)
+	}
+	n1 := b.startSpeaker(b.nodes[0], withPassword(nodeAS, good))
+	n2 := b.startSpeaker(b.nodes[1], withPassword(nodeAS, bad))
+	n3 := b.startSpeaker(b.nodes[2], withPassword(64999, good))
+	f.waitEstablished(10*time.Second, nodeV4[0])
+	waitLog(t, n2, "TCP MD5 password mismatch", 15*time.Second)
+	waitLog(t, n3, "bad peer AS", 20*time.Second)
+	// The IPv6 group has no password: n2's IPv6 session is up, n3's is
+	// refused for its AS too.
+	if got := f.established(); !sameSet(keys(got), nodeV4[0], nodeV6[0], nodeV6[1]) {
+		t.Errorf("FRR has Established %v, want n1's two sessions and n2's IPv6 one", got)
+	}
+	for _, s := range []*speaker{n1, n2, n3} {
+		if strings.Contains(s.logs.String(), "s3cret") || strings.Contains(s.logs.String(), "n0t-the-right-1") {
+			t.Errorf("%s logged the password:\n%s", s.node.Name, s.logs)
+		}
+	}
+	t.Logf("n2: %s", lineWith(n2.logs.String(), "event=session_down"))
+	t.Logf("n3: %s", lineWith(n3.logs.String(), "bad peer AS"))
+}
+
+func lineWith(text, sub string) string {
+	for _, l := range strings.Split(text, "\n") {
+		if strings.Contains(l, sub) {
+			return l
+		}
+	}
+	return ""
+}
+
+func keys(m map[string]string) []string {
+	var out []string
+	for k := range m {
+		out = append(out, k)
+	}
+	return out
+}
