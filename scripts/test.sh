@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/lib.sh
 ensure_go
-apt_install make git ca-certificates iproute2 arping ndisc6 iputils-ping tcpdump
+apt_install make git ca-certificates iproute2 arping ndisc6 iputils-ping tcpdump frr bird2
 
 echo "== lint"
 make --no-print-directory lint
