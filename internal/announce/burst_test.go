@@ -14,8 +14,14 @@ import (
 // function is called, and returns the pcap file's path.
 func (l *lab) capture(t *testing.T) (pcap string, stop func()) {
 	t.Helper()
-	pcap = filepath.Join(t.TempDir(), "client.pcap")
-	cmd := exec.Command("ip", "netns", "exec", l.client, "tcpdump", "-Z", "root", "-U", "--immediate-mode", "-n", "-i", clientIf, "-w", pcap, "arp or icmp6")
+	return captureIn(t, l.client, clientIf)
+}
+
+// captureIn runs tcpdump on iface in namespace ns (ARP and ICMPv6 only).
+func captureIn(t *testing.T, ns, iface string) (pcap string, stop func()) {
+	t.Helper()
+	pcap = filepath.Join(t.TempDir(), ns+".pcap")
+	cmd := exec.Command("ip", "netns", "exec", ns, "tcpdump", "-Z", "root", "-U", "--immediate-mode", "-n", "-i", iface, "-w", pcap, "arp or icmp6")
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)

@@ -16,6 +16,15 @@
 // The decisions on received packets (decideARP, decideNDP) are pure
 // functions returning a drop reason, counted in lbd_l2_dropped_total.
 //
+// With L2.DetectConflicts, each new address is probed before it is
+// announced (RFC 5227 ARP probe, IPv6 duplicate address detection), every
+// received packet that claims an announced address (arpSender, ndpSender)
+// is checked against this node's MAC and the peers' (L2.SetPeers), and an
+// address another host uses is not announced: reported through
+// ConflictOptions.OnConflict, L2.Conflicts and lbd_l2_conflicts_total, and
+// probed again after a quiet period. Each address's goroutine runs its
+// probe, burst and re-probe; its state changes under L2's mutex.
+//
 // This package never imports k8s.io/...; it knows addresses, interfaces and
 // reasons, not Services. Only VIP adds addresses to interfaces; L2 never
 // does.

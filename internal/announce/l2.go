@@ -10,6 +10,7 @@ import (
 	"slices"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -35,12 +36,30 @@ type L2 struct {
 	// ifaceByName is net.InterfaceByName; a field so tests can fail it.
 	ifaceByName func(string) (*net.Interface, error)
 
-	owners atomic.Pointer[owners]
-	wg     sync.WaitGroup
+	// now stamps conflicts and recent withdrawals; a field for tests.
+	now            func() time.Time
+	conflictsTotal *prometheus.CounterVec
 
-	mu     sync.Mutex
-	closed bool
-	links  map[string]*link
+	// owners: announced claims, answered by the responders. watched:
+	// every claim while conflict detection is on, for observe.
+	owners  atomic.Pointer[owners]
+	watched atomic.Pointer[owners]
+	peers   atomic.Pointer[peerSet]
+	wg      sync.WaitGroup
+	// cbMu makes the conflict callbacks run one at a time.
+	cbMu sync.Mutex
+
+	mu      sync.Mutex
+	closed  bool
+	started bool
+	links   map[string]*link
+	// Conflict detection, set by DetectConflicts before the first Set.
+	detect              bool
+	probe               config.ConflictProbe
+	onConflict, onClear func(Conflict)
+	conflicts           map[claimKey]*Conflict
+	// recent holds when an announced address was last withdrawn.
+	recent map[claimKey]time.Time
 }
 
 var _ Announcer = (*L2)(nil)
@@ -48,28 +67,41 @@ var _ Announcer = (*L2)(nil)
 // NewL2 builds an L2 announcer. It opens no socket and starts no goroutine;
 // the first Set does. g says how many gratuitous packets to send on taking
 // an address. The drop counter lbd_l2_dropped_total is registered with reg
-// (nil: not registered).
+// (nil: not registered), and so is lbd_l2_conflicts_total. Conflict
+// detection is off until DetectConflicts.
 func NewL2(log *slog.Logger, clock Clock, g config.Gratuitous, reg prometheus.Registerer) (*L2, error) {
 	dropped, err := newDroppedCounter(reg)
 	if err != nil {
 		return nil, fmt.Errorf("L2 announcer metrics: %w", err)
 	}
+	conflicts, err := newConflictsCounter(reg)
+	if err != nil {
+		return nil, fmt.Errorf("L2 announcer metrics: %w", err)
+	}
 	l := &L2{
-		log:         log,
-		clock:       clock,
-		grat:        g,
-		dropped:     dropped,
-		ifaceByName: net.InterfaceByName,
-		links:       map[string]*link{},
+		now:            time.Now,
+		conflictsTotal: conflicts,
+		conflicts:      map[claimKey]*Conflict{},
+		recent:         map[claimKey]time.Time{},
+		log:            log,
+		clock:          clock,
+		grat:           g,
+		dropped:        dropped,
+		ifaceByName:    net.InterfaceByName,
+		links:          map[string]*link{},
 	}
 	l.owners.Store(&owners{})
+	l.watched.Store(&owners{})
+	l.peers.Store(&peerSet{})
 	return l, nil
 }
 
 // Set makes desired the announced set: it opens sockets on interfaces that
 // gain their first address, joins solicited-node groups, starts a
 // gratuitous burst for each address it did not announce before, and stops
-// everything for addresses no longer desired. Addresses it could not take
+// everything for addresses no longer desired. With conflict detection, a
+// new address is probed first (in the background: Set does not wait) and
+// announced only if no foreign host answers; see DetectConflicts. Addresses it could not take
 // are left out (and reported in the joined error), so the next Set retries
 // them.
 func (l *L2) Set(desired []Announcement) error {
@@ -93,6 +125,13 @@ func (l *L2) Set(desired []Announcement) error {
 	defer l.mu.Unlock()
 	if l.closed {
 		return ErrClosed
+	}
+	l.started = true
+	now := l.now()
+	for k, t := range l.recent {
+		if now.Sub(t) >= recentWindow {
+			delete(l.recent, k)
+		}
 	}
 
 	// Withdraw first, so that the snapshot published next no longer
@@ -123,7 +162,7 @@ func (l *L2) Set(desired []Announcement) error {
 				c.reason = reason
 				continue
 			}
-			c, err := lk.add(addr, reason)
+			c, err := lk.add(addr, reason, l.firstState(claimKey{name, addr}, now))
 			if err != nil {
 				errs = append(errs, fmt.Errorf("announce %s on %s: %w", addr, name, err))
 				continue
@@ -133,7 +172,11 @@ func (l *L2) Set(desired []Announcement) error {
 	}
 	l.publish()
 	for _, c := range added {
-		l.log.Info("announcing", "ip", c.addr, "iface", c.link.ifi.Name, "reason", c.reason)
+		if c.state == probing {
+			l.log.Info("probing for conflicts", "ip", c.addr, "iface", c.link.ifi.Name, "reason", c.reason)
+		} else {
+			l.log.Info("announcing", "ip", c.addr, "iface", c.link.ifi.Name, "reason", c.reason)
+		}
 		c.start()
 	}
 
@@ -154,6 +197,7 @@ func (l *L2) Close() error {
 	if !l.closed {
 		l.closed = true
 		l.owners.Store(&owners{})
+		l.watched.Store(&owners{})
 		for name, lk := range l.links {
 			for addr := range lk.addrs {
 				errs = append(errs, lk.remove(addr))
@@ -167,16 +211,35 @@ func (l *L2) Close() error {
 	return errors.Join(errs...)
 }
 
+// firstState is the state of a new claim: probing with conflict
+// detection, unless this node announced the same address on the same
+// interface less than recentWindow before now. Call with l.mu held.
+func (l *L2) firstState(k claimKey, now time.Time) claimState {
+	if !l.detect {
+		return announced
+	}
+	if t, ok := l.recent[k]; ok && now.Sub(t) < recentWindow {
+		return announced
+	}
+	return probing
+}
+
 // publish stores a new ownership snapshot built from the links. Call with
 // l.mu held.
 func (l *L2) publish() {
-	o := owners{}
+	o, w := owners{}, owners{}
 	for name, lk := range l.links {
-		for addr := range lk.addrs {
-			o[addr] = append(o[addr], name)
+		for addr, c := range lk.addrs {
+			if c.state == announced {
+				o[addr] = append(o[addr], name)
+			}
+			if l.detect {
+				w[addr] = append(w[addr], name)
+			}
 		}
 	}
 	l.owners.Store(&o)
+	l.watched.Store(&w)
 }
 
 // goroutine starts f as one of the announcer's goroutines.

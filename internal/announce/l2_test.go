@@ -35,6 +35,9 @@ func TestNewL2StartsNothing(t *testing.T) {
 	if n, err := testutil.GatherAndCount(reg, "lbd_l2_dropped_total"); err != nil || n != len(dropReasons) {
 		t.Errorf("lbd_l2_dropped_total series = %d (%v), want %d", n, err, len(dropReasons))
 	}
+	if n, err := testutil.GatherAndCount(reg, "lbd_l2_conflicts_total"); err != nil || n != 2 {
+		t.Errorf("lbd_l2_conflicts_total series = %d (%v), want 2 (ipv4, ipv6)", n, err)
+	}
 	if err := l.Close(); err != nil {
 		t.Fatal(err)
 	}

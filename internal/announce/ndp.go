@@ -105,7 +105,9 @@ type ndpConn struct {
 	closed atomic.Bool
 }
 
-func listenNDP(ifi *net.Interface) (*ndpConn, error) {
+// listenNDP opens the ICMPv6 socket of ifi. It receives solicitations,
+// and advertisements too when withNA (for conflict detection).
+func listenNDP(ifi *net.Interface, withNA bool) (*ndpConn, error) {
 	// Bound to ::, not the link-local address, so that unicast probes for
 	// an announced address reach this socket too (when the address is
 	// local, e.g. on kube-ipvs0 or a local route).
@@ -116,6 +118,9 @@ func listenNDP(ifi *net.Interface) (*ndpConn, error) {
 	var f ipv6.ICMPFilter
 	f.SetAll(true)
 	f.Accept(ipv6.ICMPTypeNeighborSolicitation)
+	if withNA {
+		f.Accept(ipv6.ICMPTypeNeighborAdvertisement)
+	}
 	if err := c.SetICMPFilter(&f); err != nil {
 		c.Close()
 		return nil, fmt.Errorf("NDP socket on %s: ICMPv6 filter: %w", ifi.Name, err)
@@ -159,7 +164,8 @@ func (c *ndpConn) leave(addr netip.Addr) error {
 	return nil
 }
 
-// read returns the next solicitation received on this interface.
+// read returns the next solicitation or advertisement received on this
+// interface.
 func (c *ndpConn) read() (nsIn, error) {
 	// ReadRaw, not ReadFrom: ReadFrom drops messages whose source is the
 	// socket's own address, which for a socket bound to :: are exactly the

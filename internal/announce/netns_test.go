@@ -118,16 +118,17 @@ type helper struct {
 	cmd   *exec.Cmd
 	stdin io.WriteCloser
 	out   *bufio.Scanner
+	iface string // where set announces
 }
 
 // buildHelper builds internal/l2helper with the race detector.
-func buildHelper(t *testing.T) string {
+func buildHelper(t testing.TB) string {
 	t.Helper()
 	return buildTool(t, "l2helper")
 }
 
 // buildTool builds the command internal/name with the race detector.
-func buildTool(t *testing.T, name string) string {
+func buildTool(t testing.TB, name string) string {
 	t.Helper()
 	bin := filepath.Join(t.TempDir(), name)
 	if out, err := sh("go", "build", "-race", "-o", bin, "./internal/"+name); err != nil {
@@ -138,7 +139,13 @@ func buildTool(t *testing.T, name string) string {
 
 func startHelper(t *testing.T, l *lab, bin string, args ...string) *helper {
 	t.Helper()
-	cmd := exec.Command("ip", append([]string{"netns", "exec", l.node, bin}, args...)...)
+	return startHelperCmd(t, exec.Command("ip", append([]string{"netns", "exec", l.node, bin}, args...)...), nodeIf)
+}
+
+// startHelperCmd starts cmd, the helper in some namespace, announcing on
+// iface.
+func startHelperCmd(t testing.TB, cmd *exec.Cmd, iface string) *helper {
+	t.Helper()
 	stderr, err := os.Create(filepath.Join(t.TempDir(), "stderr"))
 	if err != nil {
 		t.Fatal(err)
@@ -155,7 +162,7 @@ func startHelper(t *testing.T, l *lab, bin string, args ...string) *helper {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	h := &helper{cmd: cmd, stdin: stdin, out: bufio.NewScanner(stdout)}
+	h := &helper{cmd: cmd, stdin: stdin, out: bufio.NewScanner(stdout), iface: iface}
 	t.Cleanup(func() {
 		// Ends the process we started, by its PID (ip netns exec execs
 		// the helper in place), if stop did not already.
@@ -165,18 +172,18 @@ func startHelper(t *testing.T, l *lab, bin string, args ...string) *helper {
 		}
 		if t.Failed() {
 			log, _ := os.ReadFile(stderr.Name())
-			t.Logf("%s stderr:\n%s", filepath.Base(bin), log)
+			t.Logf("helper stderr:\n%s", log)
 		}
 	})
 	return h
 }
 
 // set sends one desired set and waits for the helper's answer.
-func (h *helper) set(t *testing.T, set ...string) {
+func (h *helper) set(t testing.TB, set ...string) {
 	t.Helper()
 	var entries []map[string]string
 	for _, a := range set {
-		entries = append(entries, map[string]string{"addr": a, "iface": nodeIf, "reason": "test"})
+		entries = append(entries, map[string]string{"addr": a, "iface": h.iface, "reason": "test"})
 	}
 	b, _ := json.Marshal(entries)
 	if entries == nil {
@@ -193,9 +200,22 @@ func (h *helper) set(t *testing.T, set ...string) {
 	}
 }
 
+// command sends one command line ("peers ...", "conflicts") and returns
+// the helper's answer.
+func (h *helper) command(t testing.TB, line string) string {
+	t.Helper()
+	if _, err := fmt.Fprintln(h.stdin, line); err != nil {
+		t.Fatal(err)
+	}
+	if !h.out.Scan() {
+		t.Fatalf("helper exited: %v", h.out.Err())
+	}
+	return h.out.Text()
+}
+
 // stop closes stdin, so the helper closes the announcer and exits; a data
 // race makes it exit non-zero.
-func (h *helper) stop(t *testing.T) {
+func (h *helper) stop(t testing.TB) {
 	t.Helper()
 	h.stdin.Close()
 	done := make(chan error, 1)

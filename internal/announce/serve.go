@@ -6,7 +6,8 @@ import (
 	"time"
 )
 
-// serveARP answers ARP requests on one interface until its socket closes.
+// serveARP answers ARP requests on one interface until its socket closes,
+// and passes every packet that claims an address to observe.
 func (l *L2) serveARP(iface string, c *arpConn) {
 	buf := make([]byte, 1600)
 	for {
@@ -18,6 +19,9 @@ func (l *L2) serveARP(iface string, c *arpConn) {
 			l.log.Warn("ARP read failed", "iface", iface, "err", err)
 			l.pause()
 			continue
+		}
+		if addr, mac, ok := arpSender(buf[:n]); ok {
+			l.observe(iface, addr, mac, c.ifi.HardwareAddr)
 		}
 		reply, reason := decideARP(buf[:n], iface, c.ifi.HardwareAddr, *l.owners.Load())
 		if reason != answer {
@@ -44,6 +48,9 @@ func (l *L2) serveNDP(iface string, c *ndpConn) {
 			l.log.Warn("NDP read failed", "iface", iface, "err", err)
 			l.pause()
 			continue
+		}
+		if addr, mac, ok := ndpSender(in); ok {
+			l.observe(iface, addr, mac, c.ifi.HardwareAddr)
 		}
 		na, dst, reason := decideNDP(in, iface, c.ifi.HardwareAddr, *l.owners.Load())
 		if reason != answer {

@@ -161,6 +161,7 @@ bgp:
 		{"l2 refresh", c.L2.Gratuitous.Refresh, time.Duration(0)},
 		{"auto assign", c.Pools[0].AutoAssignEnabled(), true},
 		{"conflict detection", c.L2.ConflictDetectionEnabled(), true},
+		{"conflict probe", c.L2.ConflictProbe, ConflictProbe{Count: 3, Interval: 100 * time.Millisecond, Recheck: 30 * time.Second}},
 		{"peer port", c.BGP.Peers[0].Port, uint16(179)},
 		{"hold", c.BGP.Peers[0].HoldTime, 90 * time.Second},
 		{"keepalive", c.BGP.Peers[0].Keepalive, 30 * time.Second},

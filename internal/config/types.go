@@ -115,6 +115,8 @@ type L2 struct {
 	// ConflictDetection probes for another host using an address before
 	// announcing it, and watches for foreign replies afterwards.
 	ConflictDetection *bool `yaml:"conflict_detection"`
+	// ConflictProbe times the probes of conflict detection.
+	ConflictProbe ConflictProbe `yaml:"conflict_probe"`
 	// Failback lets a node that returns take its addresses back.
 	Failback bool `yaml:"failback"`
 }
@@ -122,6 +124,16 @@ type L2 struct {
 // ConflictDetectionEnabled reports whether address conflicts are probed.
 func (l L2) ConflictDetectionEnabled() bool {
 	return l.ConflictDetection == nil || *l.ConflictDetection
+}
+
+// ConflictProbe times address conflict detection: Count probes Interval
+// apart before an address is first announced (an address is announced
+// Count × Interval after it is taken, when nothing answers), and, for an
+// address in conflict, a new probe after Recheck without a foreign packet.
+type ConflictProbe struct {
+	Count    int           `yaml:"count"`
+	Interval time.Duration `yaml:"interval"`
+	Recheck  time.Duration `yaml:"recheck"`
 }
 
 // L2Advertisement announces pools by ARP/NDP on some interfaces of some nodes.

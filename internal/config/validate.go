@@ -227,6 +227,21 @@ func validateL2(c *Config, v *validator) {
 		a.NodeSelector.validate(v, path+".node_selector")
 	}
 	validateGratuitous(v, "l2.gratuitous", c.L2.Gratuitous)
+	validateConflictProbe(v, "l2.conflict_probe", c.L2.ConflictProbe)
+}
+
+// validateConflictProbe keeps the probe short: its length adds to every
+// failover of an address this node has not announced recently.
+func validateConflictProbe(v *validator, path string, p ConflictProbe) {
+	if p.Count < 1 || p.Count > 10 {
+		v.errorf(path+".count", strconv.Itoa(p.Count), "must be 1-10")
+	}
+	if p.Interval < 10*time.Millisecond || p.Interval > time.Second {
+		v.errorf(path+".interval", p.Interval.String(), "must be 10ms-1s (the probe delays taking an address by count × interval)")
+	}
+	if p.Recheck < time.Second || p.Recheck > time.Hour {
+		v.errorf(path+".recheck", p.Recheck.String(), "must be 1s-1h")
+	}
 }
 
 // validateAnnounced reports pools that nothing announces. When an

@@ -4,6 +4,10 @@
 // Neighbor Advertisement for that target. It exits 1 when none comes. The
 // privileged tests of package announce run it in the client namespace;
 // ndisc6 can only send multicast solicitations.
+//
+// With -advertise it instead sends one unsolicited Neighbor Advertisement
+// (Override) for the target to all-nodes, as a host that takes the address
+// does, and exits.
 package main
 
 import (
@@ -22,7 +26,15 @@ func main() {
 	iface := flag.String("i", "", "interface")
 	target := flag.String("target", "", "target address")
 	wait := flag.Duration("wait", time.Second, "how long to wait for an answer")
+	advertise := flag.Bool("advertise", false, "send an unsolicited advertisement for the target instead")
 	flag.Parse()
+	if *advertise {
+		if err := advertiseNA(*iface, *target); err != nil {
+			fmt.Fprintln(os.Stderr, "nsprobe:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	mac, err := probe(*iface, *target, *wait)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "nsprobe:", err)
@@ -67,4 +79,26 @@ func probe(iface, target string, wait time.Duration) (net.HardwareAddr, error) {
 		}
 		return nil, errors.New("advertisement without target link-layer address")
 	}
+}
+
+func advertiseNA(iface, target string) error {
+	ifi, err := net.InterfaceByName(iface)
+	if err != nil {
+		return err
+	}
+	tgt, err := netip.ParseAddr(target)
+	if err != nil {
+		return err
+	}
+	c, _, err := ndp.Listen(ifi, ndp.LinkLocal)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	na := &ndp.NeighborAdvertisement{
+		Override:      true,
+		TargetAddress: tgt,
+		Options:       []ndp.Option{&ndp.LinkLayerAddress{Direction: ndp.Target, Addr: ifi.HardwareAddr}},
+	}
+	return c.WriteTo(na, nil, netip.MustParseAddr("ff02::1"))
 }
