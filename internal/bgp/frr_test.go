@@ -3,6 +3,8 @@ package bgp_test
 import (
 	"encoding/json"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"os/user"
@@ -384,4 +386,51 @@ func keys(m map[string]string) []string {
 		out = append(out, k)
 	}
 	return out
+}
+
+// TestFRRDataPath: a client beyond the router reaches the Service address
+// and gets answers from all three nodes (ECMP over real TCP connections).
+// Each node stands in for kube-proxy: the pool is routed to lo and a small
+// HTTP server answers with the node's name.
+func TestFRRDataPath(t *testing.T) {
+	netlab.Need(t, "vtysh", "python3")
+	b := newLab(t)
+	f := startFRR(t, b.router, frrConfig(""))
+	client := b.addClient()
+	helperPath(t)
+	for i, n := range b.nodes {
+		n.Must("ip", "route", "add", "local", "192.0.2.0/24", "dev", "lo")
+		n.Must("ip", "route", "add", "default", "via", routerV4)
+		dir := t.TempDir()
+		os.WriteFile(filepath.Join(dir, "index.html"), []byte(n.Name), 0o644)
+		srv := n.Command("python3", "-m", "http.server", "--bind", "0.0.0.0", "--directory", dir, "8080")
+		if err := srv.Start(); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { srv.Process.Kill(); srv.Wait() })
+		s := b.startSpeaker(n, nodeConfig(nodeAS, ""))
+		s.announce(svcV4 + "/32")
+		_ = i
+	}
+	f.waitEstablished(10*time.Second, nodeV4...)
+	b.waitHops(svcV4, 5*time.Second, nodeV4...)
+
+	seen := map[string]int{}
+	tr := &http.Transport{DialContext: client.DialContext, DisableKeepAlives: true}
+	hc := &http.Client{Transport: tr, Timeout: 2 * time.Second}
+	deadline := time.Now().Add(20 * time.Second)
+	for len(seen) < 3 && time.Now().Before(deadline) {
+		resp, err := hc.Get("http://" + svcV4 + ":8080/")
+		if err != nil {
+			time.Sleep(100 * time.Millisecond) // the HTTP servers may still be starting
+			continue
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		seen[string(body)]++
+	}
+	if len(seen) != 3 {
+		t.Fatalf("answers from %v, want all three nodes", seen)
+	}
+	t.Logf("answers by node: %v", seen)
 }

@@ -301,3 +301,22 @@ func waitLog(t testing.TB, s *speaker, text string, d time.Duration) {
 		time.Sleep(50 * time.Millisecond)
 	}
 }
+
+// addClient puts a client on a second segment behind the router
+// (203.0.113.0/24), with the router forwarding between them.
+func (b *bgpLab) addClient() *netlab.Host {
+	b.t.Helper()
+	ns := b.lab.Prefix + "-c"
+	b.lab.Must("ip", "netns", "add", ns)
+	b.t.Cleanup(func() { exec.Command("ip", "netns", "del", ns).Run() })
+	c := &netlab.Host{Name: "c", NS: ns}
+	b.lab.Must("ip", "-n", ns, "link", "set", "lo", "up")
+	b.lab.Must("ip", "-n", b.router.NS, "link", "add", "eth1", "type", "veth", "peer", "name", "eth0", "netns", ns)
+	b.lab.Must("ip", "-n", b.router.NS, "addr", "add", "203.0.113.1/24", "dev", "eth1")
+	b.lab.Must("ip", "-n", b.router.NS, "link", "set", "eth1", "up")
+	b.lab.Must("ip", "-n", ns, "addr", "add", "203.0.113.2/24", "dev", "eth0")
+	b.lab.Must("ip", "-n", ns, "link", "set", "eth0", "up")
+	b.lab.Must("ip", "-n", ns, "route", "add", "default", "via", "203.0.113.1")
+	b.router.Sysctl("net.ipv4.ip_forward=1")
+	return c
+}
