@@ -20,18 +20,18 @@ import (
 func BenchmarkEstablished(b *testing.B) {
 	netlab.Need(b, "vtysh")
 	l := newLab(b)
-	f := startFRR(b, l.router, frrConfig(""))
+	f := netlab.StartFRR(b, l.router, frrConfig(""))
 	helperPath(b)
 	var total time.Duration
 	for i := 0; i < b.N; i++ {
 		start := time.Now()
 		s := l.startSpeaker(l.nodes[0], nodeConfig(nodeAS, ""))
-		f.waitEstablished(10*time.Second, nodeV4[0])
+		f.WaitEstablished(10*time.Second, nodeV4[0])
 		total += time.Since(start)
 		s.stop()
 		deadline := time.Now().Add(5 * time.Second)
 		for {
-			if _, up := f.established()[nodeV4[0]]; !up || time.Now().After(deadline) {
+			if _, up := f.Established()[nodeV4[0]]; !up || time.Now().After(deadline) {
 				break
 			}
 			time.Sleep(20 * time.Millisecond)
@@ -46,13 +46,13 @@ func BenchmarkEstablished(b *testing.B) {
 func BenchmarkConverge1000(b *testing.B) {
 	netlab.Need(b, "vtysh")
 	l := newLab(b)
-	f := startFRR(b, l.router, frrConfig(""))
+	f := netlab.StartFRR(b, l.router, frrConfig(""))
 	helperPath(b)
 	var sp []*speaker
 	for _, n := range l.nodes {
 		sp = append(sp, l.startSpeaker(n, nodeConfig(nodeAS, "")))
 	}
-	f.waitEstablished(10*time.Second, nodeV4...)
+	f.WaitEstablished(10*time.Second, nodeV4...)
 	// Documentation space has 256 IPv4 addresses in 192.0.2.0/24: 250
 	// IPv4 routes and 750 IPv6 ones from 2001:db8:5::/64.
 	var rs []string

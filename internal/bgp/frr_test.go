@@ -1,15 +1,11 @@
 package bgp_test
 
 import (
-	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
 	"os"
-	"os/exec"
-	"os/user"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -57,172 +53,6 @@ router bgp %d
 `, routerAS, routerV4, nodeAS, extra, nodeAS)
 }
 
-// frr is zebra and bgpd running in the router namespace.
-type frr struct {
-	t   testing.TB
-	dir string
-}
-
-// startFRR runs zebra and bgpd by hand in h (Debian's packaging starts
-// nothing here), with their own sockets in a private directory.
-func startFRR(t testing.TB, h *netlab.Host, conf string) *frr {
-	t.Helper()
-	for _, bin := range []string{"/usr/lib/frr/zebra", "/usr/lib/frr/bgpd"} {
-		if _, err := os.Stat(bin); err != nil {
-			t.Skip("FRR is not installed (apt-get install frr)")
-		}
-	}
-	u, err := user.Lookup("frr")
-	if err != nil {
-		t.Skip("no frr user")
-	}
-	uid, _ := strconv.Atoi(u.Uid)
-	gid, _ := strconv.Atoi(u.Gid)
-	dir, err := os.MkdirTemp("", "lbd-frr-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	os.Chmod(dir, 0o755)
-	os.Chown(dir, uid, gid)
-	conf = strings.ReplaceAll(conf, "%DIR%", dir)
-	write := func(name, text string) {
-		p := filepath.Join(dir, name)
-		if err := os.WriteFile(p, []byte(text), 0o640); err != nil {
-			t.Fatal(err)
-		}
-		os.Chown(p, uid, gid)
-	}
-	write("zebra.conf", "hostname tor\nlog file "+dir+"/zebra.log\n")
-	write("bgpd.conf", conf)
-	f := &frr{t: t, dir: dir}
-	for _, d := range []string{"zebra", "bgpd"} {
-		cmd := h.Command("/usr/lib/frr/"+d, "-f", filepath.Join(dir, d+".conf"), "-i", filepath.Join(dir, d+".pid"),
-			"-z", filepath.Join(dir, "zserv.api"), "--vty_socket", dir, "-P", "0", "-u", "frr", "-g", "frr")
-		out, _ := os.Create(filepath.Join(dir, d+".out"))
-		cmd.Stdout, cmd.Stderr = out, out
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() {
-			cmd.Process.Kill()
-			cmd.Wait()
-			out.Close()
-			if t.Failed() {
-				b, _ := os.ReadFile(filepath.Join(dir, d+".log"))
-				o, _ := os.ReadFile(filepath.Join(dir, d+".out"))
-				t.Logf("%s output:\n%s\n%s", d, o, b)
-			}
-		})
-		// bgpd needs zebra's socket.
-		deadline := time.Now().Add(10 * time.Second)
-		for {
-			if _, err := f.vtysh(d, "show version"); err == nil {
-				break
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("%s did not come up", d)
-			}
-			time.Sleep(50 * time.Millisecond)
-		}
-	}
-	return f
-}
-
-func (f *frr) vtysh(daemon, cmd string) (string, error) {
-	args := []string{"--vty_socket", f.dir, "-c", cmd}
-	if daemon != "" {
-		args = append([]string{"-d", daemon}, args...)
-	}
-	out, err := exec.Command("vtysh", args...).CombinedOutput()
-	return string(out), err
-}
-
-// established returns the neighbours FRR has Established, per family.
-func (f *frr) established() map[string]string {
-	f.t.Helper()
-	out, err := f.vtysh("bgpd", "show bgp summary json")
-	if err != nil {
-		f.t.Fatalf("show bgp summary: %v\n%s", err, out)
-	}
-	var sum map[string]struct {
-		Peers map[string]struct {
-			State string `json:"state"`
-		} `json:"peers"`
-	}
-	if err := json.Unmarshal([]byte(out), &sum); err != nil {
-		f.t.Fatalf("show bgp summary json: %v\n%s", err, out)
-	}
-	got := map[string]string{}
-	for fam, s := range sum {
-		for addr, p := range s.Peers {
-			if p.State == "Established" {
-				got[addr] = fam
-			}
-		}
-	}
-	return got
-}
-
-func (f *frr) waitEstablished(d time.Duration, addrs ...string) time.Duration {
-	f.t.Helper()
-	start := time.Now()
-	for {
-		got := f.established()
-		ok := true
-		for _, a := range addrs {
-			if _, up := got[a]; !up {
-				ok = false
-			}
-		}
-		if ok {
-			return time.Since(start)
-		}
-		if time.Since(start) > d {
-			f.t.Fatalf("FRR has Established %v after %v, want %v", got, d, addrs)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
-// route returns FRR's RIB entry for dst: selected next hops.
-func (f *frr) routeNexthops(dst string) []string {
-	f.t.Helper()
-	cmd := "show ip route " + dst + " json"
-	if strings.Contains(dst, ":") {
-		cmd = "show ipv6 route " + dst + " json"
-	}
-	out, err := f.vtysh("zebra", cmd)
-	if err != nil {
-		f.t.Fatalf("%s: %v\n%s", cmd, err, out)
-	}
-	var rib map[string][]struct {
-		Protocol string `json:"protocol"`
-		Selected bool   `json:"selected"`
-		Nexthops []struct {
-			IP     string `json:"ip"`
-			Active bool   `json:"active"`
-		} `json:"nexthops"`
-	}
-	if err := json.Unmarshal([]byte(out), &rib); err != nil {
-		f.t.Fatalf("%s: %v\n%s", cmd, err, out)
-	}
-	var hops []string
-	for _, rs := range rib {
-		for _, r := range rs {
-			if r.Protocol != "bgp" || !r.Selected {
-				continue
-			}
-			for _, n := range r.Nexthops {
-				if n.Active {
-					hops = append(hops, n.IP)
-				}
-			}
-		}
-	}
-	return hops
-}
-
 // TestFRR: three nodes announce one IPv4 and one IPv6 Service address to
 // FRR configured as a top-of-rack router. FRR has three Established
 // sessions per family and installs three next hops in the kernel; a
@@ -231,7 +61,7 @@ func (f *frr) routeNexthops(dst string) []string {
 func TestFRR(t *testing.T) {
 	netlab.Need(t, "vtysh")
 	b := newLab(t)
-	f := startFRR(t, b.router, frrConfig(""))
+	f := netlab.StartFRR(t, b.router, frrConfig(""))
 	helperPath(t)
 	var sp []*speaker
 	start := time.Now()
@@ -241,17 +71,17 @@ func TestFRR(t *testing.T) {
 	for _, s := range sp {
 		s.announce(svcV4+"/32", svcV6+"/128")
 	}
-	f.waitEstablished(10*time.Second, append(append([]string{}, nodeV4...), nodeV6...)...)
+	f.WaitEstablished(10*time.Second, append(append([]string{}, nodeV4...), nodeV6...)...)
 	t.Logf("six sessions Established %v after the speakers started", time.Since(start).Round(time.Millisecond))
 	for _, s := range sp {
 		t.Logf("%s:\n%s", s.node.Name, s.logs)
 	}
 	b.waitHops(svcV4, 5*time.Second, nodeV4...)
 	b.waitHops(svcV6, 5*time.Second, nodeV6...)
-	if got := f.routeNexthops(svcV4); !sameSet(got, nodeV4...) {
+	if got := f.RouteNexthops(svcV4); !sameSet(got, nodeV4...) {
 		t.Errorf("FRR's RIB next hops for %s: %v", svcV4, got)
 	}
-	if got := f.routeNexthops(svcV6); !sameSet(got, nodeV6...) {
+	if got := f.RouteNexthops(svcV6); !sameSet(got, nodeV6...) {
 		t.Errorf("FRR's RIB next hops for %s: %v", svcV6, got)
 	}
 
@@ -277,7 +107,7 @@ func TestFRR(t *testing.T) {
 		n1.kill()
 		n1 = b.startSpeaker(b.nodes[0], nodeConfig(nodeAS, ""))
 		n1.announce(svcV4+"/32", svcV6+"/128")
-		f.waitEstablished(10*time.Second, nodeV4[0])
+		f.WaitEstablished(10*time.Second, nodeV4[0])
 	}, nodeV4[0], nodeV4[2]); msg != "" {
 		t.Fatal(msg)
 	}
@@ -292,7 +122,7 @@ func TestFRR(t *testing.T) {
 		n1.kill()
 		n1 = b.startSpeaker(b.nodes[0], noGR)
 		n1.announce(svcV4+"/32", svcV6+"/128")
-		f.waitEstablished(10*time.Second, nodeV4[0])
+		f.WaitEstablished(10*time.Second, nodeV4[0])
 	}, nodeV4[0], nodeV4[2]); msg == "" {
 		t.Fatal("without graceful restart the router kept the crashed node's route: the restart check cannot fail")
 	}
@@ -342,7 +172,7 @@ func checkRestartKeepsRoute(t *testing.T, b *bgpLab, restart func(), want ...str
 func TestFRRStuck(t *testing.T) {
 	netlab.Need(t, "vtysh")
 	b := newLab(t)
-	f := startFRR(t, b.router, frrConfig(" neighbor K8S password s3cret-tor\n"))
+	f := netlab.StartFRR(t, b.router, frrConfig(" neighbor K8S password s3cret-tor\n"))
 	helperPath(t)
 	dir := t.TempDir()
 	good, bad := filepath.Join(dir, "good"), filepath.Join(dir, "bad")
@@ -354,12 +184,12 @@ func TestFRRStuck(t *testing.T) {
 	n1 := b.startSpeaker(b.nodes[0], withPassword(nodeAS, good))
 	n2 := b.startSpeaker(b.nodes[1], withPassword(nodeAS, bad))
 	n3 := b.startSpeaker(b.nodes[2], withPassword(64999, good))
-	f.waitEstablished(10*time.Second, nodeV4[0])
+	f.WaitEstablished(10*time.Second, nodeV4[0])
 	waitLog(t, n2, "TCP MD5 password mismatch", 15*time.Second)
 	waitLog(t, n3, "bad peer AS", 20*time.Second)
 	// The IPv6 group has no password: n2's IPv6 session is up, n3's is
 	// refused for its AS too.
-	if got := f.established(); !sameSet(keys(got), nodeV4[0], nodeV6[0], nodeV6[1]) {
+	if got := f.Established(); !sameSet(keys(got), nodeV4[0], nodeV6[0], nodeV6[1]) {
 		t.Errorf("FRR has Established %v, want n1's two sessions and n2's IPv6 one", got)
 	}
 	for _, s := range []*speaker{n1, n2, n3} {
@@ -395,7 +225,7 @@ func keys(m map[string]string) []string {
 func TestFRRDataPath(t *testing.T) {
 	netlab.Need(t, "vtysh", "python3")
 	b := newLab(t)
-	f := startFRR(t, b.router, frrConfig(""))
+	f := netlab.StartFRR(t, b.router, frrConfig(""))
 	client := b.addClient()
 	helperPath(t)
 	for i, n := range b.nodes {
@@ -412,7 +242,7 @@ func TestFRRDataPath(t *testing.T) {
 		s.announce(svcV4 + "/32")
 		_ = i
 	}
-	f.waitEstablished(10*time.Second, nodeV4...)
+	f.WaitEstablished(10*time.Second, nodeV4...)
 	b.waitHops(svcV4, 5*time.Second, nodeV4...)
 
 	seen := map[string]int{}

@@ -2,7 +2,6 @@ package bgp_test
 
 import (
 	"bufio"
-	"encoding/json"
 	"fmt"
 	"io"
 	"os"
@@ -224,38 +223,8 @@ func (s *speaker) kill() {
 	<-s.done
 }
 
-// nexthops returns the router's kernel next hops for dst (ip route show).
-func (b *bgpLab) nexthops(dst string) []string {
-	b.t.Helper()
-	args := []string{"ip", "-j", "route", "show", dst}
-	if strings.Contains(dst, ":") {
-		args = []string{"ip", "-6", "-j", "route", "show", dst}
-	}
-	out, err := b.router.Run(args...)
-	if err != nil {
-		b.t.Fatalf("%v: %v\n%s", args, err, out)
-	}
-	var routes []struct {
-		Gateway  string `json:"gateway"`
-		Protocol string `json:"protocol"`
-		Nexthops []struct {
-			Gateway string `json:"gateway"`
-		} `json:"nexthops"`
-	}
-	if err := json.Unmarshal([]byte(out), &routes); err != nil {
-		b.t.Fatalf("%v: %v\n%s", args, err, out)
-	}
-	var hops []string
-	for _, r := range routes {
-		if r.Gateway != "" {
-			hops = append(hops, r.Gateway)
-		}
-		for _, n := range r.Nexthops {
-			hops = append(hops, n.Gateway)
-		}
-	}
-	return hops
-}
+// nexthops returns the router's kernel next hops for dst.
+func (b *bgpLab) nexthops(dst string) []string { return b.router.Nexthops(dst) }
 
 func sameSet(a []string, b ...string) bool {
 	if len(a) != len(b) {
