@@ -6,8 +6,14 @@ PREFIX      ?= /usr/local
 CONFIG      ?= etc/lbd.yaml
 # Pinned tools, run through the Go module proxy.
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
+NFPM        := github.com/goreleaser/nfpm/v2/cmd/nfpm@v2.45.2
+# Package version: the tag without its v, else 0.0.0+git<commits>.<hash>,
+# which sorts upwards commit by commit.
+PKG_VERSION ?= $(shell git describe --tags --match 'v[0-9]*' 2>/dev/null | sed 's/^v//; s/-/+/; s/-/./' | grep . || echo 0.0.0+git$$(git rev-list --count HEAD 2>/dev/null || echo 0).$$(git rev-parse --short HEAD 2>/dev/null || echo dev))
+PKG_ARCH    ?= $(shell $(GO) env GOARCH)
+DIST        ?= dist
 
-.PHONY: help build test test-all lint check-config install demo clean
+.PHONY: help build test test-all lint check-config install package demo clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-13s %s\n", $$1, $$2}'
@@ -32,7 +38,13 @@ check-config: build ## validate CONFIG (default etc/lbd.yaml) with lbd check
 
 install: build ## install the binary to $(PREFIX)/bin and the unit to /etc/systemd/system
 	install -D -m 0755 bin/lbd $(DESTDIR)$(PREFIX)/bin/lbd
-	install -D -m 0644 systemd/lbd.service $(DESTDIR)/etc/systemd/system/lbd.service
+	install -d $(DESTDIR)/etc/systemd/system
+	sed 's|/usr/bin/lbd|$(PREFIX)/bin/lbd|g' systemd/lbd.service > $(DESTDIR)/etc/systemd/system/lbd.service
+
+package: build ## build $(DIST)/lbd_*.deb and $(DIST)/lbd-*.rpm with nfpm
+	@mkdir -p $(DIST)
+	PKG_VERSION=$(PKG_VERSION) PKG_ARCH=$(PKG_ARCH) $(GO) run $(NFPM) package -f packaging/nfpm.yaml -p deb -t $(DIST)/
+	PKG_VERSION=$(PKG_VERSION) PKG_ARCH=$(PKG_ARCH) $(GO) run $(NFPM) package -f packaging/nfpm.yaml -p rpm -t $(DIST)/
 
 demo: ## show what lbd does today (the README's first command)
 	./scripts/demo.sh

@@ -6,7 +6,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/lib.sh
 ensure_go
-apt_install make git ca-certificates iproute2 arping ndisc6 iputils-ping tcpdump frr bird2
+apt_install make git ca-certificates iproute2 arping ndisc6 iputils-ping tcpdump \
+	debootstrap systemd-container frr bird2
 
 echo "== lint"
 make --no-print-directory lint
@@ -18,6 +19,19 @@ LBD_KUBE_BINDIR=$(hack/kube-bins.sh | tail -n 1)
 export LBD_KUBE_BINDIR
 # Here the integration tests must run: a missing binary fails, not skips.
 export LBD_REQUIRE_KUBE=1
+
+echo "== Debian trees for the systemd tests"
+# debootstrapped once into ~/.cache/lbd/nspawn (minutes per release, cold),
+# here rather than inside the tests' own timeout.
+LBD_REQUIRE_SYSTEMD=1 go test -count=1 -timeout 60m -run '^TestImage$' ./internal/systemdtest
+
+echo "== packages (make package: .deb and .rpm with nfpm)"
+rm -f dist/lbd_*.deb dist/lbd-*.rpm
+make --no-print-directory package
+# The systemd tests install exactly this .deb in a booted Debian 12 (and
+# 13), and must not skip here.
+LBD_DEB=$(ls "$PWD"/dist/lbd_*.deb)
+export LBD_DEB LBD_REQUIRE_SYSTEMD=1
 
 echo "== tests (race detector on)"
 go test -race -count=1 -timeout 20m ./...

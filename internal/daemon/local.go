@@ -64,20 +64,34 @@ func Level(l config.LogLevel) slog.Level {
 	return slog.LevelInfo
 }
 
-// NewLogger builds the daemon's logger. Under systemd (JOURNAL_STREAM set)
-// "auto" writes text without timestamps, since journald adds its own.
+// NewLogger builds the daemon's logger. With format "auto", when w is the
+// stream systemd connected to journald (JOURNAL_STREAM), records go to
+// journald natively, with fields (see JournalHandler); if its socket is
+// missing, as text without timestamps, since journald adds its own.
+// Otherwise "auto" and "text" write text, "json" JSON.
 func NewLogger(w io.Writer, format config.LogFormat, level *slog.LevelVar) *slog.Logger {
+	return newLogger(w, format, level, JournalSocket)
+}
+
+func newLogger(w io.Writer, format config.LogFormat, level *slog.LevelVar, journal string) *slog.Logger {
 	opts := &slog.HandlerOptions{Level: level}
-	switch {
-	case format == config.LogJSON:
+	if format == config.LogJSON {
 		return slog.New(slog.NewJSONHandler(w, opts))
-	case format == config.LogAuto && os.Getenv("JOURNAL_STREAM") != "":
-		opts.ReplaceAttr = func(groups []string, a slog.Attr) slog.Attr {
-			if len(groups) == 0 && a.Key == slog.TimeKey {
-				return slog.Attr{}
-			}
-			return a
-		}
 	}
-	return slog.New(slog.NewTextHandler(w, opts))
+	f, isFile := w.(*os.File)
+	if format != config.LogAuto || !isFile || !stderrIsJournal(f) {
+		return slog.New(slog.NewTextHandler(w, opts))
+	}
+	opts.ReplaceAttr = func(groups []string, a slog.Attr) slog.Attr {
+		if len(groups) == 0 && a.Key == slog.TimeKey {
+			return slog.Attr{}
+		}
+		return a
+	}
+	text := slog.NewTextHandler(w, opts)
+	h, err := NewJournalHandler(journal, level, text)
+	if err != nil {
+		return slog.New(text)
+	}
+	return slog.New(h)
 }
