@@ -100,6 +100,21 @@ func printStatus(w io.Writer, s *daemon.Status, now time.Time) {
 		}
 		fmt.Fprintf(w, "pool:        %s %s: %s, %s\n", p.Pool, p.Family, size, used)
 	}
+	if cp := s.ControlPlane; cp != nil {
+		fmt.Fprintf(w, "control VIP: %s on %s: %s\n", strings.Join(cp.VIP, ", "), cp.Interface, cp.State)
+		holder := cp.Holder
+		if holder == "" {
+			holder = "nobody"
+		}
+		api := "ready"
+		if !cp.LocalAPIReady {
+			api = "not ready"
+			if cp.LocalAPIDetail != "" {
+				api += ": " + cp.LocalAPIDetail
+			}
+		}
+		fmt.Fprintf(w, "             Lease held by %s; local API server %s %s\n", holder, cp.LocalAPIServer, api)
+	}
 	r := s.LastReload
 	fmt.Fprintf(w, "last reload: %s from %s, %s ago: %s\n", r.At.Local().Format(time.DateTime), r.Source, now.Sub(r.At).Round(time.Second), r.Result)
 	if r.Error != "" {

@@ -77,11 +77,17 @@ func cmdRun(args []string, stderr io.Writer) int {
 	// the allocator Lease assigns.
 	alloc := allocate.New(cfg.Pools, log, reg)
 
+	// 4a. The control-plane VIP (controlplane.go): on nodes with a
+	// control_plane section, an election through the local API server.
+	// It starts after the reloader exists and stops before the cluster.
+	cp := newControlPlane(cfg, log, reg)
+
 	// 5. The reloader owns the configuration from here on; subsystems
 	// register with it in the order they must be applied.
 	reloader := daemon.NewReloader(*path, cfg, hash, log, reg,
 		&daemon.Local{HTTP: httpSrv, Level: level},
 		alloc,
+		cp,
 	)
 
 	// 6. Control socket for `lbd reload` and `lbd status`.
@@ -91,6 +97,7 @@ func cmdRun(args []string, stderr io.Writer) int {
 		resp := handleControl(ctx, req, reloader, started)
 		if resp.Status != nil {
 			resp.Status.Kubernetes = kube.get()
+			resp.Status.ControlPlane = cp.Status()
 			resp.Status.Allocator = "following"
 			usage, leading := alloc.Usage()
 			if leading {
@@ -128,6 +135,11 @@ func cmdRun(args []string, stderr io.Writer) int {
 		}
 	}()
 
+	// 7a. The control-plane election; on the way out it hands the VIP over
+	// (at most about 0.5s).
+	cp.Start(ctx, cfg)
+	defer cp.Stop()
+
 	// 8. systemd: READY, a one-line STATUS, and the watchdog fed from the
 	// reloader's loop (every 10s for STATUS when there is no watchdog).
 	sd := daemon.NewSystemd(log)
@@ -137,7 +149,11 @@ func cmdRun(args []string, stderr io.Writer) int {
 		if alloc.Leading() {
 			role = "leading"
 		}
-		return fmt.Sprintf("config %s (last reload: %s); kubernetes %s; allocator %s", h, reloader.Last().Outcome, kube.get(), role)
+		line := fmt.Sprintf("config %s (last reload: %s); kubernetes %s; allocator %s", h, reloader.Last().Outcome, kube.get(), role)
+		if r := cp.Role(); r != "" {
+			line += "; control plane: " + r
+		}
+		return line
 	}
 	beat := sd.WatchdogInterval()
 	if beat == 0 {

@@ -25,8 +25,9 @@ const MinVIPLifetime = time.Second
 // removes the address by itself when the lifetime runs out. IPv6 addresses
 // are added with IFA_F_NODAD, so they are usable at once.
 //
-// VIP sends no gratuitous ARP or unsolicited Neighbor Advertisement: the
-// L2 announcer does that. It works in the network namespace of the
+// VIP sends no gratuitous ARP or unsolicited Neighbor Advertisement: a
+// Herald does that (the kernel answers requests, the address being local).
+// It works in the network namespace of the
 // process. Set and Close hold a mutex; VIP starts no goroutine.
 type VIP struct {
 	log      *slog.Logger

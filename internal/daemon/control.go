@@ -45,6 +45,26 @@ type Status struct {
 	Allocator string `json:"allocator"`
 	// Pools is each pool's size and, on the allocator, use.
 	Pools []PoolStatus `json:"pools,omitempty"`
+	// ControlPlane is the control-plane VIP election; absent on nodes
+	// without a control_plane section.
+	ControlPlane *ControlPlaneStatus `json:"control_plane,omitempty"`
+}
+
+// ControlPlaneStatus is the control-plane VIP as this node sees it.
+type ControlPlaneStatus struct {
+	VIP       []string `json:"vip"`
+	Interface string   `json:"interface"`
+	// Holder is the node the Lease names ("" when free or unknown).
+	Holder string `json:"holder"`
+	// Leading says whether this node holds the VIP; State says what it
+	// does, in words.
+	Leading bool   `json:"leading"`
+	State   string `json:"state"`
+	// LocalAPIReady is the readiness gate on the local API server;
+	// LocalAPIDetail says why it is not ready.
+	LocalAPIServer string `json:"local_api_server"`
+	LocalAPIReady  bool   `json:"local_api_ready"`
+	LocalAPIDetail string `json:"local_api_detail,omitempty"`
 }
 
 // PoolStatus is one pool and family in the status view.

@@ -4,5 +4,8 @@
 // layer-2 address (rendezvous hashing with bounded load over the live set).
 //
 // Lease callbacks become events on a channel for the node agent; they never
-// touch shared state. The owner choice is a pure function and is table-tested.
+// touch shared state. ControlPlane keeps its Lease with its own loop (one
+// goroutine owns the state; the readiness poll and the Lease watch send it
+// events), because client-go's elector cannot take a released Lease at
+// once; it always talks to the local API server (LocalClient). The owner choice is a pure function and is table-tested.
 package election

@@ -38,12 +38,15 @@ type Cluster struct {
 	Dir string
 
 	cfg        config
+	bins       string
+	etcdURL    string
 	apiArgv    []string
 	httpClient *http.Client // for /readyz
 
 	mu        sync.Mutex
 	etcd      *process
 	apiserver *process // nil while stopped
+	added     []*APIServer
 }
 
 // Start runs etcd and kube-apiserver for the test and returns once /readyz
@@ -148,7 +151,12 @@ func start(dir, bins string, cfg config) (*Cluster, error) {
 	}
 	url := "https://" + net.JoinHostPort(host.String(), strconv.Itoa(port))
 
-	creds, err := writeCredentials(dir, cfg.bindIP)
+	for _, ip := range cfg.servingIPs {
+		if ip == nil {
+			return nil, errors.New("WithServingIPs was given an invalid IP address")
+		}
+	}
+	creds, err := writeCredentials(dir, cfg.bindIP, cfg.servingIPs)
 	if err != nil {
 		return nil, err
 	}
@@ -171,7 +179,11 @@ func start(dir, bins string, cfg config) (*Cluster, error) {
 	pool := x509.NewCertPool()
 	pool.AppendCertsFromPEM(creds.caPEM)
 
-	etcdURL := "http://" + net.JoinHostPort(loopback.String(), strconv.Itoa(etcdClientPort))
+	etcdHost := loopback
+	if cfg.sharedEtcd && !cfg.bindIP.IsUnspecified() {
+		etcdHost = cfg.bindIP
+	}
+	etcdURL := "http://" + net.JoinHostPort(etcdHost.String(), strconv.Itoa(etcdClientPort))
 	peerURL := "http://" + net.JoinHostPort(loopback.String(), strconv.Itoa(etcdPeerPort))
 	c := &Cluster{
 		Kubeconfig: kubeconfig,
@@ -181,6 +193,8 @@ func start(dir, bins string, cfg config) (*Cluster, error) {
 		Token:      creds.token,
 		Dir:        dir,
 		cfg:        cfg,
+		bins:       bins,
+		etcdURL:    etcdURL,
 		apiArgv:    apiServerArgv(bins, dir, etcdURL, cfg, port),
 		httpClient: &http.Client{
 			Timeout:   2 * time.Second,
@@ -312,12 +326,12 @@ func (c *Cluster) startAPIServerLocked() error {
 		return err
 	}
 	c.apiserver = p
-	return c.waitReady(p)
+	return c.waitReady(p, c.URL, c.httpClient, c.cfg.startTimeout)
 }
 
-// waitReady polls /readyz until it answers 200.
-func (c *Cluster) waitReady(p *process) error {
-	deadline := time.Now().Add(c.cfg.startTimeout)
+// waitReady polls url's /readyz until it answers 200.
+func (c *Cluster) waitReady(p *process, url string, hc *http.Client, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
 	var last string
 	for {
 		if done, werr := p.exited(); done {
@@ -327,7 +341,7 @@ func (c *Cluster) waitReady(p *process) error {
 			return c.etcd.failure(fmt.Errorf("etcd exited: %v", werr))
 		}
 		var permanent bool
-		last, permanent = c.readyz()
+		last, permanent = c.readyz(url, hc)
 		if last == "" {
 			return nil
 		}
@@ -336,7 +350,7 @@ func (c *Cluster) waitReady(p *process) error {
 		}
 		if time.Now().After(deadline) {
 			return p.failure(fmt.Errorf("kube-apiserver not ready after %v; last /readyz: %s",
-				c.cfg.startTimeout, last))
+				timeout, last))
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
@@ -344,13 +358,13 @@ func (c *Cluster) waitReady(p *process) error {
 
 // readyz returns "" when /readyz answers 200, otherwise what went wrong and
 // whether waiting longer cannot help (a certificate that does not match).
-func (c *Cluster) readyz() (problem string, permanent bool) {
-	req, err := http.NewRequest(http.MethodGet, c.URL+"/readyz", nil)
+func (c *Cluster) readyz(url string, hc *http.Client) (problem string, permanent bool) {
+	req, err := http.NewRequest(http.MethodGet, url+"/readyz", nil)
 	if err != nil {
 		return err.Error(), true
 	}
 	req.Header.Set("Authorization", "Bearer "+c.Token)
-	resp, err := c.httpClient.Do(req)
+	resp, err := hc.Do(req)
 	if err != nil {
 		var certErr *tls.CertificateVerificationError
 		return err.Error(), errors.As(err, &certErr)
@@ -366,7 +380,14 @@ func (c *Cluster) readyz() (problem string, permanent bool) {
 // Stop stops kube-apiserver and then etcd. Start's cleanup calls it; it is
 // safe to call more than once.
 func (c *Cluster) Stop() error {
-	errAPI := c.StopAPIServer()
+	c.mu.Lock()
+	added := c.added
+	c.mu.Unlock()
+	var errs []error
+	for _, a := range added {
+		errs = append(errs, a.Stop())
+	}
+	errAPI := errors.Join(append(errs, c.StopAPIServer())...)
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	var errEtcd error

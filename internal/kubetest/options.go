@@ -19,6 +19,8 @@ type config struct {
 	startTimeout time.Duration
 	stopGrace    time.Duration
 	dial         func(ctx context.Context, network, addr string) (net.Conn, error)
+	servingIPs   []net.IP
+	sharedEtcd   bool
 }
 
 func defaultConfig() config {
@@ -91,4 +93,22 @@ func WithStopGrace(d time.Duration) Option {
 // server's address is reachable.
 func WithDialer(dial func(ctx context.Context, network, addr string) (net.Conn, error)) Option {
 	return func(c *config) { c.dial = dial }
+}
+
+// WithServingIPs adds addresses to the serving certificate that every API
+// server of the cluster uses: the bind addresses of API servers added
+// later with AddAPIServer, and a VIP in front of them.
+func WithServingIPs(ips ...string) Option {
+	return func(c *config) {
+		for _, s := range ips {
+			c.servingIPs = append(c.servingIPs, net.ParseIP(s))
+		}
+	}
+}
+
+// WithSharedEtcd makes etcd listen on the bind address (not loopback), so
+// that API servers added with AddAPIServer in other network namespaces
+// reach it.
+func WithSharedEtcd() Option {
+	return func(c *config) { c.sharedEtcd = true }
 }

@@ -37,9 +37,10 @@ type credentials struct {
 	token string
 }
 
-// writeCredentials generates a CA and a serving certificate for host, a
-// service-account signing key and a static admin token, all in dir.
-func writeCredentials(dir string, host net.IP) (credentials, error) {
+// writeCredentials generates a CA and a serving certificate for host (and
+// the extra addresses), a service-account signing key and a static admin
+// token, all in dir.
+func writeCredentials(dir string, host net.IP, extra []net.IP) (credentials, error) {
 	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		return credentials{}, fmt.Errorf("generating CA key: %w", err)
@@ -71,6 +72,7 @@ func writeCredentials(dir string, host net.IP) (credentials, error) {
 	if host != nil && !host.IsUnspecified() && !host.Equal(ips[0]) && !host.Equal(ips[1]) {
 		ips = append(ips, host)
 	}
+	ips = append(ips, extra...)
 	tmpl := &x509.Certificate{
 		SerialNumber: big.NewInt(2),
 		Subject:      pkix.Name{CommonName: "kube-apiserver"},

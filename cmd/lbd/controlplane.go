@@ -1,0 +1,219 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"math"
+	"net/netip"
+	"reflect"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"k8s.io/client-go/kubernetes"
+
+	"github.com/lbdproject/lbd/internal/announce"
+	"github.com/lbdproject/lbd/internal/config"
+	"github.com/lbdproject/lbd/internal/daemon"
+	"github.com/lbdproject/lbd/internal/election"
+)
+
+// controlPlane runs the control-plane VIP election on this node while the
+// configuration has a control_plane section. It is a reloader subsystem: a
+// changed control_plane section (or one added or removed) stops the running
+// election, handing the VIP over if this node holds it, and starts a new
+// one; any other reload leaves it alone, so the VIP does not move.
+type controlPlane struct {
+	log        *slog.Logger
+	metrics    *election.CPMetrics
+	node       string
+	kubeconfig string
+
+	mu  sync.Mutex
+	ctx context.Context // the daemon's; set by Start
+	cur *cpInstance
+}
+
+// cpInstance is one running election with its configuration.
+type cpInstance struct {
+	cfg    config.ControlPlane
+	cp     *election.ControlPlane
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
+func newControlPlane(cfg *config.Config, log *slog.Logger, reg prometheus.Registerer) *controlPlane {
+	return &controlPlane{
+		log: log, metrics: election.NewCPMetrics(reg),
+		node: cfg.Node.Name, kubeconfig: cfg.Kubernetes.Kubeconfig,
+	}
+}
+
+// Start removes VIPs a killed lbd may have left here and, if cfg has a
+// control_plane section, starts campaigning. Stop ends it.
+func (c *controlPlane) Start(ctx context.Context, cfg *config.Config) {
+	if cp := cfg.ControlPlane; cp != nil {
+		if err := announce.RemoveStale(cp.Interface, cp.Addresses); err != nil {
+			c.log.Warn("control plane: cannot remove a stale VIP", "vip", vipString(cp.Addresses), "err", err)
+		}
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.ctx = ctx
+	if cfg.ControlPlane != nil {
+		c.cur = c.start(*cfg.ControlPlane)
+	}
+}
+
+// Stop ends the election, handing the VIP over, and waits for it.
+func (c *controlPlane) Stop() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.stopLocked()
+}
+
+// Name implements daemon.Subsystem.
+func (*controlPlane) Name() string { return "control_plane" }
+
+// Check implements daemon.Subsystem: every control_plane change can be
+// applied live (the kubeconfig and node name it depends on take a restart,
+// which the daemon's own check says).
+func (*controlPlane) Check(context.Context, *config.Config, *config.Config) error { return nil }
+
+// Apply implements daemon.Subsystem.
+func (c *controlPlane) Apply(_ context.Context, prev, next *config.Config) error {
+	if reflect.DeepEqual(prev.ControlPlane, next.ControlPlane) {
+		return nil
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.ctx == nil {
+		return errors.New("control plane: not started")
+	}
+	c.stopLocked()
+	if next.ControlPlane != nil {
+		c.log.Info("control plane: configuration changed; campaigning anew", "vip", vipString(next.ControlPlane.Addresses))
+		c.cur = c.start(*next.ControlPlane)
+	}
+	return nil
+}
+
+func (c *controlPlane) stopLocked() {
+	if c.cur == nil {
+		return
+	}
+	c.cur.cancel()
+	<-c.cur.done
+	c.cur = nil
+}
+
+func (c *controlPlane) start(cfg config.ControlPlane) *cpInstance {
+	log := c.log.With("component", "control-plane")
+	// A killed lbd's VIP expires by itself: the lifetime is the Lease
+	// duration (at least the kernel's 1s), so it is gone about when
+	// another node may take the Lease.
+	lifetime := max(time.Duration(math.Ceil(cfg.Lease.Duration.Seconds()))*time.Second, announce.MinVIPLifetime)
+	vip, err := announce.NewVIP(log, lifetime)
+	if err != nil {
+		// config.Load bounds the lease duration; not reachable.
+		panic(err)
+	}
+	h := &vipHolder{vip: vip, herald: announce.NewHerald(log, announce.SystemClock{}, cfg.Gratuitous)}
+	for _, a := range cfg.Addresses {
+		h.set = append(h.set, announce.Announcement{Addr: a, Interface: cfg.Interface, Reason: "control-plane leader"})
+		h.addrs = append(h.addrs, a)
+	}
+	h.iface = cfg.Interface
+	kubeconfig, local := c.kubeconfig, cfg.LocalAPIServer
+	e := &election.ControlPlane{
+		Lease: election.Lease{
+			Namespace: cfg.Lease.Namespace, Name: cfg.Lease.Name, Identity: c.node,
+			Duration: cfg.Lease.Duration, RenewDeadline: cfg.Lease.RenewDeadline, RetryPeriod: cfg.Lease.RetryPeriod,
+		},
+		Connect: func() (kubernetes.Interface, error) {
+			client, _, err := election.LocalClient(kubeconfig, local, cfg.Health.Timeout)
+			return client, err
+		},
+		Health:  election.Health{Interval: cfg.Health.Interval, Timeout: cfg.Health.Timeout, FailureThreshold: cfg.Health.FailureThreshold},
+		VIP:     h,
+		VIPs:    vipString(cfg.Addresses),
+		Log:     log,
+		Metrics: c.metrics,
+	}
+	ctx, cancel := context.WithCancel(c.ctx)
+	inst := &cpInstance{cfg: cfg, cp: e, cancel: cancel, done: make(chan struct{})}
+	go func() {
+		defer close(inst.done)
+		e.Run(ctx)
+		if err := vip.Close(); err != nil {
+			log.Error("control plane: cannot remove the VIP", "vip", e.VIPs, "err", err)
+		}
+		h.herald.Stop()
+	}()
+	return inst
+}
+
+// Status is the control-plane part of `lbd status`; nil without one.
+func (c *controlPlane) Status() *daemon.ControlPlaneStatus {
+	c.mu.Lock()
+	cur := c.cur
+	c.mu.Unlock()
+	if cur == nil {
+		return nil
+	}
+	s := cur.cp.Status()
+	st := &daemon.ControlPlaneStatus{
+		Interface: cur.cfg.Interface, Holder: s.Holder, Leading: s.Leading, State: s.State,
+		LocalAPIServer: cur.cfg.LocalAPIServer, LocalAPIReady: s.APIReady, LocalAPIDetail: s.APIDetail,
+	}
+	for _, a := range cur.cfg.Addresses {
+		st.VIP = append(st.VIP, a.String())
+	}
+	return st
+}
+
+// Role is the one-word role for systemd's status line ("" without one).
+func (c *controlPlane) Role() string {
+	st := c.Status()
+	switch {
+	case st == nil:
+		return ""
+	case st.Leading:
+		return "holds the VIP"
+	case st.Holder != "":
+		return "VIP on " + st.Holder
+	}
+	return "VIP unheld"
+}
+
+// vipHolder adds and removes the VIP and sends its gratuitous ARP / NA;
+// the election calls it from one goroutine.
+type vipHolder struct {
+	vip    *announce.VIP
+	herald *announce.Herald
+	set    []announce.Announcement
+	iface  string
+	addrs  []netip.Addr
+}
+
+func (h *vipHolder) Take() error {
+	err := h.vip.Set(h.set)
+	return errors.Join(err, h.herald.Start(h.iface, h.addrs))
+}
+
+func (h *vipHolder) Renew() error { return h.vip.Set(h.set) }
+
+func (h *vipHolder) Drop() error {
+	h.herald.Stop()
+	return h.vip.Set(nil)
+}
+
+func vipString(addrs []netip.Addr) string {
+	s := make([]string, len(addrs))
+	for i, a := range addrs {
+		s[i] = a.String()
+	}
+	return strings.Join(s, ",")
+}

@@ -1,0 +1,384 @@
+package main
+
+// The control-plane lab: three control-plane nodes, each with its own
+// kube-apiserver on :6443 against one shared etcd (in its own host, "db"),
+// each running `lbd run` with a control_plane section, and a client host
+// that opens TCP connections to the VIP.
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/lbdproject/lbd/internal/kubetest"
+	"github.com/lbdproject/lbd/internal/netlab"
+)
+
+const (
+	vip4 = "192.0.2.10"
+	vip6 = "2001:db8::10"
+)
+
+type cpLab struct {
+	t      testing.TB
+	lab    *netlab.Lab
+	kube   *kubetest.Cluster
+	dir    string
+	kc     string // the kubeconfig lbd uses (server: the VIP)
+	client *netlab.Host
+	nodes  []*cpNode
+}
+
+type cpNode struct {
+	name string
+	ip   string
+	host *netlab.Host
+	api  *kubetest.APIServer
+	cfg  string
+	lbd  *labDaemon
+}
+
+// labDaemon is one `lbd run` inside a lab host.
+type labDaemon struct {
+	pid  int
+	done chan struct{}
+	mu   sync.Mutex
+	log  strings.Builder
+}
+
+// newCPLab builds the lab and starts etcd (with the test's own API server)
+// in db; the nodes' API servers and lbd are started by the caller.
+func newCPLab(t testing.TB) *cpLab {
+	t.Helper()
+	netlab.Need(t)
+	l := &cpLab{t: t, lab: netlab.New(t), dir: t.TempDir()}
+	db := l.lab.AddHost("db", "192.0.2.9/24", "2001:db8::9/64")
+	l.client = l.lab.AddHost("client", "192.0.2.50/24", "2001:db8::50/64")
+	for i := 1; i <= 3; i++ {
+		ip := fmt.Sprintf("192.0.2.1%d", i)
+		n := &cpNode{name: fmt.Sprintf("cp%d", i), ip: ip}
+		n.host = l.lab.AddHost(n.name, ip+"/24", fmt.Sprintf("2001:db8::1%d/64", i))
+		l.nodes = append(l.nodes, n)
+	}
+	l.kube = netlab.StartKube(t, db, "192.0.2.9",
+		kubetest.WithSharedEtcd(),
+		kubetest.WithServingIPs(vip4, vip6, "192.0.2.11", "192.0.2.12", "192.0.2.13"))
+	l.kc = filepath.Join(l.dir, "kubeconfig")
+	for _, n := range l.nodes {
+		n.cfg = filepath.Join(l.dir, n.name+".yaml")
+		write(t, n.cfg, fmt.Sprintf(`version: 1
+node: {name: %s}
+kubernetes: {kubeconfig: %s}
+control_plane:
+  addresses: [%s, "%s"]
+  interface: eth0
+  local_api_server: https://%s:6443
+listen: {http: "127.0.0.1:7473", socket: %s}
+log: {level: info}
+`, n.name, l.kc, vip4, vip6, n.ip, filepath.Join(l.dir, n.name+".sock")))
+	}
+	return l
+}
+
+// writeKubeconfig writes lbd's kubeconfig as kubeadm's admin.conf looks
+// with --control-plane-endpoint: its server is the VIP.
+func (l *cpLab) writeKubeconfig() {
+	data, err := os.ReadFile(l.kube.Kubeconfig)
+	if err != nil {
+		l.t.Fatal(err)
+	}
+	s := strings.Replace(string(data), l.kube.URL, "https://"+vip4+":6443", 1)
+	write(l.t, l.kc, s)
+}
+
+// startAPI starts n's kube-apiserver and returns when it is ready.
+func (l *cpLab) startAPI(n *cpNode) {
+	l.t.Helper()
+	if n.api == nil {
+		a, err := l.kube.AddAPIServer(kubetest.WithCommandPrefix(n.host.Prefix()...),
+			kubetest.WithBindAddress(n.ip), kubetest.WithDialer(n.host.DialContext),
+			// Listen on every address, as kubeadm's API servers do, so
+			// that the VIP reaches it too.
+			kubetest.WithAPIServerArgs("--bind-address=0.0.0.0"))
+		if err != nil {
+			l.t.Fatal(err)
+		}
+		n.api = a
+		return
+	}
+	if err := n.api.Start(); err != nil {
+		l.t.Fatal(err)
+	}
+}
+
+// startLbd runs `lbd run` in n.
+func (l *cpLab) startLbd(n *cpNode) {
+	l.t.Helper()
+	d := &labDaemon{done: make(chan struct{})}
+	cmd := n.host.Command(lbdBin, "run", "-c", n.cfg)
+	pr, pw := io.Pipe()
+	cmd.Stdout, cmd.Stderr = pw, pw
+	if err := cmd.Start(); err != nil {
+		l.t.Fatal(err)
+	}
+	d.pid = cmd.Process.Pid
+	go func() {
+		sc := bufio.NewScanner(pr)
+		for sc.Scan() {
+			d.mu.Lock()
+			d.log.WriteString(sc.Text() + "\n")
+			d.mu.Unlock()
+		}
+	}()
+	go func() { cmd.Wait(); pw.Close(); close(d.done) }()
+	n.lbd = d
+	name := n.name
+	l.t.Cleanup(func() {
+		_ = syscall.Kill(d.pid, syscall.SIGTERM)
+		select {
+		case <-d.done:
+		case <-time.After(10 * time.Second):
+			_ = syscall.Kill(d.pid, syscall.SIGKILL)
+			<-d.done
+		}
+		if l.t.Failed() || os.Getenv("LBD_TEST_LOGS") != "" {
+			d.mu.Lock()
+			l.t.Logf("lbd log of %s (pid %d):\n%s", name, d.pid, d.log.String())
+			d.mu.Unlock()
+		}
+	})
+}
+
+// stopLbd signals n's lbd and waits for it to exit.
+func (l *cpLab) stopLbd(n *cpNode, sig syscall.Signal) {
+	l.t.Helper()
+	if err := syscall.Kill(n.lbd.pid, sig); err != nil {
+		l.t.Fatal(err)
+	}
+	l.waitExit(n, sig)
+}
+
+// waitExit waits for n's lbd to exit after sig.
+func (l *cpLab) waitExit(n *cpNode, sig syscall.Signal) {
+	l.t.Helper()
+	select {
+	case <-n.lbd.done:
+	case <-time.After(10 * time.Second):
+		l.t.Fatalf("lbd on %s did not exit after %v", n.name, sig)
+	}
+}
+
+func (n *cpNode) running() bool {
+	select {
+	case <-n.lbd.done:
+		return false
+	default:
+		return true
+	}
+}
+
+// hasVIP reports whether addr is on n's eth0.
+func (n *cpNode) hasVIP(addr string) bool {
+	out, err := n.host.Run("ip", "-j", "addr", "show", "dev", "eth0")
+	if err != nil {
+		return false
+	}
+	var links []struct {
+		AddrInfo []struct {
+			Local string `json:"local"`
+		} `json:"addr_info"`
+	}
+	if json.Unmarshal([]byte(out), &links) != nil {
+		return false
+	}
+	for _, lk := range links {
+		for _, a := range lk.AddrInfo {
+			if a.Local == addr {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// holders lists the nodes that have the IPv4 VIP.
+func (l *cpLab) holders() []*cpNode {
+	var hs []*cpNode
+	for _, n := range l.nodes {
+		if n.hasVIP(vip4) {
+			hs = append(hs, n)
+		}
+	}
+	return hs
+}
+
+// leaseHolder is the holder the control-plane Lease names ("" if none).
+func (l *cpLab) leaseHolder() string {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	le, err := l.kube.Client.CoordinationV1().Leases("kube-system").Get(ctx, "lbd-cp", metav1.GetOptions{})
+	if err != nil || le.Spec.HolderIdentity == nil {
+		return ""
+	}
+	return *le.Spec.HolderIdentity
+}
+
+// waitSoleHolder waits until exactly one node, not one of except, has the
+// VIP (both families) and the Lease names it; it returns that node.
+func (l *cpLab) waitSoleHolder(timeout time.Duration, except ...*cpNode) *cpNode {
+	l.t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		hs := l.holders()
+		if len(hs) == 1 && !slices.Contains(except, hs[0]) && hs[0].hasVIP(vip6) && l.leaseHolder() == hs[0].name {
+			return hs[0]
+		}
+		if time.Now().After(deadline) {
+			var names []string
+			for _, h := range hs {
+				names = append(names, h.name)
+			}
+			l.t.Fatalf("after %v: VIP on %v, Lease names %q; want exactly one node other than %v", timeout, names, l.leaseHolder(), nodeNames(except))
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func nodeNames(ns []*cpNode) []string {
+	var s []string
+	for _, n := range ns {
+		s = append(s, n.name)
+	}
+	return s
+}
+
+// metrics scrapes n's lbd.
+func (n *cpNode) metrics(t testing.TB) map[string]string {
+	t.Helper()
+	hc := &http.Client{Timeout: 2 * time.Second, Transport: &http.Transport{DialContext: n.host.DialContext}}
+	resp, err := hc.Get("http://127.0.0.1:7473/metrics")
+	if err != nil {
+		t.Fatalf("scrape %s: %v", n.name, err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	m := map[string]string{}
+	for _, match := range metricRE.FindAllStringSubmatch(string(body), -1) {
+		m[match[1]] = match[2]
+	}
+	return m
+}
+
+// prober opens a TCP connection to addr from the client host every 20ms
+// and records the outcome of each.
+type prober struct {
+	mu      sync.Mutex
+	results []probe
+	stop    chan struct{}
+	done    chan struct{}
+}
+
+type probe struct {
+	at, end time.Time // started, connected or failed
+	ok      bool
+}
+
+func (l *cpLab) probe(addr string) *prober {
+	p := &prober{stop: make(chan struct{}), done: make(chan struct{})}
+	go func() {
+		defer close(p.done)
+		t := time.NewTicker(20 * time.Millisecond)
+		defer t.Stop()
+		for {
+			select {
+			case <-p.stop:
+				return
+			case <-t.C:
+			}
+			// Each attempt runs on its own, so a slow one (a SYN lost
+			// and retransmitted) does not delay the schedule.
+			go func(at time.Time) {
+				ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+				defer cancel()
+				c, err := l.client.DialContext(ctx, "tcp", addr)
+				if err == nil {
+					c.Close()
+				}
+				p.mu.Lock()
+				p.results = append(p.results, probe{at: at, end: time.Now(), ok: err == nil})
+				p.mu.Unlock()
+			}(time.Now())
+		}
+	}()
+	return p
+}
+
+func (p *prober) close() { close(p.stop); <-p.done; time.Sleep(50 * time.Millisecond) }
+
+// outage returns the longest time without a connection being established
+// (between the ends of two successful attempts), over the attempts
+// started after since, and how many of those failed or were slow: a
+// connection that takes 900ms or more lost its SYN and waited for a
+// retransmission, which a user sees as a hang.
+func (p *prober) outage(since time.Time) (gap time.Duration, failed int) {
+	p.mu.Lock()
+	rs := slices.Clone(p.results)
+	p.mu.Unlock()
+	slices.SortFunc(rs, func(a, b probe) int { return a.end.Compare(b.end) })
+	var last time.Time
+	for _, r := range rs {
+		if r.at.Before(since) {
+			if r.ok {
+				last = r.end
+			}
+			continue
+		}
+		if !r.ok || r.end.Sub(r.at) >= 900*time.Millisecond {
+			failed++
+		}
+		if !r.ok {
+			continue
+		}
+		if !last.IsZero() && r.end.Sub(last) > gap {
+			gap = r.end.Sub(last)
+		}
+		last = r.end
+	}
+	return gap, failed
+}
+
+// okAfter reports whether a connection started after t succeeded.
+func (p *prober) okAfter(t time.Time) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, r := range p.results {
+		if r.ok && r.at.After(t) {
+			return true
+		}
+	}
+	return false
+}
+
+// dialVIP opens one connection to addr from the client.
+func (l *cpLab) dialVIP(addr string) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	c, err := l.client.DialContext(ctx, "tcp", addr)
+	if err == nil {
+		c.Close()
+	}
+	return err
+}
