@@ -8,7 +8,6 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
-	"sort"
 	"strconv"
 	"sync"
 	"time"
@@ -383,14 +382,4 @@ func (s *Speaker) waitWithdrawn(ctx context.Context, d time.Duration) {
 		time.Sleep(20 * time.Millisecond)
 	}
 	s.log.Warn("bgp: withdrawals not confirmed before closing sessions", "waited", d)
-}
-
-// peerNames returns the configured peer names, sorted.
-func (s *Speaker) peerNames() []string {
-	var out []string
-	for _, e := range s.peers {
-		out = append(out, e.s.name)
-	}
-	sort.Strings(out)
-	return out
 }
