@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -73,9 +74,6 @@ func TestFRR(t *testing.T) {
 	}
 	f.WaitEstablished(10*time.Second, append(append([]string{}, nodeV4...), nodeV6...)...)
 	t.Logf("six sessions Established %v after the speakers started", time.Since(start).Round(time.Millisecond))
-	for _, s := range sp {
-		t.Logf("%s:\n%s", s.node.Name, s.logs)
-	}
 	b.waitHops(svcV4, 5*time.Second, nodeV4...)
 	b.waitHops(svcV6, 5*time.Second, nodeV6...)
 	if got := f.RouteNexthops(svcV4); !sameSet(got, nodeV4...) {
@@ -110,6 +108,17 @@ func TestFRR(t *testing.T) {
 		f.WaitEstablished(10*time.Second, nodeV4[0])
 	}, nodeV4[0], nodeV4[2]); msg != "" {
 		t.Fatal(msg)
+	}
+
+	// A restart by SIGUSR2 (Abandon, then exit): the same.
+	if msg := checkRestartKeepsRoute(t, b, func() {
+		n1.cmd.Process.Signal(syscall.SIGUSR2)
+		<-n1.done
+		n1 = b.startSpeaker(b.nodes[0], nodeConfig(nodeAS, ""))
+		n1.announce(svcV4+"/32", svcV6+"/128")
+		f.WaitEstablished(10*time.Second, nodeV4[0])
+	}, nodeV4[0], nodeV4[2]); msg != "" {
+		t.Fatal("restart by SIGUSR2: " + msg)
 	}
 
 	// The same without graceful restart: the check sees the next hop go.

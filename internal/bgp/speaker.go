@@ -359,6 +359,25 @@ func (s *Speaker) Close() error {
 	return errors.Join(errs...)
 }
 
+// Abandon ends the Speaker for a restart of the process: it withdraws
+// nothing and sends no NOTIFICATION, and the caller is expected to exit.
+// The kernel then closes the sessions' connections, and routers with
+// graceful restart keep the routes (stale) until the next process
+// announces them again and sends End-of-RIB. Close after Abandon does
+// nothing.
+func (s *Speaker) Abandon() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return
+	}
+	s.closed = true
+	if s.cancel != nil {
+		s.cancel()
+	}
+	s.log.Info("bgp: leaving the routes to the routers' graceful restart", "routes", len(s.paths))
+}
+
 // waitWithdrawn waits until no Established peer has prefixes advertised,
 // or for at most d.
 func (s *Speaker) waitWithdrawn(ctx context.Context, d time.Duration) {

@@ -10,7 +10,9 @@
 //	{"status": true}     answers with the Status as JSON instead of "ok"
 //
 // SIGTERM (or the end of stdin) is a planned stop: Close withdraws the
-// routes, then ends the sessions. SIGKILL is a crash.
+// routes, then ends the sessions. SIGUSR2 is a restart: Abandon, then
+// exit, leaving the routes to the routers' graceful restart. SIGKILL is a
+// crash.
 package main
 
 import (
@@ -85,10 +87,14 @@ func run(file string) error {
 		close(lines)
 	}()
 	sig := make(chan os.Signal, 1)
-	signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT)
+	signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT, syscall.SIGUSR2)
 	for {
 		select {
-		case <-sig:
+		case got := <-sig:
+			if got == syscall.SIGUSR2 {
+				s.Abandon()
+				return nil
+			}
 			return s.Close()
 		case line, ok := <-lines:
 			if !ok {
