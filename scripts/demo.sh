@@ -70,7 +70,9 @@ pools:
     namespaces: [ingress]
 l2:
   advertisements:
-    - {name: all, pools: [general, ingress]}
+    # The demo's lbd run in this machine's own network: an interface that
+    # does not exist keeps them from ever answering ARP on your LAN.
+    - {name: all, pools: [general, ingress], interfaces: [lbd-demo0]}
 listen: {http: "127.0.0.1:$2", socket: "$dir/$1.sock"}
 YAML
 }

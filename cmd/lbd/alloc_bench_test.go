@@ -28,7 +28,9 @@ const benchPools = `pools:
     addresses: [10.128.0.0/16]
 l2:
   advertisements:
-    - {name: all, pools: [big]}
+    # These lbd run in the host's own namespace: an interface that does
+    # not exist keeps them from ever announcing there.
+    - {name: all, pools: [big], interfaces: [lbdtest0]}
 `
 
 // noNodePorts keeps a benchmark's thousands of Services within the API

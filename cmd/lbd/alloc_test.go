@@ -34,7 +34,9 @@ const allocPools = `pools:
     namespaces: [ingress]
 l2:
   advertisements:
-    - {name: all, pools: [general, ingress]}
+    # These lbd run in the host's own namespace: an interface that does
+    # not exist keeps them from ever announcing there.
+    - {name: all, pools: [general, ingress], interfaces: [lbdtest0]}
 `
 
 // lbdNode is one lbd process in an allocation test.

@@ -30,7 +30,7 @@ func (s *clusterState) get() string {
 // runCluster connects to the API server, starts the informers and
 // campaigns for the allocator Lease, until ctx ends. A kubeconfig that does
 // not exist yet (a node being bootstrapped) is waited for, not an error.
-func runCluster(ctx context.Context, cfg *config.Config, log *slog.Logger, state *clusterState, alloc *allocate.Controller) {
+func runCluster(ctx context.Context, cfg *config.Config, log *slog.Logger, state *clusterState, alloc *allocate.Controller, agent *nodeAgent) {
 	// client-go logs through klog; send it to our logger, as structured
 	// records like the rest.
 	klog.SetSlogLogger(log.With("component", "client-go"))
@@ -45,6 +45,7 @@ func runCluster(ctx context.Context, cfg *config.Config, log *slog.Logger, state
 	live := &election.Liveness{
 		Client: client, Namespace: k.Namespace, Node: cfg.Node.Name,
 		Duration: k.Liveness.Duration, Interval: k.Liveness.RenewInterval, Log: log,
+		Annotations: agent.leaseAnnotations,
 	}
 	liveDone := make(chan struct{})
 	go func() { defer close(liveDone); live.Run(ctx) }()
@@ -54,10 +55,12 @@ func runCluster(ctx context.Context, cfg *config.Config, log *slog.Logger, state
 	cl := watch.NewCluster(client, k.LoadBalancerClass, cfg.Node.Name, log)
 	cl.WatchNodeLeases(k.Namespace)
 	cl.OnServiceChange(alloc.Notify)
+	agent.watchCluster(cl)
 	if !cl.Start(ctx) {
 		return
 	}
 	alloc.SetCluster(cl, cl)
+	agent.SetCluster(agentView{cl})
 	state.set("connected")
 	log.Info("kubernetes: watching Services", "kubeconfig", k.Kubeconfig, "class", k.LoadBalancerClass)
 	l := k.AllocatorLease

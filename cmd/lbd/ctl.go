@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"text/tabwriter"
 	"time"
 
 	"github.com/lbdproject/lbd/internal/config"
@@ -115,6 +116,22 @@ func printStatus(w io.Writer, s *daemon.Status, now time.Time) {
 		}
 		fmt.Fprintf(w, "             Lease held by %s; local API server %s %s\n", holder, cp.LocalAPIServer, api)
 	}
+	if s.Agent != "" {
+		fmt.Fprintf(w, "agent:       %s\n", s.Agent)
+	}
+	if len(s.Addresses) > 0 {
+		fmt.Fprintf(w, "addresses:\n")
+		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+		fmt.Fprintln(tw, "  SERVICE\tIP\tMODE\tOWNER\tANNOUNCING\tREASON\tINTERFACES")
+		for _, a := range s.Addresses {
+			yes := "no"
+			if a.Announcing {
+				yes = "yes"
+			}
+			fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\t%s\t%s\n", a.Service, a.IP, a.Mode, dash(a.Owner), yes, a.Reason, dash(strings.Join(a.Interfaces, ",")))
+		}
+		tw.Flush()
+	}
 	r := s.LastReload
 	fmt.Fprintf(w, "last reload: %s from %s, %s ago: %s\n", r.At.Local().Format(time.DateTime), r.Source, now.Sub(r.At).Round(time.Second), r.Result)
 	if r.Error != "" {
@@ -122,4 +139,11 @@ func printStatus(w io.Writer, s *daemon.Status, now time.Time) {
 			fmt.Fprintf(w, "             %s\n", line)
 		}
 	}
+}
+
+func dash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
 }

@@ -27,6 +27,10 @@ import (
 var lbdBin string
 
 func TestMain(m *testing.M) {
+	if node := os.Getenv(standInEnv); node != "" {
+		serveStandIn(node) // this process is a lab node's stand-in for kube-proxy
+		return
+	}
 	dir, err := os.MkdirTemp("", "lbd-bin-")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
@@ -140,9 +144,16 @@ func startDaemon(t testing.TB, path, socket string) *daemonProc {
 // startDaemonEnv starts lbd run with extra environment variables.
 func startDaemonEnv(t testing.TB, path, socket string, env []string) *daemonProc {
 	t.Helper()
-	d := &daemonProc{path: path, socket: socket, done: make(chan struct{})}
-	d.cmd = exec.Command(lbdBin, "run", "-c", path)
-	d.cmd.Env = append(os.Environ(), env...)
+	cmd := exec.Command(lbdBin, "run", "-c", path)
+	cmd.Env = append(os.Environ(), env...)
+	return startDaemonCmd(t, cmd, path, socket)
+}
+
+// startDaemonCmd starts cmd, an `lbd run -c path` (perhaps inside a lab
+// host), and waits for its control socket.
+func startDaemonCmd(t testing.TB, cmd *exec.Cmd, path, socket string) *daemonProc {
+	t.Helper()
+	d := &daemonProc{path: path, socket: socket, done: make(chan struct{}), cmd: cmd}
 	pr, pw := io.Pipe()
 	d.cmd.Stdout, d.cmd.Stderr = pw, pw
 	if err := d.cmd.Start(); err != nil {

@@ -82,11 +82,20 @@ func cmdRun(args []string, stderr io.Writer) int {
 	// It starts after the reloader exists and stops before the cluster.
 	cp := newControlPlane(cfg, log, reg)
 
+	// 4b. The node agent: decides what this node announces, and
+	// announces it (cmd/lbd/agent.go).
+	agent, err := newNodeAgent(cfg, log, reg)
+	if err != nil {
+		log.Error("cannot build the node agent", "err", err)
+		return exitInvalid
+	}
+
 	// 5. The reloader owns the configuration from here on; subsystems
 	// register with it in the order they must be applied.
 	reloader := daemon.NewReloader(*path, cfg, hash, log, reg,
 		&daemon.Local{HTTP: httpSrv, Level: level},
 		alloc,
+		agent,
 		cp,
 	)
 
@@ -110,6 +119,7 @@ func cmdRun(args []string, stderr io.Writer) int {
 				}
 				resp.Status.Pools = append(resp.Status.Pools, ps)
 			}
+			agent.status(resp.Status)
 		}
 		return resp
 	})
@@ -125,7 +135,7 @@ func cmdRun(args []string, stderr io.Writer) int {
 	clusterDone := make(chan struct{})
 	go func() {
 		defer close(clusterDone)
-		runCluster(ctx, cfg, log, &kube, alloc)
+		runCluster(ctx, cfg, log, &kube, alloc, agent)
 	}()
 	defer func() {
 		select {
@@ -139,6 +149,13 @@ func cmdRun(args []string, stderr io.Writer) int {
 	// (at most about 0.5s).
 	cp.Start(ctx, cfg)
 	defer cp.Stop()
+
+	// 7b. The agent runs until SIGTERM, then keeps answering for the
+	// hand-over grace while the liveness Lease is deleted and the new
+	// owners take over, then withdraws everything.
+	agentDone := make(chan struct{})
+	go func() { defer close(agentDone); agent.run(ctx, log) }()
+	defer func() { <-agentDone }()
 
 	// 8. systemd: READY, a one-line STATUS, and the watchdog fed from the
 	// reloader's loop (every 10s for STATUS when there is no watchdog).

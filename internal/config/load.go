@@ -167,6 +167,7 @@ func applyDefaults(c *Config, v *validator, o Options) {
 		gratuitousDefaults(set, "control_plane.gratuitous", &cp.Gratuitous, 10*time.Second)
 	}
 	gratuitousDefaults(set, "l2.gratuitous", &c.L2.Gratuitous, 0)
+	set("l2.handover_grace", &c.L2.HandoverGrace, 2*time.Second)
 	set("l2.conflict_probe.count", &c.L2.ConflictProbe.Count, 3)
 	set("l2.conflict_probe.interval", &c.L2.ConflictProbe.Interval, 100*time.Millisecond)
 	set("l2.conflict_probe.recheck", &c.L2.ConflictProbe.Recheck, 30*time.Second)

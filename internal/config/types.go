@@ -119,6 +119,10 @@ type L2 struct {
 	ConflictProbe ConflictProbe `yaml:"conflict_probe"`
 	// Failback lets a node that returns take its addresses back.
 	Failback bool `yaml:"failback"`
+	// HandoverGrace is how long a node keeps answering for an address it
+	// gives up on a planned hand-over (stop, cordon, exclude label,
+	// failback), while the new owner takes it and sends its burst.
+	HandoverGrace time.Duration `yaml:"handover_grace"`
 }
 
 // ConflictDetectionEnabled reports whether address conflicts are probed.

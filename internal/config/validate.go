@@ -227,6 +227,9 @@ func validateL2(c *Config, v *validator) {
 		a.NodeSelector.validate(v, path+".node_selector")
 	}
 	validateGratuitous(v, "l2.gratuitous", c.L2.Gratuitous)
+	if g := c.L2.HandoverGrace; g < 0 || g > 20*time.Second {
+		v.errorf("l2.handover_grace", g.String(), "must be 0s-20s (0s: stop answering at once); the shipped unit gives lbd 30s to stop")
+	}
 	validateConflictProbe(v, "l2.conflict_probe", c.L2.ConflictProbe)
 }
 

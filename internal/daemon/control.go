@@ -45,9 +45,25 @@ type Status struct {
 	Allocator string `json:"allocator"`
 	// Pools is each pool's size and, on the allocator, use.
 	Pools []PoolStatus `json:"pools,omitempty"`
+	// Agent says what the node agent is doing (planning, frozen, ...).
+	Agent string `json:"agent,omitempty"`
+	// Addresses holds this node's decision for every Service address.
+	Addresses []AddressStatus `json:"addresses,omitempty"`
 	// ControlPlane is the control-plane VIP election; absent on nodes
 	// without a control_plane section.
 	ControlPlane *ControlPlaneStatus `json:"control_plane,omitempty"`
+}
+
+// AddressStatus is this node's decision for one Service address in one
+// mode: whether it announces it, who owns it, and why.
+type AddressStatus struct {
+	Service    string   `json:"service"`
+	IP         string   `json:"ip"`
+	Mode       string   `json:"mode"`            // l2, bgp or none
+	Owner      string   `json:"owner,omitempty"` // l2: the node that announces it
+	Announcing bool     `json:"announcing"`
+	Reason     string   `json:"reason"`
+	Interfaces []string `json:"interfaces,omitempty"`
 }
 
 // ControlPlaneStatus is the control-plane VIP as this node sees it.

@@ -17,6 +17,9 @@ const (
 	EventConfigApplied  = "config_applied"   // a new configuration is in force
 	EventConflict       = "conflict"         // another host answers for an address this node owns
 	EventConflictClear  = "conflict_cleared" // a conflict is over; the address is announced again
+	EventFrozen         = "frozen"           // this node does not see its own liveness Lease renewed: it keeps its last plan
+	EventUnfrozen       = "unfrozen"         // it sees its own liveness Lease again and plans again
+	EventLeaving        = "leaving"          // lbd is stopping: it answers for its L2 addresses for the hand-over grace
 )
 
 // MessageIDs maps each event class to its journald MESSAGE_ID (128 bits,
@@ -32,4 +35,7 @@ var MessageIDs = map[string]string{
 	EventConfigApplied:  "9c592e42edd44ff793a69d4dcfede899",
 	EventConflict:       "c2151e75433b48399c52e109a6dfd53b",
 	EventConflictClear:  "6bc244adb1134e90a5143a03e5077ac4",
+	EventFrozen:         "4621d19127794be795eaba39cff8c167",
+	EventUnfrozen:       "4cf23d52e30046409811ce56cda7db01",
+	EventLeaving:        "7c5631b6f036447695b21f7457bda7d2",
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"maps"
 	"math"
 	"time"
 
@@ -28,6 +29,9 @@ type Liveness struct {
 	Duration  time.Duration // a node is dead this long after its last renewal
 	Interval  time.Duration // how often to renew
 	Log       *slog.Logger
+	// Annotations, if set, are written with every renewal (the node
+	// agent publishes its interfaces this way, at no extra write).
+	Annotations func() map[string]string
 }
 
 // Run renews the Lease every Interval until ctx ends, then deletes it.
@@ -36,11 +40,21 @@ func (l *Liveness) Run(ctx context.Context) {
 	name := NodeLeasePrefix + l.Node
 	log := l.Log.With("lease", l.Namespace+"/"+name)
 	var cur *coordinationv1.Lease
+	var lastOK time.Time
 	failing := false
 	t := time.NewTicker(l.Interval)
 	defer t.Stop()
 	for {
-		next, err := l.renew(ctx, name, cur)
+		if !lastOK.IsZero() && time.Since(lastOK) >= l.Duration {
+			// The others saw this Lease expire: whatever the API says,
+			// read it anew so that a new term of life begins.
+			cur = nil
+		}
+		// A renewal that hangs (a cable out) must not outlive the
+		// Lease: fail it and start over with a fresh read.
+		rctx, cancel := context.WithTimeout(ctx, l.Duration)
+		next, err := l.renew(rctx, name, cur)
+		cancel()
 		switch {
 		case err != nil && ctx.Err() == nil:
 			if !failing {
@@ -51,7 +65,7 @@ func (l *Liveness) Run(ctx context.Context) {
 			if failing {
 				log.Info("liveness Lease renewed again")
 			}
-			failing, cur = false, next
+			failing, cur, lastOK = false, next, time.Now()
 		}
 		select {
 		case <-ctx.Done():
@@ -73,7 +87,7 @@ func (l *Liveness) renew(ctx context.Context, name string, cur *coordinationv1.L
 		switch {
 		case apierrors.IsNotFound(err):
 			return leases.Create(ctx, &coordinationv1.Lease{
-				ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: l.Namespace, Labels: map[string]string{"app.kubernetes.io/name": "lbd"}},
+				ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: l.Namespace, Labels: map[string]string{"app.kubernetes.io/name": "lbd"}, Annotations: l.annotations()},
 				Spec: coordinationv1.LeaseSpec{
 					HolderIdentity: &l.Node, LeaseDurationSeconds: &secs,
 					AcquireTime: &now, RenewTime: &now,
@@ -91,8 +105,21 @@ func (l *Liveness) renew(ctx context.Context, name string, cur *coordinationv1.L
 		}
 	}
 	next := cur.DeepCopy()
+	if l.Annotations != nil {
+		if next.Annotations == nil {
+			next.Annotations = map[string]string{}
+		}
+		maps.Copy(next.Annotations, l.Annotations())
+	}
 	next.Spec.HolderIdentity, next.Spec.LeaseDurationSeconds, next.Spec.RenewTime = &l.Node, &secs, &now
 	return leases.Update(ctx, next, metav1.UpdateOptions{})
+}
+
+func (l *Liveness) annotations() map[string]string {
+	if l.Annotations == nil {
+		return nil
+	}
+	return l.Annotations()
 }
 
 // leave deletes the Lease, bounded in time: the process is exiting.

@@ -1,8 +1,12 @@
 package watch
 
 import (
+	"slices"
 	"testing"
 	"time"
+
+	coordinationv1 "k8s.io/api/coordination/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
 func TestNodeLeaseAlive(t *testing.T) {
@@ -20,5 +24,27 @@ func TestNodeLeaseAlive(t *testing.T) {
 		if got := tt.l.Alive(now); got != tt.want {
 			t.Errorf("case %d: Alive = %v", i, got)
 		}
+	}
+}
+
+func TestConvertLeaseInterfaces(t *testing.T) {
+	mk := func(ann map[string]string) *coordinationv1.Lease {
+		return &coordinationv1.Lease{ObjectMeta: metav1.ObjectMeta{Name: "lbd-node-n1", Annotations: ann}}
+	}
+	for _, tt := range []struct {
+		ann  map[string]string
+		want []string
+	}{
+		{nil, nil},
+		{map[string]string{AnnotationInterfaces: ""}, []string{}},
+		{map[string]string{AnnotationInterfaces: "*, eth0,"}, []string{"*", "eth0"}},
+	} {
+		got, ok := convertLease(mk(tt.ann))
+		if !ok || got.Node != "n1" || !slices.Equal(got.Interfaces, tt.want) || (got.Interfaces == nil) != (tt.want == nil) {
+			t.Errorf("%v: %#v", tt.ann, got.Interfaces)
+		}
+	}
+	if _, ok := convertLease(&coordinationv1.Lease{ObjectMeta: metav1.ObjectMeta{Name: "lbd-allocator"}}); ok {
+		t.Error("the allocator Lease is no node's")
 	}
 }

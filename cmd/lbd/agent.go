@@ -1,0 +1,143 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/lbdproject/lbd/internal/agent"
+	"github.com/lbdproject/lbd/internal/announce"
+	"github.com/lbdproject/lbd/internal/config"
+	"github.com/lbdproject/lbd/internal/daemon"
+	"github.com/lbdproject/lbd/internal/watch"
+)
+
+// nodeAgent is the node agent with the sinks that carry out its decisions.
+// Other announcers (BGP) add their sink with Agent.AddSink before run.
+type nodeAgent struct {
+	*agent.Agent
+	l2 *agent.L2Sink
+}
+
+// newNodeAgent builds the agent and its L2 announcer; nothing runs yet.
+func newNodeAgent(cfg *config.Config, log *slog.Logger, reg prometheus.Registerer) (*nodeAgent, error) {
+	ag, err := agent.New(cfg.Node.Name, cfg, log, reg, agent.Options{})
+	if err != nil {
+		return nil, err
+	}
+	l2, err := agent.NewL2Sink(cfg, func(cfg *config.Config) (announce.Announcer, error) {
+		a, err := announce.NewL2(log, announce.SystemClock{}, cfg.L2.Gratuitous, replacing{reg})
+		if err != nil || !cfg.L2.ConflictDetectionEnabled() {
+			return a, err
+		}
+		// Conflicts found by the announcer become the agent's
+		// `conflict` reason and a Warning Event on the Service.
+		report := func(on bool) func(announce.Conflict) {
+			return func(c announce.Conflict) {
+				ag.ReportConflict(c.Addr, on, fmt.Sprintf("%s on %s from %s", c.Reason, c.Interface, c.MAC))
+			}
+		}
+		return a, a.DetectConflicts(announce.ConflictOptions{Probe: cfg.L2.ConflictProbe, OnConflict: report(true), OnClear: report(false)})
+	})
+	if err != nil {
+		return nil, err
+	}
+	ag.AddSink(agent.ModeL2, l2)
+	return &nodeAgent{Agent: ag, l2: l2}, nil
+}
+
+// run runs the agent until ctx ends (and its hand-over grace is over),
+// then withdraws everything.
+func (n *nodeAgent) run(ctx context.Context, log *slog.Logger) {
+	n.Run(ctx)
+	if err := n.l2.Close(); err != nil {
+		log.Warn("L2 announcer did not close cleanly", "err", err)
+	}
+}
+
+// watchCluster connects the agent to the informers: call before
+// Cluster.Start, then SetCluster(agentView{cl}) once they synced.
+func (n *nodeAgent) watchCluster(cl *watch.Cluster) {
+	notify := func(string) { n.Notify() }
+	cl.OnServiceChange(notify)
+	cl.OnNodeChange(notify)
+	cl.OnEndpointsChange(notify)
+	cl.OnLeaseChange(n.NotifyLeases)
+}
+
+// leaseAnnotations is what this node writes into its liveness Lease.
+func (n *nodeAgent) leaseAnnotations() map[string]string {
+	return map[string]string{
+		watch.AnnotationInterfaces: strings.Join(n.Published(), ","),
+		watch.AnnotationMACs:       strings.Join(n.PublishedMACs(), ","),
+	}
+}
+
+// status fills the agent's part of `lbd status`.
+func (n *nodeAgent) status(st *daemon.Status) {
+	s := n.State()
+	st.Agent = s.Summary
+	for _, d := range s.Decisions {
+		st.Addresses = append(st.Addresses, daemon.AddressStatus{
+			Service: d.Service, IP: d.Addr.String(), Mode: string(d.Mode), Owner: d.Owner,
+			Announcing: d.Announce, Reason: string(d.Reason), Interfaces: d.Interfaces,
+		})
+	}
+}
+
+// agentView adapts the informers to what the agent reads.
+type agentView struct{ c *watch.Cluster }
+
+func (v agentView) Services() []agent.Service {
+	var out []agent.Service
+	for _, s := range v.c.Services() {
+		if len(s.Status) == 0 {
+			continue
+		}
+		as := agent.Service{Key: s.Spec.Key, Created: s.Created, Addrs: s.Status, Local: s.Spec.Local}
+		if s.Spec.Local {
+			as.Endpoints = v.c.EndpointNodes(s.Spec.Key)
+		}
+		out = append(out, as)
+	}
+	return out
+}
+
+func (v agentView) Nodes() map[string]agent.Node {
+	out := map[string]agent.Node{}
+	for _, n := range v.c.Nodes() {
+		out[n.Name] = agent.Node{Labels: n.Labels, Cordoned: n.Cordoned, Excluded: n.Excluded}
+	}
+	return out
+}
+
+func (v agentView) Leases() []agent.Lease {
+	var out []agent.Lease
+	for _, l := range v.c.NodeLeases() {
+		out = append(out, agent.Lease{Node: l.Node, RenewTime: l.RenewTime, Duration: l.Duration, Since: l.Since, Interfaces: l.Interfaces, MACs: l.MACs})
+	}
+	return out
+}
+
+func (v agentView) Event(service string, warning bool, reason, msg string) {
+	v.c.Event(service, warning, reason, msg)
+}
+
+// replacing registers a collector in place of an equal one registered
+// before: a reload that rebuilds the L2 announcer keeps its metrics
+// exported (the counts restart, which rate() tolerates).
+type replacing struct{ prometheus.Registerer }
+
+func (r replacing) Register(c prometheus.Collector) error {
+	err := r.Registerer.Register(c)
+	var dup prometheus.AlreadyRegisteredError
+	if errors.As(err, &dup) {
+		r.Unregister(dup.ExistingCollector)
+		return r.Registerer.Register(c)
+	}
+	return err
+}

@@ -1,0 +1,661 @@
+package main
+
+// L2 announcement on a real segment (internal/netlab): a client, an API
+// server and three nodes on one switch, each node running `lbd run` and a
+// stand-in for kube-proxy (the pool routed as local, and an HTTP server
+// that answers its node's name).
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+
+	"github.com/lbdproject/lbd/internal/daemon"
+	"github.com/lbdproject/lbd/internal/kubetest"
+	"github.com/lbdproject/lbd/internal/netlab"
+)
+
+// standInEnv makes the test binary a lab node's stand-in for kube-proxy:
+// an HTTP server on port 80 of every local address that answers the node
+// name it is given.
+const standInEnv = "LBD_TEST_STANDIN_NODE"
+
+func serveStandIn(node string) {
+	ln, err := net.Listen("tcp", "[::]:80")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	fmt.Println("ready")
+	_ = http.Serve(ln, http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Connection", "close")
+		io.WriteString(w, node)
+	}))
+}
+
+const (
+	labPoolV4 = "192.0.2.200-192.0.2.220"
+	labPoolV6 = "2001:db8::200-2001:db8::220"
+)
+
+// l2Lab is the shared lab.
+type l2Lab struct {
+	t      testing.TB // the running (sub)test
+	root   testing.TB // the test that owns the processes
+	lab    *netlab.Lab
+	kc     *kubetest.Cluster
+	client *netlab.Host
+	nodes  []*labNode
+	dir    string
+	extra  string // more configuration for every node
+	pools  string // the pool's addresses
+}
+
+type labNode struct {
+	name    string
+	host    *netlab.Host
+	d       *daemonProc
+	standIn *exec.Cmd
+	path    string
+	socket  string
+}
+
+// newL2Lab builds the lab; extra is more configuration for every node,
+// pools replaces the pool's addresses (default labPoolV4 and labPoolV6).
+func newL2Lab(t testing.TB, extra string, pools ...string) *l2Lab {
+	t.Helper()
+	netlab.Need(t, "arping", "ping", "tcpdump")
+	lab := netlab.New(t)
+	if len(pools) == 0 {
+		pools = []string{labPoolV4, labPoolV6}
+	}
+	l := &l2Lab{t: t, root: t, lab: lab, dir: t.TempDir(), extra: extra, pools: strings.Join(pools, ", ")}
+	l.client = lab.AddHost("client", "192.0.2.50/24", "2001:db8::50/64")
+	api := lab.AddHost("api", "192.0.2.100/24")
+	for i, name := range []string{"node-a", "node-b", "node-c"} {
+		h := lab.AddHost(name, fmt.Sprintf("192.0.2.%d/24", i+1), fmt.Sprintf("2001:db8::%d/64", i+1))
+		l.nodes = append(l.nodes, &labNode{name: name, host: h,
+			path: filepath.Join(l.dir, name+".yaml"), socket: filepath.Join(l.dir, name+".sock")})
+	}
+	l.kc = netlab.StartKube(t, api, "192.0.2.100", kubetest.WithServiceClusterIPRange("10.96.0.0/12,fd00::/108"))
+	ctx := context.Background()
+	for _, n := range l.nodes {
+		node := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: n.name, Labels: map[string]string{"kubernetes.io/hostname": n.name}}}
+		if _, err := l.kc.Client.CoreV1().Nodes().Create(ctx, node, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		// The stand-in for kube-proxy: the pool is local, the kernel
+		// does not answer ARP/NDP for it (arp_ignore=1, no address),
+		// and an HTTP server says which node served.
+		n.host.Must("ip", "route", "add", "local", "192.0.2.192/27", "dev", "lo")
+		n.host.Must("ip", "-6", "route", "add", "local", "2001:db8::200/123", "dev", "lo")
+		l.startStandIn(n)
+		l.start(n)
+	}
+	waitFor(t, "every node alive and planning", func() bool {
+		for _, n := range l.nodes {
+			if !strings.HasPrefix(n.d.status(t).Agent, "announcing") {
+				return false
+			}
+		}
+		return true
+	})
+	return l
+}
+
+// startStandIn runs n's HTTP server, which answers n's name.
+func (l *l2Lab) startStandIn(n *labNode) {
+	t := l.root
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := n.host.Command(self)
+	cmd.Env = append(os.Environ(), standInEnv+"="+n.name)
+	out, _ := cmd.StdoutPipe()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	buf := make([]byte, 6)
+	if _, err := io.ReadFull(out, buf); err != nil {
+		t.Fatalf("stand-in on %s: %v", n.name, err)
+	}
+	n.standIn = cmd
+}
+
+// start runs (or runs again) lbd on n.
+func (l *l2Lab) start(n *labNode) {
+	write(l.root, n.path, fmt.Sprintf(`version: 1
+node: {name: %s}
+kubernetes:
+  kubeconfig: %s
+  allocator_lease: {duration: 2s, renew_deadline: 1500ms, retry_period: 300ms}
+pools:
+  - name: lan
+    addresses: [%s]
+l2:
+  advertisements:
+    - {name: lan, pools: [lan], interfaces: [eth0]}
+listen: {http: "127.0.0.1:7473", socket: %q}
+log: {level: debug}
+%s`, n.name, l.kc.Kubeconfig, l.pools, n.socket, l.extra))
+	n.d = startDaemonCmd(l.root, n.host.Command(lbdBin, "run", "-c", n.path), n.path, n.socket)
+}
+
+// kill ends n's lbd with SIGKILL (or sig).
+func (l *l2Lab) kill(n *labNode, sig syscall.Signal) {
+	n.d.cmd.Process.Signal(sig)
+	<-n.d.done
+}
+
+func (l *l2Lab) node(name string) *labNode {
+	for _, n := range l.nodes {
+		if n.name == name {
+			return n
+		}
+	}
+	l.t.Fatalf("no node %s", name)
+	return nil
+}
+
+func (l *l2Lab) running() []*labNode {
+	var out []*labNode
+	for _, n := range l.nodes {
+		select {
+		case <-n.d.done:
+		default:
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
+// announcers returns the running nodes that say they announce ip.
+func (l *l2Lab) announcers(ip string) []string {
+	var out []string
+	for _, n := range l.running() {
+		for _, a := range n.d.status(l.t).Addresses {
+			if a.IP == ip && a.Announcing {
+				out = append(out, n.name)
+			}
+		}
+	}
+	return out
+}
+
+// owner waits until exactly one running node announces ip as its owner,
+// and returns it.
+func (l *l2Lab) owner(ip string) *labNode {
+	l.t.Helper()
+	var who []string
+	waitFor(l.t, "one owner of "+ip, func() bool {
+		who = l.announcers(ip)
+		if len(who) != 1 {
+			return false
+		}
+		for _, a := range l.node(who[0]).d.status(l.t).Addresses {
+			if a.IP == ip && a.Reason == "owner" {
+				return true
+			}
+		}
+		return false
+	})
+	return l.node(who[0])
+}
+
+// addressOf returns n's decision for ip.
+func (l *l2Lab) addressOf(n *labNode, ip string) daemon.AddressStatus {
+	for _, a := range n.d.status(l.t).Addresses {
+		if a.IP == ip {
+			return a
+		}
+	}
+	return daemon.AddressStatus{}
+}
+
+// arpMACs returns the distinct MACs that answer the client's ARP requests
+// for ip (count requests, 0.25s apart).
+func (l *l2Lab) arpMACs(ip string, count int) []string {
+	out, _ := l.client.Run("arping", "-r", "-c", fmt.Sprint(count), "-W", "0.25", "-i", "eth0", ip)
+	return distinct(out)
+}
+
+// resolve6 makes the client's kernel resolve ip afresh (Neighbor
+// Solicitations to its solicited-node group) and returns the MAC it
+// learnt. ndisc6 is not used: it ignores advertisements whose source is
+// not the target address itself, and lbd sends them from the node's own
+// address (internal/announce), which Linux and other hosts accept.
+func (l *l2Lab) resolve6(ip string) string {
+	l.client.Run("ip", "neigh", "del", ip, "dev", "eth0")
+	l.client.Run("ping", "-6", "-c", "1", "-W", "1", ip)
+	return l.neighMAC(ip)
+}
+
+func distinct(out string) []string {
+	var macs []string
+	for _, f := range strings.Fields(strings.ToLower(out)) {
+		if _, err := net.ParseMAC(f); err == nil && !slices.Contains(macs, f) {
+			macs = append(macs, f)
+		}
+	}
+	slices.Sort(macs)
+	return macs
+}
+
+// neighMAC returns the client's neighbour entry for ip.
+func (l *l2Lab) neighMAC(ip string) string {
+	out, _ := l.client.Run("ip", "-j", "neigh", "show", ip)
+	var ns []struct {
+		LLAddr string `json:"lladdr"`
+	}
+	if json.Unmarshal([]byte(out), &ns) != nil || len(ns) == 0 {
+		return ""
+	}
+	return strings.ToLower(ns[0].LLAddr)
+}
+
+// get makes one HTTP request from the client to ip and returns the node
+// that answered.
+func (l *l2Lab) get(ip string, timeout time.Duration) (string, error) {
+	c := &http.Client{Timeout: timeout, Transport: &http.Transport{DialContext: l.client.DialContext, DisableKeepAlives: true}}
+	resp, err := c.Get("http://" + net.JoinHostPort(ip, "80") + "/")
+	if err != nil {
+		return "", err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if resp.StatusCode != 200 {
+		return "", fmt.Errorf("status %d", resp.StatusCode)
+	}
+	return string(body), err
+}
+
+// traffic sends a request to ip every 20ms until stop is called, which
+// returns how many failed and which nodes answered.
+func (l *l2Lab) traffic(ip string) (stop func() (failed int, served map[string]int)) {
+	var failed atomic.Int64
+	var mu sync.Mutex
+	served := map[string]int{}
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		tick := time.NewTicker(20 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-tick.C:
+			}
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				node, err := l.get(ip, 2*time.Second)
+				if err != nil {
+					failed.Add(1)
+					return
+				}
+				mu.Lock()
+				served[node]++
+				mu.Unlock()
+			}()
+		}
+	}()
+	return func() (int, map[string]int) {
+		close(done)
+		wg.Wait()
+		return int(failed.Load()), served
+	}
+}
+
+func (l *l2Lab) createService(name string, mods ...func(*corev1.Service)) {
+	l.t.Helper()
+	create(l.t, l.kc.Client, lbSvc("default", name, mods...))
+}
+
+func dualStack(s *corev1.Service) {
+	p := corev1.IPFamilyPolicyRequireDualStack
+	s.Spec.IPFamilyPolicy = &p
+	s.Spec.IPFamilies = []corev1.IPFamily{corev1.IPv4Protocol, corev1.IPv6Protocol}
+}
+
+func etpLocal(s *corev1.Service) {
+	s.Spec.ExternalTrafficPolicy = corev1.ServiceExternalTrafficPolicyLocal
+}
+
+// setEndpoint makes the Service's one endpoint run on node.
+func (l *l2Lab) setEndpoint(svc, node string) {
+	l.t.Helper()
+	ctx := context.Background()
+	es := &discoveryv1.EndpointSlice{
+		ObjectMeta:  metav1.ObjectMeta{Name: svc + "-1", Namespace: "default", Labels: map[string]string{discoveryv1.LabelServiceName: svc}},
+		AddressType: discoveryv1.AddressTypeIPv4,
+		Endpoints:   []discoveryv1.Endpoint{{Addresses: []string{"10.0.0.1"}, NodeName: &node}},
+	}
+	slices := l.kc.Client.DiscoveryV1().EndpointSlices("default")
+	cur, err := slices.Get(ctx, es.Name, metav1.GetOptions{})
+	if err == nil {
+		cur.Endpoints = es.Endpoints
+		_, err = slices.Update(ctx, cur, metav1.UpdateOptions{})
+	} else {
+		_, err = slices.Create(ctx, es, metav1.CreateOptions{})
+	}
+	if err != nil {
+		l.t.Fatal(err)
+	}
+}
+
+func (l *l2Lab) cordon(node string, on bool) {
+	l.t.Helper()
+	patch := fmt.Sprintf(`{"spec":{"unschedulable":%v}}`, on)
+	if _, err := l.kc.Client.CoreV1().Nodes().Patch(context.Background(), node, types.MergePatchType, []byte(patch), metav1.PatchOptions{}); err != nil {
+		l.t.Fatal(err)
+	}
+}
+
+// metricsIn scrapes n's metrics from inside its namespace.
+func (l *l2Lab) metricsIn(n *labNode) string {
+	c := &http.Client{Timeout: 2 * time.Second, Transport: &http.Transport{DialContext: n.host.DialContext}}
+	resp, err := c.Get("http://127.0.0.1:7473/metrics")
+	if err != nil {
+		l.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return string(b)
+}
+
+func TestL2Lab(t *testing.T) {
+	l := newL2Lab(t, "")
+	c := l.kc.Client
+	const web = "192.0.2.200"
+	l.createService("web")
+	waitIPs(t, c, "default", "web", web)
+
+	t.Run("owner answers ARP and serves", func(t *testing.T) {
+		l.t = t
+		o := l.owner(web)
+		if got := l.arpMACs(web, 3); !slices.Equal(got, []string{o.host.MAC}) {
+			t.Errorf("ARP answers for %s from %v, want only the owner %s (%s)", web, got, o.name, o.host.MAC)
+		}
+		if node, err := l.get(web, 2*time.Second); err != nil || node != o.name {
+			t.Errorf("HTTP to %s: %q %v, want 200 from %s", web, node, err, o.name)
+		}
+		if got := l.neighMAC(web); got != o.host.MAC {
+			t.Errorf("client's neighbour entry %s, want %s", got, o.host.MAC)
+		}
+		for _, n := range l.nodes {
+			a := l.addressOf(n, web)
+			want := "other_owner"
+			if n == o {
+				want = "owner"
+			}
+			if a.Reason != want || a.Owner != o.name || a.Service != "default/web" || a.Mode != "l2" {
+				t.Errorf("%s's decision for %s: %+v, want reason %s, owner %s", n.name, web, a, want, o.name)
+			}
+		}
+		if m := l.metricsIn(o); !strings.Contains(m, `lbd_announced_addresses{mode="l2"} 1`) || !strings.Contains(m, `lbd_address_decisions{reason="owner"} 1`) {
+			t.Errorf("owner's metrics:\n%s", grepLines(m, "lbd_a"))
+		}
+		lease, err := c.CoordinationV1().Leases("kube-system").Get(context.Background(), "lbd-node-"+o.name, metav1.GetOptions{})
+		if err != nil || lease.Annotations["lbd.io/l2-interfaces"] != "*,eth0" {
+			t.Errorf("%s's liveness Lease does not publish its interfaces: %v %v", o.name, lease.Annotations, err)
+		}
+		if code, out, _ := lbd(t, "status", "--socket", o.socket); code != 0 || !strings.Contains(out, "default/web") || !strings.Contains(out, "owner") {
+			t.Errorf("lbd status:\n%s", out)
+		}
+	})
+
+	t.Run("kill -9 moves the address", func(t *testing.T) {
+		l.t = t
+		o := l.owner(web)
+		if _, err := l.get(web, 2*time.Second); err != nil { // a fresh neighbour entry
+			t.Fatal(err)
+		}
+		l.kill(o, syscall.SIGKILL)
+		n := l.owner(web)
+		waitFor(t, "the client's neighbour entry to move to "+n.name, func() bool { return l.neighMAC(web) == n.host.MAC })
+		if got := l.arpMACs(web, 2); !slices.Equal(got, []string{n.host.MAC}) {
+			t.Errorf("ARP answers from %v, want only %s", got, n.host.MAC)
+		}
+		// The killed node comes back with a new term of life: the
+		// address stays where it is (no failback by default).
+		l.start(o)
+		waitFor(t, o.name+" back and planning", func() bool { return l.addressOf(o, web).Reason == "other_owner" })
+		if got := l.announcers(web); !slices.Equal(got, []string{n.name}) {
+			t.Errorf("after %s returned, %v announce %s", o.name, got, web)
+		}
+	})
+
+	t.Run("cable pull moves the address, and one node answers when it is back", func(t *testing.T) {
+		l.t = t
+		o := l.owner(web)
+		if _, err := l.get(web, 2*time.Second); err != nil {
+			t.Fatal(err)
+		}
+		l.lab.Unplug(o.host)
+		var n *labNode
+		waitFor(t, "another node to own "+web, func() bool {
+			for _, x := range l.running() {
+				if x != o && l.addressOf(x, web).Reason == "owner" {
+					n = x
+					return true
+				}
+			}
+			return false
+		})
+		waitFor(t, "the client's neighbour entry to move to "+n.name, func() bool { return l.neighMAC(web) == n.host.MAC })
+		// Watch every ARP packet at the client from the moment the cable
+		// is back: the old owner must not claim the address, even
+		// between two requests.
+		dump := l.client.Command("tcpdump", "-Z", "root", "-U", "--immediate-mode", "-l", "-n", "-e", "-i", "eth0", "arp")
+		var buf strings.Builder
+		dump.Stdout = &buf
+		if err := dump.Start(); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(300 * time.Millisecond) // tcpdump listening
+		l.lab.Plug(o.host)
+		// 1s of ARP requests: only the new owner answers.
+		if got := l.arpMACs(web, 4); !slices.Equal(got, []string{n.host.MAC}) {
+			t.Errorf("within 1s of the cable coming back, ARP answers from %v, want only %s (%s)", got, n.name, n.host.MAC)
+		}
+		time.Sleep(time.Second)
+		dump.Process.Signal(syscall.SIGTERM)
+		dump.Wait()
+		for _, line := range strings.Split(buf.String(), "\n") {
+			if strings.Contains(strings.ToLower(line), o.host.MAC+" >") && (strings.Contains(line, web+" is-at") || strings.Contains(line, "tell "+web)) {
+				t.Errorf("the returning node claimed %s: %s", web, line)
+			}
+		}
+		waitFor(t, o.name+" to see the cluster again", func() bool {
+			st := o.d.status(t)
+			return strings.HasPrefix(st.Agent, "announcing") && !strings.Contains(st.Agent, "not answering") && l.addressOf(o, web).Reason == "other_owner"
+		})
+		if got := l.arpMACs(web, 2); !slices.Equal(got, []string{n.host.MAC}) {
+			t.Errorf("once %s is back, ARP answers from %v, want only %s", o.name, got, n.host.MAC)
+		}
+	})
+
+	t.Run("cordon hands over without a failed connection", func(t *testing.T) {
+		l.t = t
+		o := l.owner(web)
+		if _, err := l.get(web, 2*time.Second); err != nil {
+			t.Fatal(err)
+		}
+		stop := l.traffic(web)
+		time.Sleep(200 * time.Millisecond)
+		l.cordon(o.name, true)
+		defer l.cordon(o.name, false)
+		var n *labNode
+		waitFor(t, "another node to own "+web, func() bool {
+			for _, x := range l.running() {
+				if x != o && l.addressOf(x, web).Reason == "owner" {
+					n = x
+					return true
+				}
+			}
+			return false
+		})
+		waitFor(t, "the client's neighbour entry to move to "+n.name, func() bool { return l.neighMAC(web) == n.host.MAC })
+		waitFor(t, o.name+" to stop answering", func() bool { return l.addressOf(o, web).Reason == "cordoned" })
+		time.Sleep(300 * time.Millisecond)
+		failed, served := stop()
+		if failed != 0 || served[n.name] == 0 {
+			t.Errorf("during the hand-over: %d failed requests, served by %v", failed, served)
+		}
+		if got := l.arpMACs(web, 2); !slices.Equal(got, []string{n.host.MAC}) {
+			t.Errorf("after the hand-over ARP answers from %v, want only %s", got, n.host.MAC)
+		}
+	})
+
+	t.Run("the exclude label hands over", func(t *testing.T) {
+		l.t = t
+		o := l.owner(web)
+		label := func(on bool) {
+			patch := `{"metadata":{"labels":{"node.kubernetes.io/exclude-from-external-load-balancers":""}}}`
+			if !on {
+				patch = `{"metadata":{"labels":{"node.kubernetes.io/exclude-from-external-load-balancers":null}}}`
+			}
+			if _, err := c.CoreV1().Nodes().Patch(context.Background(), o.name, types.MergePatchType, []byte(patch), metav1.PatchOptions{}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		label(true)
+		defer label(false)
+		waitFor(t, "another node alone to announce "+web, func() bool {
+			a := l.announcers(web)
+			return len(a) == 1 && a[0] != o.name
+		})
+		n := l.owner(web)
+		if r := l.addressOf(o, web).Reason; r != "excluded" {
+			t.Errorf("%s's reason: %s", o.name, r)
+		}
+		if got := l.arpMACs(web, 2); !slices.Equal(got, []string{n.host.MAC}) {
+			t.Errorf("ARP answers from %v, want only %s", got, n.host.MAC)
+		}
+	})
+
+	t.Run("externalTrafficPolicy Local follows the endpoint", func(t *testing.T) {
+		l.t = t
+		l.createService("local", etpLocal)
+		ip := ingressIPs(t, c, "default", "local")
+		waitFor(t, "an address for default/local", func() bool { ip = ingressIPs(t, c, "default", "local"); return len(ip) == 1 })
+		for _, node := range []string{"node-c", "node-a"} {
+			l.setEndpoint("local", node)
+			want := l.node(node)
+			waitFor(t, node+" to own "+ip[0], func() bool { return l.owner(ip[0]) == want })
+			if got := l.arpMACs(ip[0], 2); !slices.Equal(got, []string{want.host.MAC}) {
+				t.Errorf("endpoint on %s: ARP answers from %v", node, got)
+			}
+			for _, x := range l.nodes {
+				if x != want {
+					if r := l.addressOf(x, ip[0]).Reason; r != "no_local_endpoints" {
+						t.Errorf("%s's reason for %s: %s", x.name, ip[0], r)
+					}
+				}
+			}
+		}
+	})
+
+	t.Run("a foreign host on a pool address: not announced, and why", func(t *testing.T) {
+		l.t = t
+		const taken = "192.0.2.210"
+		l.client.Must("ip", "addr", "add", taken+"/32", "dev", "eth0")
+		defer l.client.Run("ip", "addr", "del", taken+"/32", "dev", "eth0")
+		l.createService("taken", func(s *corev1.Service) {
+			s.Annotations = map[string]string{"lbd.io/loadBalancerIPs": taken}
+		})
+		waitIPs(t, c, "default", "taken", taken)
+		var owner *labNode
+		waitFor(t, "the owner to report the conflict", func() bool {
+			for _, n := range l.running() {
+				if a := l.addressOf(n, taken); a.Reason == "conflict" && !a.Announcing {
+					owner = n
+					return true
+				}
+			}
+			return false
+		})
+		waitEvent(t, c, "default", "taken", "Warning AddressConflict: "+taken+" is not announced")
+		if got := l.announcers(taken); len(got) != 0 {
+			t.Errorf("%v announce %s", got, taken)
+		}
+		// Only the foreign host answers ARP from another host's view:
+		// ask from a node that does not own it.
+		for _, n := range l.running() {
+			if n != owner {
+				out, _ := n.host.Run("arping", "-r", "-c", "2", "-W", "0.25", "-i", "eth0", taken)
+				if got := distinct(out); !slices.Equal(got, []string{l.client.MAC}) {
+					t.Errorf("ARP answers for %s from %v, want only the foreign host %s", taken, got, l.client.MAC)
+				}
+				break
+			}
+		}
+		if m := l.metricsIn(owner); !strings.Contains(m, `lbd_address_decisions{reason="conflict"} 1`) {
+			t.Errorf("owner's metrics:\n%s", grepLines(m, "lbd_address_decisions"))
+		}
+	})
+
+	t.Run("IPv6", func(t *testing.T) {
+		l.t = t
+		l.createService("dual", dualStack)
+		var ips []string
+		waitFor(t, "two addresses for default/dual", func() bool { ips = ingressIPs(t, c, "default", "dual"); return len(ips) == 2 })
+		v4, v6 := ips[0], ips[1]
+		if strings.Contains(v4, ":") {
+			v4, v6 = v6, v4
+		}
+		o := l.owner(v6)
+		if o4 := l.owner(v4); o4 != o {
+			t.Errorf("dual-stack addresses split: %s on %s, %s on %s", v4, o4.name, v6, o.name)
+		}
+		if got := l.resolve6(v6); got != o.host.MAC {
+			t.Errorf("the client resolved %s to %s, want the owner's %s", v6, got, o.host.MAC)
+		}
+		if node, err := l.get(v6, 2*time.Second); err != nil || node != o.name {
+			t.Errorf("HTTP to %s: %q %v", v6, node, err)
+		}
+		l.kill(o, syscall.SIGKILL)
+		n := l.owner(v6)
+		waitFor(t, "the client's IPv6 neighbour entry to move to "+n.name, func() bool { return l.neighMAC(v6) == n.host.MAC })
+		if got := l.resolve6(v6); got != n.host.MAC {
+			t.Errorf("the client resolved %s to %s, want %s", v6, got, n.host.MAC)
+		}
+		if got := l.announcers(v6); !slices.Equal(got, []string{n.name}) {
+			t.Errorf("%v announce %s", got, v6)
+		}
+		l.start(o)
+	})
+}
+
+func grepLines(s, prefix string) string {
+	var out []string
+	for _, line := range strings.Split(s, "\n") {
+		if strings.HasPrefix(line, prefix) {
+			out = append(out, line)
+		}
+	}
+	return strings.Join(out, "\n")
+}

@@ -1,0 +1,623 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"reflect"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/lbdproject/lbd/internal/config"
+)
+
+// Cluster is where the agent reads the cluster from (internal/watch,
+// adapted by cmd/lbd). Its methods must be safe for concurrent use.
+type Cluster interface {
+	// Services returns the Services lbd serves that have addresses.
+	Services() []Service
+	// Nodes returns every Node by name.
+	Nodes() map[string]Node
+	// Leases returns every node's liveness Lease.
+	Leases() []Lease
+	// Event records an Event on a Service; it must not block.
+	Event(service string, warning bool, reason, msg string)
+}
+
+// Lease is one node's liveness Lease.
+type Lease struct {
+	Node      string
+	RenewTime time.Time
+	Duration  time.Duration
+	Since     time.Time
+	// Interfaces the node published; nil: none published.
+	Interfaces []string
+	// MACs are the hardware addresses the node published.
+	MACs []string
+}
+
+func (l Lease) expires() time.Time { return l.RenewTime.Add(l.Duration) }
+
+// Sink carries out the decisions of one mode: the L2 announcer, the BGP
+// speaker. Apply gets every decision of its mode (announced or not), each
+// time they change; it is called from the agent's goroutine only and must
+// not block for long. An error is logged and Apply is called again later
+// with the then current decisions.
+type Sink interface {
+	Apply(ds []Decision) error
+}
+
+// ConfigSink is a Sink that follows configuration reloads.
+type ConfigSink interface {
+	Sink
+	Reload(cfg *config.Config) error
+}
+
+// PeerSink is a Sink that wants the hardware addresses of the other lbd
+// nodes (published in their liveness Leases), e.g. so that their answers
+// during a hand-over are not taken for address conflicts.
+type PeerSink interface {
+	Sink
+	SetPeers(macs []string)
+}
+
+// Options tune an Agent; the zero value is the daemon's.
+type Options struct {
+	// Links lists this node's interfaces; default SystemLinks.
+	Links func() ([]Link, error)
+	// Debounce is the least time between two plans: a burst of changes
+	// makes one plan, an isolated change is planned at once. Default 20ms.
+	Debounce time.Duration
+	// LinkPoll is how often the links are listed. Default 200ms.
+	LinkPoll time.Duration
+}
+
+// State is what the agent is doing, for `lbd status`.
+type State struct {
+	Summary   string
+	Decisions []Decision
+}
+
+// Agent is the node agent; see the package doc.
+type Agent struct {
+	node  string
+	log   *slog.Logger
+	opts  Options
+	sinks map[Mode]Sink
+
+	kick      chan struct{}
+	leaseKick chan struct{}
+	clusters  chan Cluster
+	configs   chan configReq
+	done      chan struct{}
+
+	conflictMu sync.Mutex
+	conflicts  map[netip.Addr]string // reported by the announcer: address → what was seen
+
+	cfg       atomic.Pointer[config.Config] // the loop's, for Published
+	state     atomic.Pointer[State]
+	published atomic.Pointer[[]string]
+	macs      atomic.Pointer[[]string]
+
+	decisions *prometheus.GaugeVec
+	announced *prometheus.GaugeVec
+}
+
+type configReq struct {
+	cfg  *config.Config
+	done chan error
+}
+
+// New builds the agent for node with the configuration in force and
+// registers its metrics with reg (nil: none). It starts nothing.
+func New(node string, cfg *config.Config, log *slog.Logger, reg prometheus.Registerer, opts Options) (*Agent, error) {
+	if opts.Links == nil {
+		opts.Links = SystemLinks
+	}
+	if opts.Debounce == 0 {
+		opts.Debounce = 20 * time.Millisecond
+	}
+	if opts.LinkPoll == 0 {
+		opts.LinkPoll = 200 * time.Millisecond
+	}
+	a := &Agent{
+		node: node, log: log, opts: opts, sinks: map[Mode]Sink{},
+		kick: make(chan struct{}, 1), leaseKick: make(chan struct{}, 1),
+		clusters: make(chan Cluster, 1), configs: make(chan configReq),
+		done: make(chan struct{}), conflicts: map[netip.Addr]string{},
+		decisions: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "lbd_address_decisions",
+			Help: "Service addresses by this node's decision reason (owner, other_owner, cordoned, ...).",
+		}, []string{"reason"}),
+		announced: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "lbd_announced_addresses",
+			Help: "Service addresses this node announces, by mode.",
+		}, []string{"mode"}),
+	}
+	for _, r := range Reasons {
+		a.decisions.WithLabelValues(string(r))
+	}
+	for _, m := range []Mode{ModeL2, ModeBGP} {
+		a.announced.WithLabelValues(string(m))
+	}
+	if reg != nil {
+		for _, c := range []prometheus.Collector{a.decisions, a.announced} {
+			if err := reg.Register(c); err != nil {
+				return nil, fmt.Errorf("agent metrics: %w", err)
+			}
+		}
+	}
+	a.cfg.Store(cfg)
+	a.state.Store(&State{Summary: "waiting for the cluster"})
+	empty := []string{}
+	a.published.Store(&empty)
+	a.macs.Store(&empty)
+	return a, nil
+}
+
+// AddSink makes s carry out the decisions of mode. Call before Run.
+func (a *Agent) AddSink(mode Mode, s Sink) { a.sinks[mode] = s }
+
+// SetCluster gives the agent its view of the cluster once the informers
+// have synced.
+func (a *Agent) SetCluster(c Cluster) {
+	select {
+	case a.clusters <- c:
+	case <-a.done:
+	}
+}
+
+// Notify says that Services, Nodes or endpoints changed. It never blocks.
+func (a *Agent) Notify() {
+	select {
+	case a.kick <- struct{}{}:
+	default:
+	}
+}
+
+// NotifyLeases says that a liveness Lease changed. It never blocks.
+func (a *Agent) NotifyLeases() {
+	select {
+	case a.leaseKick <- struct{}{}:
+	default:
+	}
+}
+
+// ReportConflict says that another host on the segment uses addr (on,
+// with what was seen) or no longer does (off): the L2 announcer's conflict
+// detection calls it. It never blocks. The address stays in the L2 sink's
+// desired set (the announcer does not answer for it and probes again by
+// itself); the status and metrics say `conflict`, and the Service gets a
+// Warning Event.
+func (a *Agent) ReportConflict(addr netip.Addr, on bool, detail string) {
+	a.conflictMu.Lock()
+	if on {
+		a.conflicts[addr.Unmap()] = detail
+	} else {
+		delete(a.conflicts, addr.Unmap())
+	}
+	a.conflictMu.Unlock()
+	a.Notify()
+}
+
+func (a *Agent) conflictsNow() map[netip.Addr]string {
+	a.conflictMu.Lock()
+	defer a.conflictMu.Unlock()
+	out := make(map[netip.Addr]string, len(a.conflicts))
+	for k, v := range a.conflicts {
+		out[k] = v
+	}
+	return out
+}
+
+// Published returns what this node publishes about its interfaces in its
+// liveness Lease (see PublishedInterfaces).
+func (a *Agent) Published() []string { return *a.published.Load() }
+
+// PublishedMACs returns the hardware addresses of this node's usable
+// links, which it publishes in its liveness Lease for the other nodes.
+func (a *Agent) PublishedMACs() []string { return *a.macs.Load() }
+
+// State returns what the agent is doing and its latest decisions.
+func (a *Agent) State() State { return *a.state.Load() }
+
+// Name implements daemon.Subsystem.
+func (a *Agent) Name() string { return "agent" }
+
+// Check implements daemon.Subsystem: any valid configuration can be
+// applied; addresses simply move.
+func (a *Agent) Check(context.Context, *config.Config, *config.Config) error { return nil }
+
+// Apply implements daemon.Subsystem: the agent's loop takes next and plans
+// again at once.
+func (a *Agent) Apply(ctx context.Context, _, next *config.Config) error {
+	req := configReq{next, make(chan error, 1)}
+	select {
+	case a.configs <- req:
+	case <-a.done:
+		return errors.New("the node agent has stopped")
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	return <-req.done
+}
+
+// loop is the state only Run's goroutine touches.
+type loop struct {
+	cfg       *config.Config
+	cluster   Cluster
+	links     linkState
+	conflicts map[netip.Addr]string // as last reported to status, for Events
+	peers     string
+
+	everAlive bool
+	frozen    time.Time // when this node stopped seeing its own Lease alive
+	plan      []Decision
+	effective []Decision
+	applied   map[Mode][]Decision
+	handover  map[string]time.Time // L2 decision key → end of its grace
+	members   string               // what the last plan saw of the Leases
+	retry     time.Time
+}
+
+// Run is the agent's loop, until ctx ends. When it ends while this node
+// answers for L2 addresses, it keeps answering for l2.handover_grace, so
+// that the new owners (who saw this node's liveness Lease go) take over
+// and send their gratuitous bursts first. The caller closes the sinks
+// after Run returns.
+func (a *Agent) Run(ctx context.Context) {
+	defer close(a.done)
+	l := &loop{cfg: a.cfg.Load(), conflicts: map[netip.Addr]string{}, applied: map[Mode][]Decision{}, handover: map[string]time.Time{}}
+	a.pollLinks(l, time.Now())
+	poll := time.NewTicker(a.opts.LinkPoll)
+	defer poll.Stop()
+	wake := time.NewTimer(time.Hour)
+	defer wake.Stop()
+	full, leases := false, false
+	var due time.Time // when the next plan may run (debounce)
+	for {
+		select {
+		case <-ctx.Done():
+			a.leave(l)
+			return
+		case c := <-a.clusters:
+			l.cluster, full = c, true
+		case <-a.kick:
+			full = true
+		case <-a.leaseKick:
+			leases = true
+		case req := <-a.configs:
+			req.done <- a.reload(l, req.cfg)
+			full = true
+		case now := <-poll.C:
+			if a.pollLinks(l, now) {
+				full = true
+			}
+		case <-wake.C:
+			full = true // a Lease expires, a grace ends, a retry is due
+		}
+		now := time.Now()
+		if !full && !leases {
+			continue
+		}
+		if now.Before(due) {
+			wake.Reset(due.Sub(now))
+			continue
+		}
+		next := a.step(l, now, full)
+		full, leases = false, false
+		due = now.Add(a.opts.Debounce)
+		wake.Reset(max(time.Until(next), time.Millisecond))
+	}
+}
+
+func (a *Agent) pollLinks(l *loop, now time.Time) bool {
+	links, err := a.opts.Links()
+	if err != nil {
+		a.log.Warn("cannot list interfaces", "err", err)
+		return false
+	}
+	if !l.links.update(now, links) {
+		return false
+	}
+	a.publish(l)
+	return true
+}
+
+func (a *Agent) publish(l *loop) {
+	p := PublishedInterfaces(l.cfg, l.links.names())
+	a.published.Store(&p)
+	m := l.links.macs()
+	a.macs.Store(&m)
+}
+
+func (a *Agent) reload(l *loop, cfg *config.Config) error {
+	var errs []error
+	for mode, s := range a.sinks {
+		if cs, ok := s.(ConfigSink); ok {
+			if err := cs.Reload(cfg); err != nil {
+				errs = append(errs, fmt.Errorf("%s: %w", mode, err))
+			}
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		// Roll back the sinks that took it.
+		for _, s := range a.sinks {
+			if cs, ok := s.(ConfigSink); ok {
+				_ = cs.Reload(l.cfg)
+			}
+		}
+		return err
+	}
+	l.cfg = cfg
+	l.applied = map[Mode][]Decision{} // every sink gets the decisions again
+	a.cfg.Store(cfg)
+	a.publish(l)
+	return nil
+}
+
+// step gathers the view, plans if needed and applies. It returns when it
+// wants to run again at the latest.
+func (a *Agent) step(l *loop, now time.Time, full bool) time.Time {
+	next := now.Add(time.Hour)
+	if l.cluster == nil {
+		return next
+	}
+	v := View{Nodes: l.cluster.Nodes(), Alive: map[string]Member{}, Interfaces: l.links.names()}
+	var selfRenew time.Time
+	var members, peers []string
+	for _, ls := range l.cluster.Leases() {
+		if ls.Node == a.node {
+			selfRenew = ls.RenewTime
+		} else {
+			peers = append(peers, ls.MACs...)
+		}
+		if !now.Before(ls.expires()) {
+			continue
+		}
+		v.Alive[ls.Node] = Member{Since: ls.Since, Interfaces: ls.Interfaces}
+		members = append(members, fmt.Sprintf("%s@%d%v", ls.Node, ls.Since.UnixNano(), ls.Interfaces))
+		if e := ls.expires(); e.Before(next) {
+			next = e.Add(time.Millisecond)
+		}
+	}
+	a.setPeers(l, peers)
+	suppressed := l.links.suppressed(selfRenew)
+	slices.Sort(members)
+	sig := strings.Join(members, " ") + fmt.Sprint(suppressed)
+	due := func(t time.Time) bool { return !t.IsZero() && !now.Before(t) }
+	handoverDue := false
+	for _, end := range l.handover {
+		handoverDue = handoverDue || due(end)
+	}
+	if !full && sig == l.members && !handoverDue && !due(l.retry) {
+		return minTime(next, l.wakeups())
+	}
+	l.members = sig
+
+	_, selfAlive := v.Alive[a.node]
+	summary := "announcing this node's share"
+	switch {
+	case selfAlive:
+		v.Services = l.cluster.Services()
+		l.plan = Plan(l.cfg, a.node, v)
+		l.everAlive = true
+		if !l.frozen.IsZero() {
+			a.log.Info("this node's liveness Lease is seen again; planning again", "event", "unfrozen", "node", a.node)
+		}
+		l.frozen = time.Time{}
+	case l.everAlive:
+		// This node cannot renew its Lease, or its informers are stale:
+		// then every other node looks dead too, and planning would grab
+		// everything. Keep announcing what it announced.
+		if l.frozen.IsZero() {
+			l.frozen = now
+			a.log.Warn("this node's liveness Lease is not seen renewed: keeping the last plan until it is", "event", "frozen", "node", a.node)
+		}
+		summary = "frozen since " + l.frozen.Format(time.RFC3339) + ": this node's liveness Lease is not seen renewed (API server unreachable?); keeping the last plan"
+	default:
+		v.Services = l.cluster.Services()
+		l.plan = Plan(l.cfg, a.node, v)
+		summary = "waiting for this node's liveness Lease"
+	}
+
+	l.effective = a.handOver(l, now)
+	l.effective = suppress(l.effective, suppressed)
+	if len(suppressed) > 0 {
+		summary += fmt.Sprintf("; not answering on %s until its link is up and the view is fresh", strings.Join(suppressed, ", "))
+	}
+
+	l.retry = time.Time{}
+	for mode, s := range a.sinks {
+		var ds []Decision
+		for _, d := range l.effective {
+			if d.Mode == mode {
+				ds = append(ds, d)
+			}
+		}
+		if reflect.DeepEqual(ds, l.applied[mode]) {
+			continue
+		}
+		if err := s.Apply(ds); err != nil {
+			a.log.Warn("could not apply all decisions; retrying", "mode", mode, "err", err)
+			l.retry = now.Add(2 * time.Second)
+		}
+		a.logChanges(l.applied[mode], ds)
+		l.applied[mode] = ds
+	}
+	a.report(l, summary, a.conflictsNow())
+	return minTime(next, l.wakeups())
+}
+
+// setPeers gives the sinks that want them the other nodes' MACs, when
+// they change.
+func (a *Agent) setPeers(l *loop, macs []string) {
+	slices.Sort(macs)
+	macs = slices.Compact(macs)
+	if sig := strings.Join(macs, ","); sig != l.peers {
+		l.peers = sig
+		for _, s := range a.sinks {
+			if ps, ok := s.(PeerSink); ok {
+				ps.SetPeers(macs)
+			}
+		}
+	}
+}
+
+// wakeups is the earliest grace end or retry.
+func (l *loop) wakeups() time.Time {
+	t := l.retry
+	for _, end := range l.handover {
+		if t.IsZero() || end.Before(t) {
+			t = end
+		}
+	}
+	if t.IsZero() {
+		return time.Now().Add(time.Hour)
+	}
+	return t
+}
+
+func minTime(a, b time.Time) time.Time {
+	if b.Before(a) {
+		return b
+	}
+	return a
+}
+
+func key(d Decision) string { return d.Service + " " + d.Addr.String() + " " + string(d.Mode) }
+
+// handOver keeps answering, for l2.handover_grace, for an L2 address this
+// node announced and no longer owns while the address still exists: the
+// new owner, which decided at the same time from the same view, takes it
+// and sends its burst meanwhile (make-before-break).
+func (a *Agent) handOver(l *loop, now time.Time) []Decision {
+	before := map[string]Decision{}
+	for _, d := range l.effective {
+		if d.Mode == ModeL2 && d.Announce {
+			before[key(d)] = d
+		}
+	}
+	out := slices.Clone(l.plan)
+	seen := map[string]bool{}
+	for i, d := range out {
+		k := key(d)
+		seen[k] = true
+		prev, was := before[k]
+		if d.Mode != ModeL2 || d.Announce || !was {
+			delete(l.handover, k)
+			continue
+		}
+		end, ok := l.handover[k]
+		if !ok {
+			end = now.Add(l.cfg.L2.HandoverGrace)
+			l.handover[k] = end
+		}
+		if !now.Before(end) {
+			delete(l.handover, k)
+			continue
+		}
+		out[i].Announce, out[i].Reason, out[i].Interfaces = true, ReasonHandover, prev.Interfaces
+	}
+	for k := range l.handover {
+		if !seen[k] {
+			delete(l.handover, k)
+		}
+	}
+	return out
+}
+
+// suppress takes the links in off out of the L2 decisions.
+func suppress(ds []Decision, off []string) []Decision {
+	if len(off) == 0 {
+		return ds
+	}
+	for i, d := range ds {
+		if d.Mode != ModeL2 || !d.Announce {
+			continue
+		}
+		ifs := slices.DeleteFunc(slices.Clone(d.Interfaces), func(n string) bool { return slices.Contains(off, n) })
+		if len(ifs) == 0 {
+			ds[i].Announce, ds[i].Reason, ds[i].Interfaces = false, ReasonLinkDown, nil
+		} else {
+			ds[i].Interfaces = ifs
+		}
+	}
+	return ds
+}
+
+func (a *Agent) logChanges(before, after []Decision) {
+	was := map[string]Decision{}
+	for _, d := range before {
+		was[key(d)] = d
+	}
+	for _, d := range after {
+		p, ok := was[key(d)]
+		delete(was, key(d))
+		switch {
+		case d.Announce && (!ok || !p.Announce):
+			a.log.Info("taking over", "event", "takeover", "service", d.Service, "ip", d.Addr, "mode", d.Mode, "reason", d.Reason, "iface", strings.Join(d.Interfaces, ","))
+		case !d.Announce && ok && p.Announce:
+			a.log.Info("releasing", "event", "release", "service", d.Service, "ip", d.Addr, "mode", d.Mode, "reason", d.Reason, "node", d.Owner)
+		}
+	}
+	for _, p := range was {
+		if p.Announce {
+			a.log.Info("releasing", "event", "release", "service", p.Service, "ip", p.Addr, "mode", p.Mode, "reason", "address gone")
+		}
+	}
+}
+
+// report publishes the decisions for status and metrics, with the
+// addresses in conflict shown as such, and records a Warning Event on a
+// Service when one of its addresses gets into conflict.
+func (a *Agent) report(l *loop, summary string, conflicts map[netip.Addr]string) {
+	shown := slices.Clone(l.effective)
+	for i, d := range shown {
+		detail, ok := conflicts[d.Addr]
+		if d.Mode != ModeL2 || !d.Announce || !ok {
+			continue
+		}
+		shown[i].Announce, shown[i].Reason = false, ReasonConflict
+		if _, known := l.conflicts[d.Addr]; !known && l.cluster != nil {
+			l.cluster.Event(d.Service, true, "AddressConflict", fmt.Sprintf("%s is not announced: another host on the segment uses it (%s)", d.Addr, detail))
+		}
+	}
+	l.conflicts = conflicts
+	count := map[Reason]float64{}
+	ann := map[Mode]float64{}
+	for _, d := range shown {
+		count[d.Reason]++
+		if _, carried := a.sinks[d.Mode]; d.Announce && carried {
+			ann[d.Mode]++ // only what a sink really announces
+		}
+	}
+	for _, r := range Reasons {
+		a.decisions.WithLabelValues(string(r)).Set(count[r])
+	}
+	for _, m := range []Mode{ModeL2, ModeBGP} {
+		a.announced.WithLabelValues(string(m)).Set(ann[m])
+	}
+	a.state.Store(&State{Summary: summary, Decisions: shown})
+}
+
+// leave keeps answering for the hand-over grace if this node answers for
+// anything at L2; its liveness Lease is being deleted meanwhile.
+func (a *Agent) leave(l *loop) {
+	grace := l.cfg.L2.HandoverGrace
+	if grace <= 0 || !slices.ContainsFunc(l.applied[ModeL2], func(d Decision) bool { return d.Announce }) {
+		return
+	}
+	st := a.State()
+	st.Summary = fmt.Sprintf("leaving: answering for %s more while the new owners take over", grace)
+	a.state.Store(&st)
+	a.log.Info("leaving: still answering while the new owners take over", "event", "leaving", "grace", grace)
+	time.Sleep(grace)
+}

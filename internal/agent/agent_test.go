@@ -1,0 +1,300 @@
+package agent
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/netip"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// fakeCluster is a Cluster the test changes at will.
+type fakeCluster struct {
+	mu       sync.Mutex
+	services []Service
+	nodes    map[string]Node
+	leases   map[string]Lease
+	events   []string
+}
+
+func (f *fakeCluster) Services() []Service {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return slices.Clone(f.services)
+}
+
+func (f *fakeCluster) Nodes() map[string]Node {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	out := map[string]Node{}
+	for k, v := range f.nodes {
+		out[k] = v
+	}
+	return out
+}
+
+func (f *fakeCluster) Leases() []Lease {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var out []Lease
+	for _, l := range f.leases {
+		out = append(out, l)
+	}
+	return out
+}
+
+func (f *fakeCluster) Event(service string, warning bool, reason, msg string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.events = append(f.events, fmt.Sprintf("%s %v %s: %s", service, warning, reason, msg))
+}
+
+func (f *fakeCluster) eventList() []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return slices.Clone(f.events)
+}
+
+// renew renews the Leases of nodes now.
+func (f *fakeCluster) renew(nodes ...string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, n := range nodes {
+		l := f.leases[n]
+		l.Node, l.RenewTime, l.Duration = n, time.Now(), 2*time.Second
+		if l.Since.IsZero() {
+			l.Since = t0
+		}
+		f.leases[n] = l
+	}
+}
+
+// recorder is a Sink that keeps every set it was given.
+type recorder struct {
+	mu   sync.Mutex
+	sets [][]Decision
+}
+
+func (r *recorder) Apply(ds []Decision) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.sets = append(r.sets, ds)
+	return nil
+}
+
+// announced returns the addresses of the latest set that are announced,
+// with their reason.
+func (r *recorder) announced() map[string]Reason {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := map[string]Reason{}
+	if len(r.sets) == 0 {
+		return out
+	}
+	for _, d := range r.sets[len(r.sets)-1] {
+		if d.Announce {
+			out[d.Addr.String()] = d.Reason
+		}
+	}
+	return out
+}
+
+func waitUntil(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+type agentRig struct {
+	a     *Agent
+	c     *fakeCluster
+	sink  *recorder
+	links *[]Link
+	mu    *sync.Mutex
+	stop  func()
+}
+
+// startAgent runs an agent for node-a of three nodes, with one Service
+// (192.0.2.10) that node-a owns.
+func startAgent(t *testing.T, grace string) *agentRig {
+	cfg := mustConfig(t, strings.Replace(planConfig, "l2:\n", "l2:\n  handover_grace: "+grace+"\n", 1))
+	svc := Service{Key: "ns/web", Created: created, Addrs: addrs("192.0.2.10")}
+	// Pick a Service key that node-a owns among the three.
+	for i := 0; Plan(cfg, "node-a", threeNodes(svc))[0].Owner != "node-a"; i++ {
+		svc.Key = "ns/web" + string(rune('a'+i))
+	}
+	c := &fakeCluster{services: []Service{svc}, nodes: threeNodes().Nodes, leases: map[string]Lease{}}
+	var mu sync.Mutex
+	links := []Link{{Name: "eth0", Carrier: true}}
+	a, err := New("node-a", cfg, slog.New(slog.NewTextHandler(io.Discard, nil)), nil, Options{
+		Links: func() ([]Link, error) {
+			mu.Lock()
+			defer mu.Unlock()
+			return slices.Clone(links), nil
+		},
+		LinkPoll: 10 * time.Millisecond,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sink := &recorder{}
+	a.AddSink(ModeL2, sink)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); a.Run(ctx) }()
+	c.renew("node-a", "node-b", "node-c")
+	a.SetCluster(c)
+	r := &agentRig{a: a, c: c, sink: sink, links: &links, mu: &mu, stop: func() { cancel(); <-done }}
+	t.Cleanup(func() {
+		select {
+		case <-done:
+		default:
+			r.stop()
+		}
+	})
+	waitUntil(t, "node-a to announce its address", func() bool { return sink.announced()["192.0.2.10"] == ReasonOwner })
+	return r
+}
+
+// TestAgentFreezes: when this node's own Lease is no longer seen renewed
+// (API server unreachable, informers stale), the others look dead too;
+// the agent keeps its last plan instead of taking everything, or
+// dropping everything.
+func TestAgentFreezes(t *testing.T) {
+	r := startAgent(t, "0s")
+	r.c.mu.Lock()
+	r.c.services = append(r.c.services, Service{Key: "ns/other", Created: created, Addrs: addrs("192.0.2.11")})
+	r.c.mu.Unlock()
+	r.a.Notify()
+	waitUntil(t, "a plan with both Services", func() bool { return len(r.a.State().Decisions) == 2 })
+	wasAnnounced := r.sink.announced()
+
+	// Nobody renews for longer than the Lease: every Lease expires.
+	time.Sleep(2100 * time.Millisecond)
+	r.a.Notify()
+	waitUntil(t, "the agent to freeze", func() bool { return r.a.State().Summary[:6] == "frozen" })
+	if got := r.sink.announced(); !equalReasons(got, wasAnnounced) {
+		t.Errorf("frozen agent announces %v, announced %v before", got, wasAnnounced)
+	}
+
+	// Only the others come back: still frozen.
+	r.c.renew("node-b", "node-c")
+	r.a.NotifyLeases()
+	time.Sleep(100 * time.Millisecond)
+	if r.a.State().Summary[:6] != "frozen" {
+		t.Errorf("not frozen: %s", r.a.State().Summary)
+	}
+	// This node's own Lease is seen again: planning resumes.
+	r.c.renew("node-a")
+	r.a.NotifyLeases()
+	waitUntil(t, "planning again", func() bool { return r.a.State().Summary[:6] == "announ" })
+}
+
+func equalReasons(a, b map[string]Reason) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for k, v := range a {
+		if b[k] != v {
+			return false
+		}
+	}
+	return true
+}
+
+// TestAgentHandover: cordoned, the owner keeps answering for the grace,
+// then stops.
+func TestAgentHandover(t *testing.T) {
+	r := startAgent(t, "300ms")
+	go func() { // keep every Lease alive
+		for range 40 {
+			r.c.renew("node-a", "node-b", "node-c")
+			r.a.NotifyLeases()
+			time.Sleep(50 * time.Millisecond)
+		}
+	}()
+	r.c.mu.Lock()
+	r.c.nodes["node-a"] = Node{Cordoned: true}
+	r.c.mu.Unlock()
+	start := time.Now()
+	r.a.Notify()
+	waitUntil(t, "the hand-over", func() bool { return r.sink.announced()["192.0.2.10"] == ReasonHandover })
+	waitUntil(t, "the end of the grace", func() bool { return len(r.sink.announced()) == 0 })
+	if took := time.Since(start); took < 300*time.Millisecond {
+		t.Errorf("stopped answering after %v, before the grace ended", took)
+	}
+	if d := r.a.State().Decisions[0]; d.Reason != ReasonCordoned || d.Announce {
+		t.Errorf("after the grace: %+v", d)
+	}
+}
+
+// TestAgentLinkDown: a link without carrier is not answered on; when the
+// carrier returns, the agent waits for a fresh renewal of its own Lease.
+func TestAgentLinkDown(t *testing.T) {
+	r := startAgent(t, "0s")
+	set := func(carrier bool) {
+		r.mu.Lock()
+		*r.links = []Link{{Name: "eth0", Carrier: carrier}}
+		r.mu.Unlock()
+	}
+	set(false)
+	waitUntil(t, "eth0 to be left", func() bool { return len(r.sink.announced()) == 0 })
+	if d := r.a.State().Decisions[0]; d.Reason != ReasonLinkDown {
+		t.Errorf("reason %s", d.Reason)
+	}
+	set(true)
+	time.Sleep(100 * time.Millisecond)
+	if got := r.sink.announced(); len(got) != 0 {
+		t.Errorf("answering again before a fresh renewal: %v", got)
+	}
+	r.c.renew("node-a", "node-b", "node-c")
+	r.a.NotifyLeases()
+	waitUntil(t, "answering again", func() bool { return r.sink.announced()["192.0.2.10"] == ReasonOwner })
+}
+
+// TestAgentLeaveGrace: on shutdown the agent keeps its set for the grace.
+func TestAgentLeaveGrace(t *testing.T) {
+	r := startAgent(t, "200ms")
+	start := time.Now()
+	r.stop()
+	if took := time.Since(start); took < 200*time.Millisecond {
+		t.Errorf("Run returned after %v, before the grace", took)
+	}
+	if got := r.sink.announced(); got["192.0.2.10"] != ReasonOwner {
+		t.Errorf("the agent withdrew by itself: %v (the caller closes the sink)", got)
+	}
+}
+
+// TestAgentConflict: an address the announcer reports in conflict stays in
+// the sink's set (the announcer stops answering and probes again by
+// itself), shows as `conflict`, and its Service gets one Warning Event.
+func TestAgentConflict(t *testing.T) {
+	r := startAgent(t, "0s")
+	addr := netip.MustParseAddr("192.0.2.10")
+	r.a.ReportConflict(addr, true, "probe_answered on eth0 from 02:00:00:00:00:01")
+	waitUntil(t, "the conflict in the status", func() bool {
+		d := r.a.State().Decisions[0]
+		return d.Reason == ReasonConflict && !d.Announce
+	})
+	if got := r.sink.announced(); got["192.0.2.10"] != ReasonOwner {
+		t.Errorf("the conflicting address left the announcer's set: %v", got)
+	}
+	r.a.ReportConflict(addr, true, "again")
+	r.a.Notify()
+	time.Sleep(50 * time.Millisecond)
+	if ev := r.c.eventList(); len(ev) != 1 || !strings.Contains(ev[0], "true AddressConflict: 192.0.2.10 is not announced") {
+		t.Errorf("events: %q", ev)
+	}
+	r.a.ReportConflict(addr, false, "")
+	waitUntil(t, "the conflict to clear", func() bool { return r.a.State().Decisions[0].Reason == ReasonOwner })
+}
