@@ -59,9 +59,7 @@ func newNodeAgent(cfg *config.Config, log *slog.Logger, reg prometheus.Registere
 // run runs the agent until ctx ends (and its hand-over grace is over),
 // then withdraws everything.
 func (n *nodeAgent) run(ctx context.Context, log *slog.Logger) {
-	if err := n.bgp.start(); err != nil {
-		log.Warn("bgp: cannot start every peer", "err", err)
-	}
+	go n.bgp.waitReady(ctx, func() bool { return strings.HasPrefix(n.State().Summary, "announcing") }, log)
 	// A planned stop withdraws the BGP routes at once (the router moves
 	// traffic to the other nodes), while L2 keeps answering for its
 	// hand-over grace.

@@ -7,6 +7,7 @@ import (
 	"maps"
 	"net/netip"
 	"sync"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -22,8 +23,11 @@ import (
 // it on this node. It also follows reloads (only changed peers are reset)
 // and this node's labels (peers' node selectors).
 //
-// Peers without a node selector are dialled as soon as lbd starts; peers
-// with one once this node's labels are known.
+// The sessions start once the agent has planned with this node alive
+// (ready): a restarted lbd is a graceful-restart speaker whose End-of-RIB
+// makes the router drop every stale route not announced again, so it
+// must not open sessions before it knows its routes. Peers with a node
+// selector start once this node's labels are known.
 type bgpSink struct {
 	log  *slog.Logger
 	self string
@@ -33,6 +37,7 @@ type bgpSink struct {
 	cfg     *config.Config
 	labels  map[string]string // this node's; nil until the informers synced
 	last    []agent.Decision
+	ready   bool // the agent planned with this node alive
 	running bool // the speaker was started
 }
 
@@ -44,16 +49,47 @@ func newBGPSink(cfg *config.Config, log *slog.Logger, reg prometheus.Registerer)
 	return &bgpSink{log: log, self: cfg.Node.Name, sp: sp, cfg: cfg}, nil
 }
 
-// start dials the peers that need no node labels.
+// start opens the sessions, once: the agent has planned with this node
+// alive, or readyWait has passed (a node whose agent cannot plan still
+// shows its sessions).
 func (b *bgpSink) start() error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	if b.ready {
+		return nil
+	}
+	b.ready = true
 	return b.applyPeers(b.cfg)
+}
+
+// readyWait bounds how long the sessions wait for the agent's first plan;
+// shorter than any router's restart time for lbd (120s by default).
+const readyWait = 30 * time.Second
+
+// waitReady calls start when the agent says it announces this node's
+// share (it planned with its Lease alive), or after readyWait.
+func (b *bgpSink) waitReady(ctx context.Context, planned func() bool, log *slog.Logger) {
+	deadline := time.Now().Add(readyWait)
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	for !planned() && time.Now().Before(deadline) {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+	}
+	if err := b.start(); err != nil {
+		log.Warn("bgp: cannot start every peer", "err", err)
+	}
 }
 
 // applyPeers gives the speaker this node's peers under cfg. Callers hold
 // b.mu.
 func (b *bgpSink) applyPeers(cfg *config.Config) error {
+	if !b.ready {
+		return nil
+	}
 	var peers []config.Peer
 	for _, p := range cfg.BGP.Peers {
 		if p.NodeSelector == nil || (b.labels != nil && p.NodeSelector.Matches(b.labels)) {
