@@ -58,15 +58,20 @@ func newNodeAgent(cfg *config.Config, log *slog.Logger, reg prometheus.Registere
 
 // run runs the agent until ctx ends (and its hand-over grace is over),
 // then withdraws everything.
-func (n *nodeAgent) run(ctx context.Context, log *slog.Logger) {
+func (n *nodeAgent) run(ctx context.Context, log *slog.Logger, restarting func() bool) {
 	go n.bgp.waitReady(ctx, func() bool { return strings.HasPrefix(n.State().Summary, "announcing") }, log)
 	// A planned stop withdraws the BGP routes at once (the router moves
 	// traffic to the other nodes), while L2 keeps answering for its
-	// hand-over grace.
+	// hand-over grace. A stop for a restart leaves them to the routers'
+	// graceful restart.
 	bgpClosed := make(chan struct{})
 	go func() {
 		defer close(bgpClosed)
 		<-ctx.Done()
+		if restarting() {
+			n.bgp.sp.Abandon()
+			return
+		}
 		if err := n.bgp.Close(); err != nil {
 			log.Warn("BGP speaker did not close cleanly", "err", err)
 		}

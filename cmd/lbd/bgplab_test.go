@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -180,44 +181,46 @@ func TestBGPLab(t *testing.T) {
 		l.waitHops(tor, "192.0.2.202", 10*time.Second, nodeAddrs("node-c")...)
 	})
 
-	t.Run("kill -9 and restart keeps the route", func(t *testing.T) {
-		l.t = t
-		n := l.node("node-a")
-		var missing []string
-		samples := 0
-		stop := make(chan struct{})
-		done := make(chan struct{})
-		go func() {
-			defer close(done)
-			for {
-				select {
-				case <-stop:
-					return
-				default:
+	for _, sig := range []syscall.Signal{syscall.SIGKILL, syscall.SIGUSR2} {
+		t.Run(sig.String()+" and restart keeps the route", func(t *testing.T) {
+			l.t = t
+			n := l.node("node-a")
+			var missing []string
+			samples := 0
+			stop := make(chan struct{})
+			done := make(chan struct{})
+			go func() {
+				defer close(done)
+				for {
+					select {
+					case <-stop:
+						return
+					default:
+					}
+					got := tor.Nexthops(web)
+					slices.Sort(got)
+					if !slices.Equal(got, all) {
+						missing = append(missing, fmt.Sprint(got))
+					}
+					samples++
+					time.Sleep(10 * time.Millisecond)
 				}
-				got := tor.Nexthops(web)
-				slices.Sort(got)
-				if !slices.Equal(got, all) {
-					missing = append(missing, fmt.Sprint(got))
-				}
-				samples++
-				time.Sleep(10 * time.Millisecond)
+			}()
+			l.kill(n, sig)
+			start := time.Now()
+			n.d = startDaemonCmd(l.root, n.host.Command(lbdBin, "run", "-c", n.path), n.path, n.socket)
+			f.WaitEstablished(10*time.Second, nodeAddrs("node-a")...)
+			t.Logf("lbd start → Established at the router: %v", time.Since(start).Round(time.Millisecond))
+			waitFor(t, "node-a announcing web again", func() bool { return l.addressOf(n, web).Announcing })
+			time.Sleep(3 * time.Second) // past End-of-RIB and the router's stale-path cleanup
+			close(stop)
+			<-done
+			if len(missing) > 0 {
+				t.Fatalf("during the restart the router's next hops for %s were not %v in %d of %d samples: %v", web, all, len(missing), samples, missing[:min(5, len(missing))])
 			}
-		}()
-		l.kill(n, 9)
-		start := time.Now()
-		n.d = startDaemonCmd(l.root, n.host.Command(lbdBin, "run", "-c", n.path), n.path, n.socket)
-		f.WaitEstablished(10*time.Second, nodeAddrs("node-a")...)
-		t.Logf("lbd start → Established at the router: %v", time.Since(start).Round(time.Millisecond))
-		waitFor(t, "node-a announcing web again", func() bool { return l.addressOf(n, web).Announcing })
-		time.Sleep(3 * time.Second) // past End-of-RIB and the router's stale-path cleanup
-		close(stop)
-		<-done
-		if len(missing) > 0 {
-			t.Fatalf("during the restart the router's next hops for %s were not %v in %d of %d samples: %v", web, all, len(missing), samples, missing[:min(5, len(missing))])
-		}
-		t.Logf("route with all three next hops in all %d samples over %v", samples, time.Since(start).Round(time.Millisecond))
-	})
+			t.Logf("route with all three next hops in all %d samples over %v", samples, time.Since(start).Round(time.Millisecond))
+		})
+	}
 
 	t.Run("planned stop withdraws first", func(t *testing.T) {
 		l.t = t
