@@ -5,12 +5,15 @@ package main
 // router on the same switch.
 
 import (
+	"context"
 	"fmt"
 	"slices"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/lbdproject/lbd/internal/netlab"
 )
@@ -96,13 +99,10 @@ func (l *l2Lab) waitHops(tor *netlab.Host, ip string, d time.Duration, want ...s
 	}
 }
 
-// TestBGPLab: lbd nodes peering with FRR. The sessions come up with lbd
-// (before any route); a Service in an L2 pool is switched to BGP by a
-// configuration reload: it keeps its address, ARP answering stops and the
-// router gets a route with all three nodes as next hops; a Service with
-// externalTrafficPolicy: Local is routed only to its endpoint's node; a
-// stopped node's next hop leaves within 1s.
-func TestBGPLab(t *testing.T) {
+// newBGPLab is the L2 lab plus FRR as the router, every node peering with
+// it (sessions up, no BGP advertisement yet).
+func newBGPLab(t testing.TB) (*l2Lab, *netlab.Host, *netlab.FRR) {
+	t.Helper()
 	l := newL2Lab(t, bgpPeers(""))
 	tor := l.lab.AddHost("tor", torAddr+"/24")
 	tor.Sysctl("net.ipv4.fib_multipath_hash_policy=1")
@@ -114,15 +114,58 @@ func TestBGPLab(t *testing.T) {
 	tor.Sysctl("net.ipv4.conf.eth0.send_redirects=0")
 	l.client.Must("ip", "route", "add", "192.0.2.192/27", "via", torAddr)
 	f := netlab.StartFRR(t, tor, torConfig)
-	c := l.kc.Client
-	all := nodeAddrs("node-a", "node-b", "node-c")
-	f.WaitEstablished(10*time.Second, all...)
+	f.WaitEstablished(10*time.Second, nodeAddrs("node-a", "node-b", "node-c")...)
 	for _, n := range l.nodes {
 		st := n.d.status(t)
 		if st.BGP == nil || len(st.BGP.Peers) != 1 || st.BGP.Peers[0].State != "established" {
 			t.Fatalf("%s's status: %+v", n.name, st.BGP)
 		}
 	}
+	return l, tor, f
+}
+
+// BenchmarkBGPServiceToRoute: from creating a LoadBalancer Service in a
+// BGP pool to the router's kernel having its route with three next hops
+// (allocation, status write, three agents planning, UPDATEs, FRR, zebra).
+func BenchmarkBGPServiceToRoute(b *testing.B) {
+	l, tor, _ := newBGPLab(b)
+	for _, n := range l.nodes {
+		l.toBGP(n)
+	}
+	all := nodeAddrs("node-a", "node-b", "node-c")
+	var total time.Duration
+	for i := 0; i < b.N; i++ {
+		name := fmt.Sprintf("bench-%d", i)
+		start := time.Now()
+		l.createService(name)
+		var ip string
+		waitFor(b, name+"'s address", func() bool {
+			ips := ingressIPs(b, l.kc.Client, "default", name)
+			if len(ips) == 1 {
+				ip = ips[0]
+			}
+			return ip != ""
+		})
+		l.waitHops(tor, ip, 10*time.Second, all...)
+		total += time.Since(start)
+		if err := l.kc.Client.CoreV1().Services("default").Delete(context.Background(), name, metav1.DeleteOptions{}); err != nil {
+			b.Fatal(err)
+		}
+		waitFor(b, ip+" withdrawn", func() bool { return len(tor.Nexthops(ip)) == 0 })
+	}
+	b.ReportMetric(total.Seconds()/float64(b.N), "s/service-to-route")
+}
+
+// TestBGPLab: lbd nodes peering with FRR. The sessions come up with lbd
+// (before any route); a Service in an L2 pool is switched to BGP by a
+// configuration reload: it keeps its address, ARP answering stops and the
+// router gets a route with all three nodes as next hops; a Service with
+// externalTrafficPolicy: Local is routed only to its endpoint's node; a
+// stopped node's next hop leaves within 1s.
+func TestBGPLab(t *testing.T) {
+	l, tor, f := newBGPLab(t)
+	c := l.kc.Client
+	all := nodeAddrs("node-a", "node-b", "node-c")
 
 	const web = "192.0.2.200"
 	l.createService("web")
