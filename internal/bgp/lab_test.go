@@ -55,6 +55,15 @@ func newLab(t testing.TB) *bgpLab {
 	return b
 }
 
+// TestMain removes the helper built for the labs.
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if helperBin != "" {
+		os.RemoveAll(filepath.Dir(helperBin))
+	}
+	os.Exit(code)
+}
+
 var (
 	helperOnce sync.Once
 	helperBin  string
