@@ -58,6 +58,8 @@ func TestAnsibleRoleInContainer(t *testing.T) {
           pools: [default]
     lbd_bgp:
       asn: 64512
+      # The container has no IPv4 address to take the router ID from.
+      router_id: 192.0.2.1
       peers:
         - name: tor
           address: 198.51.100.1
