@@ -10,7 +10,7 @@ import (
 // allocator, the announcers and the configuration never import k8s.io,
 // directly or through a dependency.
 func TestNoKubernetesImports(t *testing.T) {
-	for _, pkg := range []string{"./config", "./pool", "./announce", "./daemon", "./metallb"} {
+	for _, pkg := range []string{"./config", "./pool", "./announce", "./daemon", "./metallb", "./bgp"} {
 		out, err := exec.Command("go", "list", "-deps", pkg).CombinedOutput()
 		if err != nil {
 			t.Fatalf("go list -deps %s: %v\n%s", pkg, err, out)

@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 . scripts/lib.sh
 ensure_go
 apt_install make git ca-certificates iproute2 arping ndisc6 iputils-ping tcpdump \
-	debootstrap systemd-container
+	debootstrap systemd-container frr bird2
 
 echo "== lint"
 make --no-print-directory lint

@@ -20,7 +20,8 @@ import (
 // Other announcers (BGP) add their sink with Agent.AddSink before run.
 type nodeAgent struct {
 	*agent.Agent
-	l2 *agent.L2Sink
+	l2  *agent.L2Sink
+	bgp *bgpSink
 }
 
 // newNodeAgent builds the agent and its L2 announcer; nothing runs yet.
@@ -47,13 +48,36 @@ func newNodeAgent(cfg *config.Config, log *slog.Logger, reg prometheus.Registere
 		return nil, err
 	}
 	ag.AddSink(agent.ModeL2, l2)
-	return &nodeAgent{Agent: ag, l2: l2}, nil
+	bs, err := newBGPSink(cfg, log, reg)
+	if err != nil {
+		return nil, err
+	}
+	ag.AddSink(agent.ModeBGP, bs)
+	return &nodeAgent{Agent: ag, l2: l2, bgp: bs}, nil
 }
 
 // run runs the agent until ctx ends (and its hand-over grace is over),
 // then withdraws everything.
-func (n *nodeAgent) run(ctx context.Context, log *slog.Logger) {
+func (n *nodeAgent) run(ctx context.Context, log *slog.Logger, restarting func() bool) {
+	go n.bgp.waitReady(ctx, func() bool { return strings.HasPrefix(n.State().Summary, "announcing") }, log)
+	// A planned stop withdraws the BGP routes at once (the router moves
+	// traffic to the other nodes), while L2 keeps answering for its
+	// hand-over grace. A stop for a restart leaves them to the routers'
+	// graceful restart.
+	bgpClosed := make(chan struct{})
+	go func() {
+		defer close(bgpClosed)
+		<-ctx.Done()
+		if restarting() {
+			n.bgp.sp.Abandon()
+			return
+		}
+		if err := n.bgp.Close(); err != nil {
+			log.Warn("BGP speaker did not close cleanly", "err", err)
+		}
+	}()
 	n.Run(ctx)
+	<-bgpClosed
 	if err := n.l2.Close(); err != nil {
 		log.Warn("L2 announcer did not close cleanly", "err", err)
 	}
@@ -67,6 +91,7 @@ func (n *nodeAgent) watchCluster(cl *watch.Cluster) {
 	cl.OnNodeChange(notify)
 	cl.OnEndpointsChange(notify)
 	cl.OnLeaseChange(n.NotifyLeases)
+	n.bgp.watchNode(cl)
 }
 
 // leaseAnnotations is what this node writes into its liveness Lease.
@@ -87,6 +112,7 @@ func (n *nodeAgent) status(st *daemon.Status) {
 			Announcing: d.Announce, Reason: string(d.Reason), Interfaces: d.Interfaces,
 		})
 	}
+	n.bgp.status(st)
 }
 
 // agentView adapts the informers to what the agent reads.

@@ -132,6 +132,16 @@ func printStatus(w io.Writer, s *daemon.Status, now time.Time) {
 		}
 		tw.Flush()
 	}
+	if s.BGP != nil {
+		fmt.Fprintf(w, "bgp:         AS %d, router ID %s, %d routes\n", s.BGP.ASN, s.BGP.RouterID, s.BGP.Routes)
+		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+		fmt.Fprintln(tw, "  PEER\tADDRESS\tAS\tSTATE\tSINCE\tPREFIXES\tUPDATES\tPROBLEM")
+		for _, p := range s.BGP.Peers {
+			fmt.Fprintf(tw, "  %s\t%s\t%d\t%s\t%s ago\t%d\t%d\t%s\n", p.Name, p.Address, p.ASN, p.State,
+				now.Sub(p.Since).Round(time.Second), p.Advertised, p.UpdatesSent, dash(p.Problem))
+		}
+		tw.Flush()
+	}
 	r := s.LastReload
 	fmt.Fprintf(w, "last reload: %s from %s, %s ago: %s\n", r.At.Local().Format(time.DateTime), r.Source, now.Sub(r.At).Round(time.Second), r.Result)
 	if r.Error != "" {

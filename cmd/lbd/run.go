@@ -58,6 +58,20 @@ func cmdRun(args []string, stderr io.Writer) int {
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
+	// SIGUSR2 is a stop for a restart (systemd's RestartKillSignal): the
+	// same, except that BGP routes stay at the routers (graceful restart).
+	var restarting atomic.Bool
+	usr2 := make(chan os.Signal, 1)
+	signal.Notify(usr2, syscall.SIGUSR2)
+	defer signal.Stop(usr2)
+	go func() {
+		select {
+		case <-usr2:
+			restarting.Store(true)
+			stop()
+		case <-ctx.Done():
+		}
+	}()
 
 	// 3. Health and metrics endpoint.
 	var ready atomic.Bool
@@ -154,7 +168,7 @@ func cmdRun(args []string, stderr io.Writer) int {
 	// hand-over grace while the liveness Lease is deleted and the new
 	// owners take over, then withdraws everything.
 	agentDone := make(chan struct{})
-	go func() { defer close(agentDone); agent.run(ctx, log) }()
+	go func() { defer close(agentDone); agent.run(ctx, log, restarting.Load) }()
 	defer func() { <-agentDone }()
 
 	// 8. systemd: READY, a one-line STATUS, and the watchdog fed from the

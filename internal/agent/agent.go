@@ -262,9 +262,13 @@ type loop struct {
 	plan      []Decision
 	effective []Decision
 	applied   map[Mode][]Decision
-	handover  map[string]time.Time // L2 decision key → end of its grace
-	members   string               // what the last plan saw of the Leases
-	retry     time.Time
+	// reapply: a reload happened; the next step applies every mode,
+	// including one whose decisions became empty (a pool moved from L2
+	// to BGP must stop being answered for).
+	reapply  bool
+	handover map[string]time.Time // L2 decision key → end of its grace
+	members  string               // what the last plan saw of the Leases
+	retry    time.Time
 }
 
 // Run is the agent's loop, until ctx ends. When it ends while this node
@@ -357,7 +361,7 @@ func (a *Agent) reload(l *loop, cfg *config.Config) error {
 		return err
 	}
 	l.cfg = cfg
-	l.applied = map[Mode][]Decision{} // every sink gets the decisions again
+	l.reapply = true // every sink gets the decisions again, even an empty set
 	a.cfg.Store(cfg)
 	a.publish(l)
 	return nil
@@ -442,7 +446,7 @@ func (a *Agent) step(l *loop, now time.Time, full bool) time.Time {
 				ds = append(ds, d)
 			}
 		}
-		if reflect.DeepEqual(ds, l.applied[mode]) {
+		if !l.reapply && reflect.DeepEqual(ds, l.applied[mode]) {
 			continue
 		}
 		if err := s.Apply(ds); err != nil {
@@ -452,6 +456,7 @@ func (a *Agent) step(l *loop, now time.Time, full bool) time.Time {
 		a.logChanges(l.applied[mode], ds)
 		l.applied[mode] = ds
 	}
+	l.reapply = false
 	a.report(l, summary, a.conflictsNow())
 	return minTime(next, l.wakeups())
 }

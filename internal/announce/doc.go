@@ -1,10 +1,11 @@
 // Package announce makes this node's share of the Service and control-plane
-// addresses known to the network: ARP and NDP responders for layer 2 (L2,
-// built), an embedded GoBGP speaker for BGP (not built yet), and netlink for
-// the control-plane VIP (VIP: adds the VIP with a finite lifetime, renewed
-// by each Set, so a killed lbd's VIP expires by itself), with Herald sending
-// the VIP's gratuitous ARP / unsolicited NA from the same packet code and
-// schedule as L2.
+// addresses known to the network: ARP and NDP responders for layer 2 (L2)
+// and netlink for the control-plane VIP (VIP: adds the VIP with a finite
+// lifetime, renewed by each Set, so a killed lbd's VIP expires by itself),
+// with Herald sending the VIP's gratuitous ARP / unsolicited NA from the
+// same packet code and schedule as L2. BGP lives in package bgp: its routes
+// carry more than an address, so its Set takes routes, with the same
+// Set/Close shape.
 //
 // Every implementation has the same small shape, Announcer: the caller
 // passes the complete desired set of announcements to Set and the announcer

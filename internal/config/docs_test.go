@@ -12,7 +12,7 @@ import (
 // TestDocExamplesParse checks that every YAML example in docs/ is a valid
 // configuration.
 func TestDocExamplesParse(t *testing.T) {
-	files := []string{"../../docs/config.md", "../../README.md"}
+	files := []string{"../../docs/config.md", "../../README.md", "../../docs/bgp.md"}
 	block := regexp.MustCompile("(?s)```yaml\n(.*?)```")
 	n := 0
 	for _, f := range files {

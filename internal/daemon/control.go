@@ -52,6 +52,30 @@ type Status struct {
 	// ControlPlane is the control-plane VIP election; absent on nodes
 	// without a control_plane section.
 	ControlPlane *ControlPlaneStatus `json:"control_plane,omitempty"`
+	// BGP is the embedded speaker's state; nil when this node has no
+	// BGP peers.
+	BGP *BGPStatus `json:"bgp,omitempty"`
+}
+
+// BGPStatus is the BGP speaker in the status view.
+type BGPStatus struct {
+	ASN      uint32          `json:"asn"`
+	RouterID string          `json:"router_id"`
+	Routes   int             `json:"routes"`
+	Peers    []BGPPeerStatus `json:"peers"`
+}
+
+// BGPPeerStatus is one BGP session. It never holds the password.
+type BGPPeerStatus struct {
+	Name        string    `json:"name"`
+	Address     string    `json:"address"`
+	ASN         uint32    `json:"asn"`
+	State       string    `json:"state"`
+	Since       time.Time `json:"since"`
+	Uptime      string    `json:"uptime,omitempty"`
+	Advertised  uint64    `json:"advertised_prefixes"`
+	UpdatesSent uint64    `json:"updates_sent"`
+	Problem     string    `json:"problem,omitempty"`
 }
 
 // AddressStatus is this node's decision for one Service address in one
