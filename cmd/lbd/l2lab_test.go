@@ -15,6 +15,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"sync"
@@ -82,7 +83,7 @@ type labNode struct {
 // pools replaces the pool's addresses (default labPoolV4 and labPoolV6).
 func newL2Lab(t testing.TB, extra string, pools ...string) *l2Lab {
 	t.Helper()
-	netlab.Need(t, "arping", "ping", "tcpdump")
+	netlab.Need(t, "arping", "ndisc6", "ping", "tcpdump")
 	lab := netlab.New(t)
 	if len(pools) == 0 {
 		pools = []string{labPoolV4, labPoolV6}
@@ -241,14 +242,29 @@ func (l *l2Lab) arpMACs(ip string, count int) []string {
 
 // resolve6 makes the client's kernel resolve ip afresh (Neighbor
 // Solicitations to its solicited-node group) and returns the MAC it
-// learnt. ndisc6 is not used: it ignores advertisements whose source is
-// not the target address itself, and lbd sends them from the node's own
-// address (internal/announce), which Linux and other hosts accept.
+// learnt.
 func (l *l2Lab) resolve6(ip string) string {
 	l.client.Run("ip", "neigh", "del", ip, "dev", "eth0")
 	l.client.Run("ping", "-6", "-c", "1", "-W", "1", ip)
 	return l.neighMAC(ip)
 }
+
+// ndiscMACs asks for ip with ndisc6 from the client, waiting for every
+// answer (no -1), and returns the distinct MACs that answered. ndisc6
+// takes only advertisements whose source is ip itself; an answer it
+// reports from another source fails the test.
+func (l *l2Lab) ndiscMACs(ip string) []string {
+	out, _ := l.client.Run("ndisc6", "-m", "-n", "-r", "2", "-w", "500", ip, "eth0")
+	for _, m := range ndiscFromRE.FindAllStringSubmatch(out, -1) {
+		if m[1] != ip {
+			l.t.Errorf("ndisc6 %s: answer from %s, want from the target itself\n%s", ip, m[1], out)
+		}
+	}
+	return distinct(out)
+}
+
+// ndiscFromRE finds the sources of the answers in ndisc6's verbose output.
+var ndiscFromRE = regexp.MustCompile(`(?m)^ from (\S+)$`)
 
 func distinct(out string) []string {
 	var macs []string
@@ -634,6 +650,9 @@ func TestL2Lab(t *testing.T) {
 		if got := l.resolve6(v6); got != o.host.MAC {
 			t.Errorf("the client resolved %s to %s, want the owner's %s", v6, got, o.host.MAC)
 		}
+		if got := l.ndiscMACs(v6); !slices.Equal(got, []string{o.host.MAC}) {
+			t.Errorf("ndisc6 answers for %s from %v, want only the owner %s (%s)", v6, got, o.name, o.host.MAC)
+		}
 		if node, err := l.get(v6, 2*time.Second); err != nil || node != o.name {
 			t.Errorf("HTTP to %s: %q %v", v6, node, err)
 		}
@@ -642,6 +661,9 @@ func TestL2Lab(t *testing.T) {
 		waitFor(t, "the client's IPv6 neighbour entry to move to "+n.name, func() bool { return l.neighMAC(v6) == n.host.MAC })
 		if got := l.resolve6(v6); got != n.host.MAC {
 			t.Errorf("the client resolved %s to %s, want %s", v6, got, n.host.MAC)
+		}
+		if got := l.ndiscMACs(v6); !slices.Equal(got, []string{n.host.MAC}) {
+			t.Errorf("ndisc6 answers for %s from %v, want only the new owner %s (%s)", v6, got, n.name, n.host.MAC)
 		}
 		if got := l.announcers(v6); !slices.Equal(got, []string{n.name}) {
 			t.Errorf("%v announce %s", got, v6)

@@ -143,7 +143,7 @@ func (s *heraldSockets) open(a netip.Addr) error {
 	// Send only: block every incoming ICMPv6 message.
 	var f ipv6.ICMPFilter
 	f.SetAll(true)
-	if err := c.c.SetICMPFilter(&f); err != nil {
+	if err := c.pc.SetICMPFilter(&f); err != nil {
 		c.close()
 		return fmt.Errorf("unsolicited NA for %s on %s: ICMPv6 filter: %w", a, s.ifi.Name, err)
 	}

@@ -2,13 +2,16 @@ package announce
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"net"
 	"net/netip"
 	"sync/atomic"
+	"syscall"
 
 	"github.com/mdlayher/ndp"
 	"golang.org/x/net/ipv6"
+	"golang.org/x/sys/unix"
 )
 
 // allNodes is ff02::1, where unsolicited advertisements and answers to
@@ -100,20 +103,53 @@ func unsolicitedNA(mac net.HardwareAddr, addr netip.Addr) *ndp.NeighborAdvertise
 // Only the owning link touches groups.
 type ndpConn struct {
 	ifi    *net.Interface
-	c      *ndp.Conn
+	pc     *ipv6.PacketConn
 	groups map[netip.Addr]int
 	closed atomic.Bool
 }
 
 // listenNDP opens the ICMPv6 socket of ifi. It receives solicitations,
 // and advertisements too when withNA (for conflict detection).
+//
+// The socket has IPV6_FREEBIND set, so that send can give each
+// advertisement the announced address as its IPv6 source although no
+// interface has it (the kernel otherwise rejects a foreign IPV6_PKTINFO
+// source with EINVAL). Tools such as ndisc6 take only an advertisement
+// whose source is the target address as the answer; the kernel's own
+// advertisements for its addresses come from them too. FREEBIND is this
+// socket's option: it needs no capability and changes no sysctl.
 func listenNDP(ifi *net.Interface, withNA bool) (*ndpConn, error) {
+	lc := net.ListenConfig{Control: func(_, _ string, rc syscall.RawConn) error {
+		var serr error
+		if err := rc.Control(func(fd uintptr) {
+			serr = unix.SetsockoptInt(int(fd), unix.IPPROTO_IPV6, unix.IPV6_FREEBIND, 1)
+		}); err != nil {
+			return err
+		}
+		if serr != nil {
+			return fmt.Errorf("IPV6_FREEBIND: %w", serr)
+		}
+		return nil
+	}}
 	// Bound to ::, not the link-local address, so that unicast probes for
 	// an announced address reach this socket too (when the address is
 	// local, e.g. on kube-ipvs0 or a local route).
-	c, _, err := ndp.Listen(ifi, ndp.Unspecified)
+	c, err := lc.ListenPacket(context.Background(), "ip6:ipv6-icmp", "::")
 	if err != nil {
 		return nil, fmt.Errorf("NDP socket on %s: %w", ifi.Name, err)
+	}
+	pc := ipv6.NewPacketConn(c)
+	fail := func(what string, err error) (*ndpConn, error) {
+		pc.Close()
+		return nil, fmt.Errorf("NDP socket on %s: %s: %w", ifi.Name, what, err)
+	}
+	// RFC 4861: hop limit 255 on everything sent. The kernel computes
+	// the ICMPv6 checksum of a raw ICMPv6 socket itself.
+	if err := pc.SetHopLimit(ndp.HopLimit); err != nil {
+		return fail("hop limit", err)
+	}
+	if err := pc.SetMulticastHopLimit(ndp.HopLimit); err != nil {
+		return fail("multicast hop limit", err)
 	}
 	var f ipv6.ICMPFilter
 	f.SetAll(true)
@@ -121,15 +157,13 @@ func listenNDP(ifi *net.Interface, withNA bool) (*ndpConn, error) {
 	if withNA {
 		f.Accept(ipv6.ICMPTypeNeighborAdvertisement)
 	}
-	if err := c.SetICMPFilter(&f); err != nil {
-		c.Close()
-		return nil, fmt.Errorf("NDP socket on %s: ICMPv6 filter: %w", ifi.Name, err)
+	if err := pc.SetICMPFilter(&f); err != nil {
+		return fail("ICMPv6 filter", err)
 	}
-	if err := c.SetControlMessage(ipv6.FlagDst|ipv6.FlagHopLimit|ipv6.FlagInterface, true); err != nil {
-		c.Close()
-		return nil, fmt.Errorf("NDP socket on %s: control messages: %w", ifi.Name, err)
+	if err := pc.SetControlMessage(ipv6.FlagDst|ipv6.FlagHopLimit|ipv6.FlagInterface, true); err != nil {
+		return fail("control messages", err)
 	}
-	return &ndpConn{ifi: ifi, c: c, groups: map[netip.Addr]int{}}, nil
+	return &ndpConn{ifi: ifi, pc: pc, groups: map[netip.Addr]int{}}, nil
 }
 
 // join joins the solicited-node group of addr.
@@ -139,7 +173,7 @@ func (c *ndpConn) join(addr netip.Addr) error {
 		return err
 	}
 	if c.groups[g] == 0 {
-		if err := c.c.JoinGroup(g); err != nil {
+		if err := c.pc.JoinGroup(c.ifi, &net.IPAddr{IP: g.AsSlice()}); err != nil {
 			return fmt.Errorf("join %s: %w", g, err)
 		}
 	}
@@ -158,7 +192,7 @@ func (c *ndpConn) leave(addr netip.Addr) error {
 		return nil
 	}
 	delete(c.groups, g)
-	if err := c.c.LeaveGroup(g); err != nil {
+	if err := c.pc.LeaveGroup(c.ifi, &net.IPAddr{IP: g.AsSlice()}); err != nil {
 		return fmt.Errorf("leave %s: %w", g, err)
 	}
 	return nil
@@ -167,12 +201,11 @@ func (c *ndpConn) leave(addr netip.Addr) error {
 // read returns the next solicitation or advertisement received on this
 // interface.
 func (c *ndpConn) read() (nsIn, error) {
-	// ReadRaw, not ReadFrom: ReadFrom drops messages whose source is the
-	// socket's own address, which for a socket bound to :: are exactly the
-	// duplicate address detection probes.
+	// Every message is kept, including those from :: (duplicate address
+	// detection probes), which ndp.Conn.ReadFrom would drop.
 	b := make([]byte, max(c.ifi.MTU, 1280))
 	for {
-		n, cm, src, err := c.c.ReadRaw(b)
+		n, cm, from, err := c.pc.ReadFrom(b)
 		if err != nil {
 			return nsIn{}, err
 		}
@@ -180,7 +213,11 @@ func (c *ndpConn) read() (nsIn, error) {
 		if err != nil {
 			m = nil // decideNDP counts it
 		}
-		in := nsIn{msg: m, src: src.WithZone("")}
+		var src netip.Addr
+		if ip, ok := from.(*net.IPAddr); ok {
+			src, _ = netip.AddrFromSlice(ip.IP)
+		}
+		in := nsIn{msg: m, src: src.Unmap()}
 		if cm != nil {
 			if cm.IfIndex != 0 && cm.IfIndex != c.ifi.Index {
 				// The socket is bound to ::, so it sees every interface.
@@ -195,11 +232,23 @@ func (c *ndpConn) read() (nsIn, error) {
 	}
 }
 
+// send sends na to dst on the interface, from na's target address (see
+// listenNDP), hop limit 255.
 func (c *ndpConn) send(na *ndp.NeighborAdvertisement, dst netip.Addr) error {
-	return c.c.WriteTo(na, nil, dst)
+	b, err := ndp.MarshalMessage(na)
+	if err != nil {
+		return err
+	}
+	cm := &ipv6.ControlMessage{
+		HopLimit: ndp.HopLimit,
+		Src:      na.TargetAddress.WithZone("").AsSlice(),
+		IfIndex:  c.ifi.Index,
+	}
+	_, err = c.pc.WriteTo(b, cm, &net.IPAddr{IP: dst.WithZone("").AsSlice(), Zone: c.ifi.Name})
+	return err
 }
 
 func (c *ndpConn) close() error {
 	c.closed.Store(true)
-	return c.c.Close()
+	return c.pc.Close()
 }

@@ -241,18 +241,21 @@ func (l *lab) arping(t *testing.T, addr string, flags ...string) string {
 	return strings.ToLower(macRE.FindString(out))
 }
 
-// ndisc asks from the client with ndisc6 and returns the target link-layer
-// address in the answer, or "". It is used only for addresses the node's
-// kernel owns: ndisc6 1.0.5 showed no answer that lbd sent, whether from
-// the node's link-local or its global address (it seems to want the answer
-// to come from the target address itself, which lbd does not own), while
-// the client's kernel accepted the same advertisements. Announced
-// addresses are checked with resolve6.
+// ndisc asks from the client with ndisc6 (Debian's ndisc6 1.0.5 takes an
+// advertisement as the answer only when its IPv6 source is the target
+// address, hop limit 255, with the target link-layer option) and returns
+// the target link-layer address in the answer, or "".
 func (l *lab) ndisc(t *testing.T, addr string) string {
 	t.Helper()
-	out, _ := sh("ip", "netns", "exec", l.client, "ndisc6", "-1", "-q", "-r", "3", "-w", "300", "-s", "2001:db8::2", addr, clientIf)
+	out, _ := sh("ip", "netns", "exec", l.client, "ndisc6", "-1", "-r", "3", "-w", "300", addr, clientIf)
+	if m := ndiscFromRE.FindStringSubmatch(out); m != nil && m[1] != addr {
+		t.Errorf("ndisc6 %s: answer from %s, want from the target itself\n%s", addr, m[1], out)
+	}
 	return strings.ToLower(macRE.FindString(out))
 }
+
+// ndiscFromRE finds the source of the answer in ndisc6's verbose output.
+var ndiscFromRE = regexp.MustCompile(`(?m)^ from (\S+)$`)
 
 // resolve6 makes the client's kernel resolve addr afresh (a ping that no
 // one answers) and returns the link-layer address it learnt, or "".
@@ -321,6 +324,12 @@ func TestL2InNamespaces(t *testing.T) {
 	if got := l.resolve6(t, "2001:db8::11"); got != "" {
 		t.Errorf("NS for unannounced 2001:db8::11 answered with %s", got)
 	}
+	if got := l.ndisc(t, "2001:db8::10"); got != l.nodeMAC {
+		t.Errorf("ndisc6 for 2001:db8::10 got %q, want %s", got, l.nodeMAC)
+	}
+	if got := l.ndisc(t, "2001:db8::11"); got != "" {
+		t.Errorf("ndisc6 for unannounced 2001:db8::11 got %s", got)
+	}
 
 	// The same set again changes nothing; then the addresses go.
 	h.set(t, "192.0.2.10", "2001:db8::10")
@@ -331,6 +340,9 @@ func TestL2InNamespaces(t *testing.T) {
 	if got := l.resolve6(t, "2001:db8::10"); got != "" {
 		t.Errorf("NS for withdrawn 2001:db8::10 answered with %s", got)
 	}
+	if got := l.ndisc(t, "2001:db8::10"); got != "" {
+		t.Errorf("ndisc6 for withdrawn 2001:db8::10 got %s", got)
+	}
 
 	// And come back, IPv6 only: the ARP socket is gone.
 	h.set(t, "2001:db8::10")
@@ -339,6 +351,9 @@ func TestL2InNamespaces(t *testing.T) {
 	}
 	if got := l.resolve6(t, "2001:db8::10"); got != l.nodeMAC {
 		t.Errorf("NS for re-announced 2001:db8::10 answered with %q, want %s", got, l.nodeMAC)
+	}
+	if got := l.ndisc(t, "2001:db8::10"); got != l.nodeMAC {
+		t.Errorf("ndisc6 for re-announced 2001:db8::10 got %q, want %s", got, l.nodeMAC)
 	}
 	h.stop(t)
 }
@@ -379,4 +394,73 @@ func TestL2UnicastProbe(t *testing.T) {
 		t.Errorf("unicast probe for withdrawn 2001:db8::10 answered with %s", got)
 	}
 	h.stop(t)
+}
+
+// TestL2Advertisements checks lbd's Neighbor Advertisements on the wire:
+// the unsolicited one of the burst and the answer to ndisc6 both come from
+// the announced address itself, hop limit 255, with Override (and
+// Solicited on the answer only) and the node's MAC as the target
+// link-layer address.
+func TestL2Advertisements(t *testing.T) {
+	needLab(t)
+	if _, err := exec.LookPath("tcpdump"); err != nil {
+		t.Skip("network namespace test: tcpdump not installed")
+	}
+	bin := buildHelper(t)
+	l := newLab(t)
+	h := startHelper(t, l, bin, "-count", "1")
+
+	pcap, stop := l.capture(t)
+	h.set(t, "2001:db8::10")
+	if got := l.ndisc(t, "2001:db8::10"); got != l.nodeMAC {
+		t.Errorf("ndisc6 for 2001:db8::10 got %q, want %s", got, l.nodeMAC)
+	}
+	stop()
+	// Advertisements whose target is 2001:db8::10 (the client's kernel
+	// advertises its own addresses to the node meanwhile).
+	pkts := readPackets(t, pcap, "icmp6 and ip6[40] = 136 and ip6[48:4] = 0x20010db8 and ip6[52:4] = 0 and ip6[56:4] = 0 and ip6[60:4] = 0x10")
+	if len(pkts) != 2 {
+		t.Fatalf("captured %d advertisements for 2001:db8::10, want 2:\n%s", len(pkts), strings.Join(pkts, "\n"))
+	}
+	var unsolicited, answer int
+	for _, p := range pkts {
+		if !strings.Contains(p, "hlim 255,") || !strings.Contains(p, "destination link-address option (2), length 8 (1): "+l.nodeMAC) {
+			t.Errorf("advertisement without hop limit 255 or the node's MAC as target link-layer address:\n%s", p)
+		}
+		switch {
+		case strings.Contains(p, ") 2001:db8::10 > ff02::1: ") && strings.Contains(p, "tgt is 2001:db8::10, Flags [override]"):
+			unsolicited++
+		case strings.Contains(p, ") 2001:db8::10 > fe80::") && strings.Contains(p, "tgt is 2001:db8::10, Flags [solicited, override]"):
+			answer++
+		default:
+			t.Errorf("unexpected advertisement (want source 2001:db8::10):\n%s", p)
+		}
+	}
+	if unsolicited != 1 || answer != 1 {
+		t.Errorf("%d unsolicited advertisements and %d answers, want 1 and 1:\n%s", unsolicited, answer, strings.Join(pkts, "\n"))
+	}
+	h.stop(t)
+}
+
+// readPackets returns the packets in pcap that match filter as tcpdump -v
+// prints them, one string each.
+func readPackets(t *testing.T, pcap, filter string) []string {
+	t.Helper()
+	out, err := exec.Command("tcpdump", "-n", "-t", "-v", "-r", pcap, filter).Output()
+	if err != nil {
+		t.Fatalf("tcpdump -r %s %q: %v", pcap, filter, err)
+	}
+	var pkts []string
+	for _, line := range strings.Split(string(out), "\n") {
+		switch {
+		case strings.TrimSpace(line) == "":
+		case strings.HasPrefix(line, " ") || strings.HasPrefix(line, "\t"):
+			if len(pkts) > 0 {
+				pkts[len(pkts)-1] += "\n" + line
+			}
+		default:
+			pkts = append(pkts, line)
+		}
+	}
+	return pkts
 }
