@@ -13,7 +13,14 @@ PKG_VERSION ?= $(shell git describe --tags --match 'v[0-9]*' 2>/dev/null | sed '
 PKG_ARCH    ?= $(shell $(GO) env GOARCH)
 DIST        ?= dist
 
-.PHONY: help build test test-all lint check-config install package demo clean
+# Tools too big to `go run` each time: built once into TOOLS_DIR, one
+# directory per version.
+TOOLS_DIR   ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/lbd/tools
+PROMTOOL_PKG     := github.com/prometheus/prometheus/cmd/promtool
+PROMTOOL_VERSION := v0.316.0
+PROMTOOL    := $(TOOLS_DIR)/promtool-$(PROMTOOL_VERSION)/promtool
+
+.PHONY: help build test test-all lint check-config check-rules promtool install package demo clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-13s %s\n", $$1, $$2}'
@@ -35,6 +42,14 @@ lint: ## gofmt, go vet, staticcheck, go mod tidy
 
 check-config: build ## validate CONFIG (default etc/lbd.yaml) with lbd check
 	./bin/lbd check -c $(CONFIG)
+
+promtool: ## build the pinned promtool once into TOOLS_DIR and print its path
+	@test -x $(PROMTOOL) || GOBIN=$(dir $(PROMTOOL)) $(GO) install $(PROMTOOL_PKG)@$(PROMTOOL_VERSION) >&2
+	@echo $(PROMTOOL)
+
+check-rules: promtool ## promtool check and unit-test packaging/prometheus
+	$(PROMTOOL) check rules packaging/prometheus/lbd.rules.yml
+	cd packaging/prometheus && $(PROMTOOL) test rules lbd.rules.test.yml
 
 install: build ## install the binary to $(PREFIX)/bin and the unit to /etc/systemd/system
 	install -D -m 0755 bin/lbd $(DESTDIR)$(PREFIX)/bin/lbd

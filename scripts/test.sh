@@ -8,6 +8,8 @@ cd "$(dirname "$0")/.."
 ensure_go
 apt_install make git ca-certificates iproute2 arping ndisc6 iputils-ping tcpdump \
 	debootstrap systemd-container frr bird2
+# The Ansible role's lint, syntax check and real run (packaging/).
+apt_install ansible ansible-lint
 
 echo "== lint"
 make --no-print-directory lint
@@ -32,6 +34,15 @@ make --no-print-directory package
 # 13), and must not skip here.
 LBD_DEB=$(ls "$PWD"/dist/lbd_*.deb)
 export LBD_DEB LBD_REQUIRE_SYSTEMD=1
+
+echo "== promtool for the alert rules and dashboard tests"
+# Pinned in the Makefile, built from the Go module proxy on first use,
+# then cached outside the clone.
+LBD_PROMTOOL=$(make -s --no-print-directory promtool | tail -n 1)
+export LBD_PROMTOOL
+# Here promtool, ansible-lint and ansible-playbook must run: missing, the
+# packaging tests fail rather than skip.
+export LBD_REQUIRE_TOOLS=1
 
 echo "== tests (race detector on)"
 go test -race -count=1 -timeout 20m ./...

@@ -69,9 +69,23 @@ func New(pools []config.Pool, log *slog.Logger, reg prometheus.Registerer) *Cont
 			Help: "1 while this node holds the allocator Lease and assigns addresses.",
 		}),
 	}
+	// Export every reason at 0 from the start: rate() and increase() over
+	// a series that appears at its first failure miss that failure, and
+	// the PoolExhausted alert (packaging/prometheus) would stay silent.
+	for _, r := range failureReasons {
+		c.failures.WithLabelValues(string(r))
+	}
 	c.idle = pool.New(pools).Usage()
 	reg.MustRegister(c.failures, c.leading, usageCollector{c})
 	return c
+}
+
+// failureReasons are the reasons Assign fails with, as counted in
+// lbd_allocation_failures_total.
+var failureReasons = []pool.Reason{
+	pool.ReasonExhausted, pool.ReasonNotAllowed, pool.ReasonNotInPool, pool.ReasonInUse,
+	pool.ReasonSharing, pool.ReasonNoPool, pool.ReasonUnknownPool, pool.ReasonBadRequest,
+	pool.ReasonBuggyAddress, pool.ReasonFamilyMissing,
 }
 
 // SetCluster connects the controller to the API.

@@ -214,3 +214,35 @@ func TestCheckStranding(t *testing.T) {
 		t.Errorf("growing a pool: %v", err)
 	}
 }
+
+// TestFailureReasonsStartAtZero: every reason is exported before the first
+// failure, so rate() sees that failure (the PoolExhausted alert relies on it).
+func TestFailureReasonsStartAtZero(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	New(nil, slog.New(slog.NewTextHandler(io.Discard, nil)), reg)
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]float64{}
+	for _, mf := range mfs {
+		if mf.GetName() != "lbd_allocation_failures_total" {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetName() == "reason" {
+					got[l.GetValue()] = m.GetCounter().GetValue()
+				}
+			}
+		}
+	}
+	for _, r := range failureReasons {
+		if v, ok := got[string(r)]; !ok || v != 0 {
+			t.Errorf("lbd_allocation_failures_total{reason=%q} = %v (exported %v), want 0", r, v, ok)
+		}
+	}
+	if len(got) != len(failureReasons) || got[string(pool.ReasonExhausted)] != 0 {
+		t.Errorf("exported reasons %v, want exactly %v", got, failureReasons)
+	}
+}

@@ -47,6 +47,15 @@ func NewCPMetrics(reg prometheus.Registerer) *CPMetrics {
 			Help: "1 while the local API server passes the readiness gate.",
 		}),
 	}
+	// Every transition at 0 from the start: increase() over a series born
+	// at its first transition misses that transition, and the failover
+	// alert (packaging/prometheus) counts acquisitions with it.
+	for _, r := range []string{ReasonElected, ReasonExpired, ReasonRestarted} {
+		m.transitions.WithLabelValues("acquired", r)
+	}
+	for _, r := range []string{ReasonAPINotReady, ReasonRenewFailed, ReasonLost, ReasonShutdown} {
+		m.transitions.WithLabelValues("released", r)
+	}
 	reg.MustRegister(m.leader, m.transitions, m.failoverH, m.renewH, m.renewFails, m.ready)
 	return m
 }

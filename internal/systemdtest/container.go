@@ -36,9 +36,10 @@ type Container struct {
 }
 
 type options struct {
-	netns string
-	name  string
-	suite string
+	netns      string
+	name       string
+	suite      string
+	netSysctls bool
 }
 
 // An Option changes how Boot starts the container.
@@ -52,6 +53,12 @@ func WithNetNS(name string) Option { return func(o *options) { o.netns = name } 
 // WithSuite boots another Debian release than Suite (a key of Versions),
 // e.g. "trixie" for systemd 257.
 func WithSuite(suite string) Option { return func(o *options) { o.suite = suite } }
+
+// WithNetSysctls lets the container write /proc/sys/net, the settings of
+// its own network namespace (e.g. arp_ignore), as a real node's root can;
+// nspawn mounts /proc/sys read-only otherwise. The host's own settings
+// stay out of reach: the container always has its own namespace.
+func WithNetSysctls() Option { return func(o *options) { o.netSysctls = true } }
 
 // WithName sets the machine name (also its hostname). Default: lbdsd-XXXX.
 func WithName(name string) Option { return func(o *options) { o.name = name } }
@@ -116,6 +123,9 @@ func Boot(t testing.TB, opts ...Option) *Container {
 		"--capability=CAP_NET_ADMIN",
 	)
 	c.nspawn.Stdout, c.nspawn.Stderr = console, console
+	if o.netSysctls {
+		c.nspawn.Env = append(os.Environ(), "SYSTEMD_NSPAWN_API_VFS_WRITABLE=network")
+	}
 	// If the test binary dies, nspawn powers the container off.
 	c.nspawn.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM}
 	if err := c.nspawn.Start(); err != nil {

@@ -1,0 +1,235 @@
+package packaging_test
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/lbdproject/lbd/internal/systemdtest"
+)
+
+// TestAnsibleRoleInContainer runs playbooks/site.yml, with the role and the
+// .deb, against a booted Debian 12 (systemd as PID 1) through Ansible's
+// community.docker.nsenter connection: the first run installs and starts
+// lbd, the second changes nothing, a pool range lbd rejects stops the play
+// at the template's validate and leaves the running configuration alone,
+// and a valid change is applied by a reload.
+func TestAnsibleRoleInContainer(t *testing.T) {
+	if _, err := exec.LookPath("ansible-playbook"); err != nil {
+		if v := os.Getenv("LBD_REQUIRE_TOOLS"); v != "" && v != "0" {
+			t.Fatal("needs ansible-playbook (apt-get install ansible); LBD_REQUIRE_TOOLS is set")
+		}
+		t.Skip("needs ansible-playbook (apt-get install ansible)")
+	}
+	c := systemdtest.Boot(t, systemdtest.WithNetSysctls())
+	deb := debFile(t)
+	installNodeBasics(t, c)
+	hostArpIgnore := readFile(t, "/proc/sys/net/ipv4/conf/all/arp_ignore")
+
+	dir := t.TempDir()
+	const secret = "s3cret-md5-Pa55"
+	inventory := filepath.Join(dir, "hosts.yml")
+	if err := os.WriteFile(inventory, []byte(fmt.Sprintf(`all:
+  children:
+    lbd:
+      hosts:
+        node1:
+          ansible_connection: community.docker.nsenter
+          ansible_nsenter_pid: %d
+          ansible_python_interpreter: /usr/bin/python3
+          # nsenter already runs as root, and the container has no sudo.
+          ansible_become: false
+  vars:
+    lbd_package_source: deb
+    lbd_package_deb: %s
+    lbd_node_name: node1
+    lbd_pools:
+      - name: default
+        addresses: [192.0.2.200-192.0.2.250]
+    lbd_l2:
+      advertisements:
+        - name: default
+          pools: [default]
+    lbd_bgp:
+      asn: 64512
+      # The container has no IPv4 address to take the router ID from.
+      router_id: 192.0.2.1
+      peers:
+        - name: tor
+          address: 198.51.100.1
+          asn: 64501
+          password_file: /etc/lbd/bgp-password
+      advertisements:
+        - name: default
+          pools: [default]
+    lbd_bgp_password_files:
+      /etc/lbd/bgp-password: %s
+    lbd_log:
+      level: debug
+`, c.PID, deb, secret)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	play := func(extra ...string) (recap, string, error) {
+		t.Helper()
+		args := append([]string{"-i", inventory, "playbooks/site.yml"}, extra...)
+		cmd := exec.Command("ansible-playbook", args...)
+		cmd.Dir = "ansible"
+		cmd.Env = append(os.Environ(), "ANSIBLE_NOCOLOR=1", "ANSIBLE_LOCAL_TEMP="+filepath.Join(dir, "tmp"), "ANSIBLE_RETRY_FILES_ENABLED=0")
+		start := time.Now()
+		out, err := cmd.CombinedOutput()
+		t.Logf("ansible-playbook %s: %s", strings.Join(extra, " "), time.Since(start).Round(100*time.Millisecond))
+		return parseRecap(t, string(out)), string(out), err
+	}
+
+	// 1. First run: installs, configures, starts, waits for /readyz.
+	r, out, err := play()
+	if err != nil || r.failed != 0 || r.changed == 0 {
+		t.Fatalf("first run: %v, %+v\n%s", err, r, out)
+	}
+	t.Logf("first run: %+v", r)
+	if got := strings.TrimSpace(c.MustRun("systemctl", "is-active", "lbd")); got != "active" {
+		t.Fatalf("lbd after the first run: %s", got)
+	}
+	if got := strings.TrimSpace(c.MustRun("systemctl", "is-enabled", "lbd")); got != "enabled" {
+		t.Errorf("lbd is %s after the first run, want enabled", got)
+	}
+	if got := strings.TrimSpace(c.MustRun("stat", "-c", "%a %U %G", "/etc/lbd.yaml")); got != "640 root root" {
+		t.Errorf("/etc/lbd.yaml: mode and owner %q, want 640 root root", got)
+	}
+	for name, want := range map[string]string{"arp_ignore": "1", "arp_announce": "2"} {
+		if got := strings.TrimSpace(c.MustRun("cat", "/proc/sys/net/ipv4/conf/all/"+name)); got != want {
+			t.Errorf("net.ipv4.conf.all.%s in the container = %s, want %s", name, got, want)
+		}
+	}
+	if got := readFile(t, "/proc/sys/net/ipv4/conf/all/arp_ignore"); got != hostArpIgnore {
+		t.Errorf("the host's arp_ignore changed from %s to %s: the role touched the host", hostArpIgnore, got)
+	}
+	if got := strings.TrimSpace(c.MustRun("stat", "-c", "%a %U", "/etc/lbd/bgp-password")); got != "600 root" {
+		t.Errorf("/etc/lbd/bgp-password: mode and owner %q, want 600 root", got)
+	}
+	if got := c.MustRun("cat", "/etc/lbd/bgp-password"); got != secret {
+		t.Errorf("/etc/lbd/bgp-password holds %q", got)
+	}
+	if strings.Contains(out, secret) {
+		t.Errorf("the BGP password appears in the playbook's output:\n%s", out)
+	}
+	if !strings.Contains(c.MustRun("cat", "/etc/sysctl.d/60-lbd.conf"), "net.ipv4.conf.all.arp_announce=2") {
+		t.Errorf("/etc/sysctl.d/60-lbd.conf lacks arp_announce")
+	}
+	st := status(t, c)
+	if st.Node != "node1" || st.LastReload.Result != "success" || len(st.Pools) != 1 || st.Pools[0].Size != 51 {
+		t.Errorf("lbd status after the first run: %+v", st)
+	}
+	file := c.MustRun("cat", "/etc/lbd.yaml")
+	hash, pid := st.Config.Hash, mainPID(t, c)
+
+	// 2. Second run: nothing to do.
+	r, out, err = play()
+	if err != nil || r.failed != 0 || r.changed != 0 {
+		t.Fatalf("second run: %v, %+v, want changed=0\n%s", err, r, out)
+	}
+	t.Logf("second run: %+v", r)
+	if got := mainPID(t, c); got != pid {
+		t.Errorf("the second run restarted lbd (pid %d → %d)", pid, got)
+	}
+
+	// 3. A pool range lbd rejects: the play fails at validate; the file and
+	// the running configuration stay.
+	r, out, err = play("-e", `{"lbd_pools": [{"name": "default", "addresses": ["192.0.2.250-192.0.2.200"]}]}`)
+	if err == nil || r.failed != 1 {
+		t.Fatalf("run with a reversed range: err %v, %+v; want a failure\n%s", err, r, out)
+	}
+	for _, want := range []string{
+		"TASK [lbd : Write the configuration, checked by lbd check",
+		"failed to validate",
+		`range start is after its end; did you mean 192.0.2.200-192.0.2.250?`,
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("the failed run's output lacks %q:\n%s", want, out)
+		}
+	}
+	if got := c.MustRun("cat", "/etc/lbd.yaml"); got != file {
+		t.Errorf("/etc/lbd.yaml changed although validate failed:\n%s", got)
+	}
+	st = status(t, c)
+	if st.Config.Hash != hash || mainPID(t, c) != pid {
+		t.Errorf("after the rejected run: hash %s (was %s), pid %d (was %d)", st.Config.Hash, hash, mainPID(t, c), pid)
+	}
+	if got := strings.TrimSpace(c.MustRun("systemctl", "is-active", "lbd")); got != "active" {
+		t.Errorf("lbd after the rejected run: %s", got)
+	}
+
+	// 4. A valid change is applied by a reload: new hash, same process.
+	// (lbd's file watcher may apply the new file before the handler's
+	// `systemctl reload lbd`, which then finds it unchanged.)
+	r, out, err = play("-e", `{"lbd_pools": [{"name": "default", "addresses": ["192.0.2.200-192.0.2.240"]}]}`)
+	if err != nil || r.failed != 0 || r.changed == 0 {
+		t.Fatalf("run with a smaller pool: %v, %+v\n%s", err, r, out)
+	}
+	if !strings.Contains(out, "RUNNING HANDLER [lbd : Reload lbd]") || strings.Contains(out, "RUNNING HANDLER [lbd : Restart lbd]") {
+		t.Errorf("a configuration change must reload, not restart:\n%s", out)
+	}
+	st = status(t, c)
+	if st.Config.Hash == hash || (st.LastReload.Result != "success" && st.LastReload.Result != "unchanged") || len(st.Pools) != 1 || st.Pools[0].Size != 41 {
+		t.Errorf("after the valid change: %+v (hash was %s)", st, hash)
+	}
+	if got := mainPID(t, c); got != pid {
+		t.Errorf("the configuration change restarted lbd (pid %d → %d)", pid, got)
+	}
+}
+
+// recap is the PLAY RECAP line of the one host.
+type recap struct{ ok, changed, unreachable, failed int }
+
+var recapRE = regexp.MustCompile(`node1\s+:\s+ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)`)
+
+func parseRecap(t *testing.T, out string) recap {
+	t.Helper()
+	m := recapRE.FindStringSubmatch(out)
+	if m == nil {
+		t.Fatalf("no PLAY RECAP for node1 in:\n%s", out)
+	}
+	n := func(s string) int { v, _ := strconv.Atoi(s); return v }
+	return recap{n(m[1]), n(m[2]), n(m[3]), n(m[4])}
+}
+
+// installNodeBasics gives the container what every Debian server has and
+// the minimal image lacks: python3-apt (Ansible's apt module) and procps
+// (sysctl, for the sysctl module). The container has no network, so the
+// packages come from the host's APT sources (apt-get download) and go in
+// with dpkg.
+func installNodeBasics(t *testing.T, c *systemdtest.Container) {
+	t.Helper()
+	dir := t.TempDir()
+	cmd := exec.Command("apt-get", "download", "python3-apt", "python-apt-common", "distro-info-data", "procps", "libproc2-0")
+	cmd.Dir = dir
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("apt-get download: %v\n%s", err, out)
+	}
+	debs, _ := filepath.Glob(filepath.Join(dir, "*.deb"))
+	args := []string{"dpkg", "-i"}
+	for _, d := range debs {
+		data, err := os.ReadFile(d)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.WriteFile("/var/cache/node-basics/"+filepath.Base(d), data, 0o644)
+		args = append(args, "/var/cache/node-basics/"+filepath.Base(d))
+	}
+	c.MustRun(args...)
+}
+
+func readFile(t *testing.T, path string) string {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return strings.TrimSpace(string(data))
+}
