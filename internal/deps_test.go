@@ -7,10 +7,11 @@ import (
 )
 
 // TestNoKubernetesImports keeps the Kubernetes API at the boundary: the
-// allocator, the announcers and the configuration never import k8s.io,
+// allocator, the announcers, the node agent's Plan and the configuration
+// never import k8s.io,
 // directly or through a dependency.
 func TestNoKubernetesImports(t *testing.T) {
-	for _, pkg := range []string{"./config", "./pool", "./announce", "./daemon", "./metallb", "./bgp"} {
+	for _, pkg := range []string{"./config", "./pool", "./announce", "./daemon", "./metallb", "./bgp", "./agent", "./election/owner"} {
 		out, err := exec.Command("go", "list", "-deps", pkg).CombinedOutput()
 		if err != nil {
 			t.Fatalf("go list -deps %s: %v\n%s", pkg, err, out)

@@ -10,8 +10,8 @@
 // links that lost their carrier) and hands each mode's decisions to its
 // Sink: the L2 announcer, and the BGP speaker when there is one.
 //
-// It never imports k8s.io/... directly: cmd/lbd adapts internal/watch to
-// Cluster (it links client-go only through election, for Owner).
+// It never imports k8s.io/..., directly or through a dependency (a test in
+// internal checks): cmd/lbd adapts internal/watch to Cluster.
 // Everything but Run is safe for concurrent use; Run's goroutine alone
 // mutates the agent's state, others send it events.
 package agent

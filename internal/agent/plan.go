@@ -7,7 +7,7 @@ import (
 	"time"
 
 	"github.com/lbdproject/lbd/internal/config"
-	"github.com/lbdproject/lbd/internal/election"
+	"github.com/lbdproject/lbd/internal/election/owner"
 )
 
 // Mode is how an address is made known to the network.
@@ -123,7 +123,7 @@ type View struct {
 // cordoned, selected by one of the address's advertisements (and, for L2,
 // with one of its interfaces), and for externalTrafficPolicy: Local they
 // have an endpoint. In BGP mode every eligible node announces; in L2 mode
-// election.Owner picks one, keyed by the Service so that both addresses of
+// owner.Choose picks one, keyed by the Service so that both addresses of
 // a dual-stack Service stay on one node.
 func Plan(cfg *config.Config, self string, v View) []Decision {
 	var out []Decision
@@ -158,7 +158,7 @@ func planL2(cfg *config.Config, self string, v View, s Service, addr netip.Addr,
 	for _, i := range ads {
 		d.Advertisements = append(d.Advertisements, cfg.L2.Advertisements[i].Name)
 	}
-	var cands []election.Candidate
+	var cands []owner.Candidate
 	for node, m := range v.Alive {
 		ifaces := m.Interfaces
 		if node == self {
@@ -168,10 +168,10 @@ func planL2(cfg *config.Config, self string, v View, s Service, addr netip.Addr,
 			// A Service's creationTimestamp has whole seconds; a term
 			// that began in the same second counts as older, or every
 			// node started just before the Service would look younger.
-			cands = append(cands, election.Candidate{Node: node, Since: m.Since.Truncate(time.Second)})
+			cands = append(cands, owner.Candidate{Node: node, Since: m.Since.Truncate(time.Second)})
 		}
 	}
-	d.Owner = election.Owner(s.Key, s.Created, cands, cfg.L2.Failback)
+	d.Owner = owner.Choose(s.Key, s.Created, cands, cfg.L2.Failback)
 	switch r := eligibleL2(cfg, v, s, self, published(cfg, v.Interfaces), ads); {
 	case r != "":
 		d.Reason = r

@@ -1,4 +1,4 @@
-package election
+package owner
 
 import (
 	"fmt"
@@ -21,11 +21,11 @@ func TestOwnerDeterministicAndOrderFree(t *testing.T) {
 	b := []Candidate{a[2], a[0], a[1]}
 	for i := 0; i < 200; i++ {
 		key := fmt.Sprintf("ns/svc-%d", i)
-		if x, y := Owner(key, t0.Add(time.Hour), a, false), Owner(key, t0.Add(time.Hour), b, false); x != y || x == "" {
+		if x, y := Choose(key, t0.Add(time.Hour), a, false), Choose(key, t0.Add(time.Hour), b, false); x != y || x == "" {
 			t.Fatalf("%s: %q vs %q", key, x, y)
 		}
 	}
-	if got := Owner("ns/x", t0, nil, false); got != "" {
+	if got := Choose("ns/x", t0, nil, false); got != "" {
 		t.Errorf("no candidates: %q", got)
 	}
 }
@@ -38,8 +38,8 @@ func TestOwnerFailover(t *testing.T) {
 	moved := map[string]int{}
 	for i := 0; i < 300; i++ {
 		key := fmt.Sprintf("ns/svc-%d", i)
-		before := Owner(key, created, all, false)
-		after := Owner(key, created, all[1:], false) // node-a died
+		before := Choose(key, created, all, false)
+		after := Choose(key, created, all[1:], false) // node-a died
 		switch {
 		case before == "node-a":
 			moved[after]++
@@ -61,14 +61,14 @@ func TestOwnerNoStealBack(t *testing.T) {
 	var tookBack, newOnA int
 	for i := 0; i < 300; i++ {
 		key := fmt.Sprintf("ns/svc-%d", i)
-		whileDead := Owner(key, created, back[1:], false)
-		if got := Owner(key, created, back, false); got != whileDead {
+		whileDead := Choose(key, created, back[1:], false)
+		if got := Choose(key, created, back, false); got != whileDead {
 			tookBack++
 		}
-		if Owner(key, returned.Add(time.Minute), back, false) == "node-a" {
+		if Choose(key, returned.Add(time.Minute), back, false) == "node-a" {
 			newOnA++
 		}
-		if got := Owner(key, created, back, true); got != Owner(key, created, nodes(t0, "node-a", "node-b", "node-c"), false) {
+		if got := Choose(key, created, back, true); got != Choose(key, created, nodes(t0, "node-a", "node-b", "node-c"), false) {
 			t.Errorf("%s: failback must restore the hash owner, got %s", key, got)
 		}
 	}
@@ -79,7 +79,7 @@ func TestOwnerNoStealBack(t *testing.T) {
 		t.Errorf("only %d of 300 new Services went to the returned node", newOnA)
 	}
 	// With no senior left, a junior still serves.
-	if got := Owner("ns/x", created, back[:1], false); got != "node-a" {
+	if got := Choose("ns/x", created, back[:1], false); got != "node-a" {
 		t.Errorf("only a junior candidate: %q", got)
 	}
 }
@@ -94,7 +94,7 @@ func BenchmarkOwnerSpread(b *testing.B) {
 			for b.Loop() {
 				count := map[string]int{}
 				for i := 0; i < n; i++ {
-					count[Owner(fmt.Sprintf("ns/svc-%d", i), t0, cands, false)]++
+					count[Choose(fmt.Sprintf("ns/svc-%d", i), t0, cands, false)]++
 				}
 				hi, lo = 0, 1e9
 				for _, c := range cands {

@@ -1,4 +1,8 @@
-package election
+// Package owner is the pure choice of the node that announces a Service's
+// layer-2 addresses: rendezvous hashing with a seniority tier over the
+// live set. It has no dependencies beyond the standard library, so the
+// node agent's Plan stays free of Kubernetes client code.
+package owner
 
 import (
 	"hash/fnv"
@@ -13,7 +17,7 @@ type Candidate struct {
 	Since time.Time
 }
 
-// Owner picks the node that announces the addresses of the Service key
+// Choose picks the node that announces the addresses of the Service key
 // (all of them, so a dual-stack Service's two addresses stay together).
 // Every node computes the same answer from the same view, so no per-Service
 // Lease is needed.
@@ -25,7 +29,7 @@ type Candidate struct {
 // a node that dies and comes back starts a new term and does not take
 // back what moved away, while new Services are spread over it at once.
 // failback drops that rule. It returns "" when there is no candidate.
-func Owner(key string, created time.Time, cands []Candidate, failback bool) string {
+func Choose(key string, created time.Time, cands []Candidate, failback bool) string {
 	best, bestScore, bestSenior := "", uint64(0), false
 	for _, c := range cands {
 		senior := failback || !c.Since.After(created)
