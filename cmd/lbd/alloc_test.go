@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -227,7 +228,7 @@ func TestAllocation(t *testing.T) {
 	waitIPs(t, c, "default", "after-restart", "2001:db8::11")
 	after := allStatus(t, c)
 	delete(after, "default/after-restart")
-	if !mapsEqual(before, after) {
+	if !maps.Equal(before, after) {
 		t.Errorf("addresses changed across a restart:\nbefore %v\nafter  %v", before, after)
 	}
 }
@@ -256,7 +257,7 @@ func TestAllocatorFailover(t *testing.T) {
 	waitIPs(t, c, "default", "new", "192.0.2.13")
 	after := allStatus(t, c)
 	delete(after, "default/new")
-	if !mapsEqual(before, after) {
+	if !maps.Equal(before, after) {
 		t.Errorf("addresses changed on hand-over:\nbefore %v\nafter  %v", before, after)
 	}
 	st := other.status(t)
@@ -291,18 +292,6 @@ func allStatus(t testing.TB, c kubernetes.Interface) map[string]string {
 		out[s.Namespace+"/"+s.Name] = strings.Join(ips, ",")
 	}
 	return out
-}
-
-func mapsEqual(a, b map[string]string) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for k, v := range a {
-		if b[k] != v {
-			return false
-		}
-	}
-	return true
 }
 
 // TestAllocationSurvivesAPIOutage stops the API server under a running lbd:

@@ -157,16 +157,7 @@ func TestBenchL2Failover(t *testing.T) {
 			p := startProbe(l.client, target)
 			time.Sleep(300 * time.Millisecond)
 			k.fail(o)
-			var n *labNode
-			waitFor(t, "another node to own "+web, func() bool {
-				for _, x := range l.running() {
-					if x != o && l.addressOf(x, web).Reason == "owner" {
-						n = x
-						return true
-					}
-				}
-				return false
-			})
+			n := l.newOwner(web, o)
 			waitFor(t, "the client to move to "+n.name, func() bool { return l.neighMAC(web) == n.host.MAC })
 			time.Sleep(1500 * time.Millisecond) // let late attempts finish
 			gap, failed := p.finish()

@@ -223,6 +223,23 @@ func (l *l2Lab) owner(ip string) *labNode {
 	return l.node(who[0])
 }
 
+// newOwner waits until a running node other than old owns ip, and
+// returns it.
+func (l *l2Lab) newOwner(ip string, old *labNode) *labNode {
+	l.t.Helper()
+	var n *labNode
+	waitFor(l.t, "another node to own "+ip, func() bool {
+		for _, x := range l.running() {
+			if x != old && l.addressOf(x, ip).Reason == "owner" {
+				n = x
+				return true
+			}
+		}
+		return false
+	})
+	return n
+}
+
 // addressOf returns n's decision for ip.
 func (l *l2Lab) addressOf(n *labNode, ip string) daemon.AddressStatus {
 	for _, a := range n.d.status(l.t).Addresses {
@@ -471,16 +488,7 @@ func TestL2Lab(t *testing.T) {
 			t.Fatal(err)
 		}
 		l.lab.Unplug(o.host)
-		var n *labNode
-		waitFor(t, "another node to own "+web, func() bool {
-			for _, x := range l.running() {
-				if x != o && l.addressOf(x, web).Reason == "owner" {
-					n = x
-					return true
-				}
-			}
-			return false
-		})
+		n := l.newOwner(web, o)
 		waitFor(t, "the client's neighbour entry to move to "+n.name, func() bool { return l.neighMAC(web) == n.host.MAC })
 		// Watch every ARP packet at the client from the moment the cable
 		// is back: the old owner must not claim the address, even
@@ -524,16 +532,7 @@ func TestL2Lab(t *testing.T) {
 		time.Sleep(200 * time.Millisecond)
 		l.cordon(o.name, true)
 		defer l.cordon(o.name, false)
-		var n *labNode
-		waitFor(t, "another node to own "+web, func() bool {
-			for _, x := range l.running() {
-				if x != o && l.addressOf(x, web).Reason == "owner" {
-					n = x
-					return true
-				}
-			}
-			return false
-		})
+		n := l.newOwner(web, o)
 		waitFor(t, "the client's neighbour entry to move to "+n.name, func() bool { return l.neighMAC(web) == n.host.MAC })
 		waitFor(t, o.name+" to stop answering", func() bool { return l.addressOf(o, web).Reason == "cordoned" })
 		time.Sleep(300 * time.Millisecond)

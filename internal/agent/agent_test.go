@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net/netip"
 	"slices"
 	"strings"
@@ -183,7 +184,7 @@ func TestAgentFreezes(t *testing.T) {
 	time.Sleep(2100 * time.Millisecond)
 	r.a.Notify()
 	waitUntil(t, "the agent to freeze", func() bool { return r.a.State().Summary[:6] == "frozen" })
-	if got := r.sink.announced(); !equalReasons(got, wasAnnounced) {
+	if got := r.sink.announced(); !maps.Equal(got, wasAnnounced) {
 		t.Errorf("frozen agent announces %v, announced %v before", got, wasAnnounced)
 	}
 
@@ -198,18 +199,6 @@ func TestAgentFreezes(t *testing.T) {
 	r.c.renew("node-a")
 	r.a.NotifyLeases()
 	waitUntil(t, "planning again", func() bool { return r.a.State().Summary[:6] == "announ" })
-}
-
-func equalReasons(a, b map[string]Reason) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for k, v := range a {
-		if b[k] != v {
-			return false
-		}
-	}
-	return true
 }
 
 // TestAgentHandover: cordoned, the owner keeps answering for the grace,

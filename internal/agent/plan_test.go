@@ -2,6 +2,7 @@ package agent
 
 import (
 	"fmt"
+	"maps"
 	"net/netip"
 	"slices"
 	"strings"
@@ -253,21 +254,9 @@ func TestPlanStickiness(t *testing.T) {
 		t.Fatal("node-a owned nothing; the test proves nothing")
 	}
 	fb := mustConfig(t, strings.Replace(planConfig, "l2:\n", "l2:\n  failback: true\n", 1))
-	if got := ownersOf(fb, back); !mapsEqual(got, before) {
+	if got := ownersOf(fb, back); !maps.Equal(got, before) {
 		t.Error("with failback the returning node must take its addresses back")
 	}
-}
-
-func mapsEqual(a, b map[netip.Addr]string) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for k, v := range a {
-		if b[k] != v {
-			return false
-		}
-	}
-	return true
 }
 
 // TestPlanDualStack: the two addresses of a Service have one owner.
