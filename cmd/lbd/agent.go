@@ -84,7 +84,7 @@ func (n *nodeAgent) run(ctx context.Context, log *slog.Logger, restarting func()
 }
 
 // watchCluster connects the agent to the informers: call before
-// Cluster.Start, then SetCluster(agentView{cl}) once they synced.
+// Cluster.Start, then SetCluster(cl) once they synced.
 func (n *nodeAgent) watchCluster(cl *watch.Cluster) {
 	notify := func(string) { n.Notify() }
 	cl.OnServiceChange(notify)
@@ -113,44 +113,6 @@ func (n *nodeAgent) status(st *daemon.Status) {
 		})
 	}
 	n.bgp.status(st)
-}
-
-// agentView adapts the informers to what the agent reads.
-type agentView struct{ c *watch.Cluster }
-
-func (v agentView) Services() []agent.Service {
-	var out []agent.Service
-	for _, s := range v.c.Services() {
-		if len(s.Status) == 0 {
-			continue
-		}
-		as := agent.Service{Key: s.Spec.Key, Created: s.Created, Addrs: s.Status, Local: s.Spec.Local}
-		if s.Spec.Local {
-			as.Endpoints = v.c.EndpointNodes(s.Spec.Key)
-		}
-		out = append(out, as)
-	}
-	return out
-}
-
-func (v agentView) Nodes() map[string]agent.Node {
-	out := map[string]agent.Node{}
-	for _, n := range v.c.Nodes() {
-		out[n.Name] = agent.Node{Labels: n.Labels, Cordoned: n.Cordoned, Excluded: n.Excluded}
-	}
-	return out
-}
-
-func (v agentView) Leases() []agent.Lease {
-	var out []agent.Lease
-	for _, l := range v.c.NodeLeases() {
-		out = append(out, agent.Lease{Node: l.Node, RenewTime: l.RenewTime, Duration: l.Duration, Since: l.Since, Interfaces: l.Interfaces, MACs: l.MACs})
-	}
-	return out
-}
-
-func (v agentView) Event(service string, warning bool, reason, msg string) {
-	v.c.Event(service, warning, reason, msg)
 }
 
 // replacing registers a collector in place of an equal one registered

@@ -60,7 +60,7 @@ func runCluster(ctx context.Context, cfg *config.Config, log *slog.Logger, state
 		return
 	}
 	alloc.SetCluster(cl, cl)
-	agent.SetCluster(agentView{cl})
+	agent.SetCluster(cl)
 	agent.bgp.nodeChanged(cl) // the labels for the BGP peers' node selectors
 	state.set("connected")
 	log.Info("kubernetes: watching Services", "kubeconfig", k.Kubeconfig, "class", k.LoadBalancerClass)

@@ -15,35 +15,23 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/lbdproject/lbd/internal/cluster"
 	"github.com/lbdproject/lbd/internal/config"
 )
 
-// Cluster is where the agent reads the cluster from (internal/watch,
-// adapted by cmd/lbd). Its methods must be safe for concurrent use.
+// Cluster is where the agent reads the cluster from: internal/watch's
+// Cluster, or a fake in tests. Its methods must be safe for concurrent use.
 type Cluster interface {
-	// Services returns the Services lbd serves that have addresses.
-	Services() []Service
-	// Nodes returns every Node by name.
-	Nodes() map[string]Node
-	// Leases returns every node's liveness Lease.
-	Leases() []Lease
+	// Services returns the Services lbd serves, with the nodes of their
+	// endpoints for externalTrafficPolicy: Local.
+	Services() []cluster.Service
+	// Nodes returns every Node.
+	Nodes() []cluster.Node
+	// NodeLeases returns every node's liveness Lease.
+	NodeLeases() []cluster.Lease
 	// Event records an Event on a Service; it must not block.
 	Event(service string, warning bool, reason, msg string)
 }
-
-// Lease is one node's liveness Lease.
-type Lease struct {
-	Node      string
-	RenewTime time.Time
-	Duration  time.Duration
-	Since     time.Time
-	// Interfaces the node published; nil: none published.
-	Interfaces []string
-	// MACs are the hardware addresses the node published.
-	MACs []string
-}
-
-func (l Lease) expires() time.Time { return l.RenewTime.Add(l.Duration) }
 
 // Sink carries out the decisions of one mode: the L2 announcer, the BGP
 // speaker. Apply gets every decision of its mode (announced or not), each
@@ -374,21 +362,24 @@ func (a *Agent) step(l *loop, now time.Time, full bool) time.Time {
 	if l.cluster == nil {
 		return next
 	}
-	v := View{Nodes: l.cluster.Nodes(), Alive: map[string]Member{}, Interfaces: l.links.names()}
+	v := View{Nodes: map[string]cluster.Node{}, Alive: map[string]Member{}, Interfaces: l.links.names()}
+	for _, n := range l.cluster.Nodes() {
+		v.Nodes[n.Name] = n
+	}
 	var selfRenew time.Time
 	var members, peers []string
-	for _, ls := range l.cluster.Leases() {
+	for _, ls := range l.cluster.NodeLeases() {
 		if ls.Node == a.node {
 			selfRenew = ls.RenewTime
 		} else {
 			peers = append(peers, ls.MACs...)
 		}
-		if !now.Before(ls.expires()) {
+		if !now.Before(ls.Expires()) {
 			continue
 		}
 		v.Alive[ls.Node] = Member{Since: ls.Since, Interfaces: ls.Interfaces}
 		members = append(members, fmt.Sprintf("%s@%d%v", ls.Node, ls.Since.UnixNano(), ls.Interfaces))
-		if e := ls.expires(); e.Before(next) {
+		if e := ls.Expires(); e.Before(next) {
 			next = e.Add(time.Millisecond)
 		}
 	}

@@ -12,37 +12,41 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/lbdproject/lbd/internal/cluster"
+	"github.com/lbdproject/lbd/internal/pool"
 )
 
 // fakeCluster is a Cluster the test changes at will.
 type fakeCluster struct {
 	mu       sync.Mutex
-	services []Service
-	nodes    map[string]Node
-	leases   map[string]Lease
+	services []cluster.Service
+	nodes    map[string]cluster.Node
+	leases   map[string]cluster.Lease
 	events   []string
 }
 
-func (f *fakeCluster) Services() []Service {
+func (f *fakeCluster) Services() []cluster.Service {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return slices.Clone(f.services)
 }
 
-func (f *fakeCluster) Nodes() map[string]Node {
+func (f *fakeCluster) Nodes() []cluster.Node {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	out := map[string]Node{}
+	var out []cluster.Node
 	for k, v := range f.nodes {
-		out[k] = v
+		v.Name = k
+		out = append(out, v)
 	}
 	return out
 }
 
-func (f *fakeCluster) Leases() []Lease {
+func (f *fakeCluster) NodeLeases() []cluster.Lease {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	var out []Lease
+	var out []cluster.Lease
 	for _, l := range f.leases {
 		out = append(out, l)
 	}
@@ -129,12 +133,12 @@ type agentRig struct {
 // (192.0.2.10) that node-a owns.
 func startAgent(t *testing.T, grace string) *agentRig {
 	cfg := mustConfig(t, strings.Replace(planConfig, "l2:\n", "l2:\n  handover_grace: "+grace+"\n", 1))
-	svc := Service{Key: "ns/web", Created: created, Addrs: addrs("192.0.2.10")}
+	svc := cluster.Service{Spec: pool.Service{Key: "ns/web"}, Created: created, Status: addrs("192.0.2.10")}
 	// Pick a Service key that node-a owns among the three.
 	for i := 0; Plan(cfg, "node-a", threeNodes(svc))[0].Owner != "node-a"; i++ {
-		svc.Key = "ns/web" + string(rune('a'+i))
+		svc.Spec.Key = "ns/web" + string(rune('a'+i))
 	}
-	c := &fakeCluster{services: []Service{svc}, nodes: threeNodes().Nodes, leases: map[string]Lease{}}
+	c := &fakeCluster{services: []cluster.Service{svc}, nodes: threeNodes().Nodes, leases: map[string]cluster.Lease{}}
 	var mu sync.Mutex
 	links := []Link{{Name: "eth0", Carrier: true}}
 	a, err := New("node-a", cfg, slog.New(slog.NewTextHandler(io.Discard, nil)), nil, Options{
@@ -174,7 +178,7 @@ func startAgent(t *testing.T, grace string) *agentRig {
 func TestAgentFreezes(t *testing.T) {
 	r := startAgent(t, "0s")
 	r.c.mu.Lock()
-	r.c.services = append(r.c.services, Service{Key: "ns/other", Created: created, Addrs: addrs("192.0.2.11")})
+	r.c.services = append(r.c.services, cluster.Service{Spec: pool.Service{Key: "ns/other"}, Created: created, Status: addrs("192.0.2.11")})
 	r.c.mu.Unlock()
 	r.a.Notify()
 	waitUntil(t, "a plan with both Services", func() bool { return len(r.a.State().Decisions) == 2 })
@@ -213,7 +217,7 @@ func TestAgentHandover(t *testing.T) {
 		}
 	}()
 	r.c.mu.Lock()
-	r.c.nodes["node-a"] = Node{Cordoned: true}
+	r.c.nodes["node-a"] = cluster.Node{Cordoned: true}
 	r.c.mu.Unlock()
 	start := time.Now()
 	r.a.Notify()

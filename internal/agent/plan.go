@@ -6,6 +6,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/lbdproject/lbd/internal/cluster"
 	"github.com/lbdproject/lbd/internal/config"
 	"github.com/lbdproject/lbd/internal/election/owner"
 )
@@ -71,25 +72,6 @@ type Decision struct {
 	Reason     Reason
 }
 
-// Service is the slim view of a Service that Plan needs.
-type Service struct {
-	Key     string
-	Created time.Time
-	// Addrs are the addresses in its status.
-	Addrs []netip.Addr
-	// Local is externalTrafficPolicy: Local.
-	Local bool
-	// Endpoints are the nodes with a ready or serving endpoint.
-	Endpoints map[string]bool
-}
-
-// Node is the slim view of a Node that Plan needs.
-type Node struct {
-	Labels   map[string]string
-	Cordoned bool
-	Excluded bool
-}
-
 // Member is a node whose lbd is alive.
 type Member struct {
 	// Since is when its current term of life began.
@@ -105,8 +87,11 @@ const AnyInterface = "*"
 
 // View is everything Plan looks at, gathered by the agent.
 type View struct {
-	Services []Service
-	Nodes    map[string]Node
+	// Services with addresses in their status; Endpoints filled for
+	// externalTrafficPolicy: Local.
+	Services []cluster.Service
+	// Nodes by name.
+	Nodes map[string]cluster.Node
 	// Alive holds the nodes whose liveness Lease is alive now.
 	Alive map[string]Member
 	// Interfaces are this node's usable interfaces (up, not loopback,
@@ -128,7 +113,7 @@ type View struct {
 func Plan(cfg *config.Config, self string, v View) []Decision {
 	var out []Decision
 	for _, s := range v.Services {
-		for _, addr := range s.Addrs {
+		for _, addr := range s.Status {
 			pool := poolOf(cfg, addr)
 			var l2, bgp []int
 			if pool != "" {
@@ -136,7 +121,7 @@ func Plan(cfg *config.Config, self string, v View) []Decision {
 				bgp = bgpAds(cfg, pool)
 			}
 			if len(l2) == 0 && len(bgp) == 0 {
-				out = append(out, Decision{Service: s.Key, Addr: addr, Mode: ModeNone, Reason: ReasonNoAdvertisement})
+				out = append(out, Decision{Service: s.Key(), Addr: addr, Mode: ModeNone, Reason: ReasonNoAdvertisement})
 				continue
 			}
 			if len(l2) > 0 {
@@ -153,8 +138,8 @@ func Plan(cfg *config.Config, self string, v View) []Decision {
 	return out
 }
 
-func planL2(cfg *config.Config, self string, v View, s Service, addr netip.Addr, ads []int) Decision {
-	d := Decision{Service: s.Key, Addr: addr, Mode: ModeL2}
+func planL2(cfg *config.Config, self string, v View, s cluster.Service, addr netip.Addr, ads []int) Decision {
+	d := Decision{Service: s.Key(), Addr: addr, Mode: ModeL2}
 	for _, i := range ads {
 		d.Advertisements = append(d.Advertisements, cfg.L2.Advertisements[i].Name)
 	}
@@ -171,7 +156,7 @@ func planL2(cfg *config.Config, self string, v View, s Service, addr netip.Addr,
 			cands = append(cands, owner.Candidate{Node: node, Since: m.Since.Truncate(time.Second)})
 		}
 	}
-	d.Owner = owner.Choose(s.Key, s.Created, cands, cfg.L2.Failback)
+	d.Owner = owner.Choose(s.Key(), s.Created, cands, cfg.L2.Failback)
 	switch r := eligibleL2(cfg, v, s, self, published(cfg, v.Interfaces), ads); {
 	case r != "":
 		d.Reason = r
@@ -184,8 +169,8 @@ func planL2(cfg *config.Config, self string, v View, s Service, addr netip.Addr,
 	return d
 }
 
-func planBGP(cfg *config.Config, self string, v View, s Service, addr netip.Addr, ads []int) Decision {
-	d := Decision{Service: s.Key, Addr: addr, Mode: ModeBGP}
+func planBGP(cfg *config.Config, self string, v View, s cluster.Service, addr netip.Addr, ads []int) Decision {
+	d := Decision{Service: s.Key(), Addr: addr, Mode: ModeBGP}
 	var sel []*config.Selector
 	for _, i := range ads {
 		a := cfg.BGP.Advertisements[i]
@@ -204,7 +189,7 @@ func planBGP(cfg *config.Config, self string, v View, s Service, addr netip.Addr
 
 // eligible checks the rules every mode shares, in the order their reasons
 // are reported; "" means eligible.
-func eligible(v View, s Service, node string, selectors []*config.Selector) Reason {
+func eligible(v View, s cluster.Service, node string, selectors []*config.Selector) Reason {
 	if _, ok := v.Alive[node]; !ok {
 		return ReasonNotAlive
 	}
@@ -218,7 +203,7 @@ func eligible(v View, s Service, node string, selectors []*config.Selector) Reas
 		return ReasonCordoned
 	case !slices.ContainsFunc(selectors, func(sel *config.Selector) bool { return sel.Matches(n.Labels) }):
 		return ReasonNotSelected
-	case s.Local && !s.Endpoints[node]:
+	case s.Spec.Local && !s.Endpoints[node]:
 		return ReasonNoLocalEndpoints
 	}
 	return ""
@@ -227,7 +212,7 @@ func eligible(v View, s Service, node string, selectors []*config.Selector) Reas
 // eligibleL2 adds the interface rule: one of the selecting advertisements
 // has an interface on the node. ifaces is what the node published (nil:
 // unknown, assumed present).
-func eligibleL2(cfg *config.Config, v View, s Service, node string, ifaces []string, ads []int) Reason {
+func eligibleL2(cfg *config.Config, v View, s cluster.Service, node string, ifaces []string, ads []int) Reason {
 	var sel []*config.Selector
 	for _, i := range ads {
 		sel = append(sel, cfg.L2.Advertisements[i].NodeSelector)

@@ -9,7 +9,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/lbdproject/lbd/internal/cluster"
 	"github.com/lbdproject/lbd/internal/config"
+	"github.com/lbdproject/lbd/internal/pool"
 )
 
 const planConfig = `version: 1
@@ -55,10 +57,10 @@ func addrs(s ...string) []netip.Addr {
 
 // threeNodes is a view of node-a, node-b, node-c, all alive since t0,
 // with eth0, in rack 1 (node-c in rack 2).
-func threeNodes(svcs ...Service) View {
+func threeNodes(svcs ...cluster.Service) View {
 	v := View{
 		Services:   svcs,
-		Nodes:      map[string]Node{},
+		Nodes:      map[string]cluster.Node{},
 		Alive:      map[string]Member{},
 		Interfaces: []string{"eth0"},
 	}
@@ -67,7 +69,7 @@ func threeNodes(svcs ...Service) View {
 		if n == "node-c" {
 			rack = "2"
 		}
-		v.Nodes[n] = Node{Labels: map[string]string{"rack": rack}}
+		v.Nodes[n] = cluster.Node{Labels: map[string]string{"rack": rack}}
 		v.Alive[n] = Member{Since: t0, Interfaces: []string{AnyInterface, "eth0"}}
 	}
 	return v
@@ -75,7 +77,7 @@ func threeNodes(svcs ...Service) View {
 
 func TestPlanCases(t *testing.T) {
 	cfg := mustConfig(t, planConfig)
-	web := Service{Key: "ns/web", Created: created, Addrs: addrs("192.0.2.10")}
+	web := cluster.Service{Spec: pool.Service{Key: "ns/web"}, Created: created, Status: addrs("192.0.2.10")}
 	ownerOfWeb := Plan(cfg, "node-a", threeNodes(web))[0].Owner
 	if ownerOfWeb == "" {
 		t.Fatal("no owner")
@@ -88,7 +90,7 @@ func TestPlanCases(t *testing.T) {
 	tests := []struct {
 		name   string
 		self   string
-		svc    Service
+		svc    cluster.Service
 		change func(v *View)
 		want   string // "mode reason announce owner interfaces" of the one decision
 	}{
@@ -96,7 +98,7 @@ func TestPlanCases(t *testing.T) {
 			fmt.Sprintf("l2 owner true %s [eth0]", ownerOfWeb)},
 		{"the others know who owns it", other, web, nil,
 			fmt.Sprintf("l2 other_owner false %s []", ownerOfWeb)},
-		{"address in no pool", "node-a", Service{Key: "ns/x", Addrs: addrs("198.51.100.200")}, nil,
+		{"address in no pool", "node-a", cluster.Service{Spec: pool.Service{Key: "ns/x"}, Status: addrs("198.51.100.200")}, nil,
 			"none no_advertisement false  []"},
 		{"this node not alive", ownerOfWeb, web, func(v *View) { delete(v.Alive, ownerOfWeb) },
 			"l2 not_alive false %s []"},
@@ -109,25 +111,25 @@ func TestPlanCases(t *testing.T) {
 		{"interface missing here", ownerOfWeb, web, func(v *View) { v.Interfaces = []string{"eth1"} },
 			"l2 interface_missing false %s []"},
 		{"ETP Local: only the endpoint's node", "node-c",
-			Service{Key: "ns/local", Created: created, Addrs: addrs("192.0.2.20"), Local: true, Endpoints: map[string]bool{"node-c": true}}, nil,
+			cluster.Service{Spec: pool.Service{Key: "ns/local", Local: true}, Created: created, Status: addrs("192.0.2.20"), Endpoints: map[string]bool{"node-c": true}}, nil,
 			"l2 owner true node-c [eth0]"},
 		{"ETP Local: no endpoint here", "node-a",
-			Service{Key: "ns/local", Created: created, Addrs: addrs("192.0.2.20"), Local: true, Endpoints: map[string]bool{"node-c": true}}, nil,
+			cluster.Service{Spec: pool.Service{Key: "ns/local", Local: true}, Created: created, Status: addrs("192.0.2.20"), Endpoints: map[string]bool{"node-c": true}}, nil,
 			"l2 no_local_endpoints false node-c []"},
 		{"ETP Local: no endpoint anywhere", "node-a",
-			Service{Key: "ns/local", Created: created, Addrs: addrs("192.0.2.20"), Local: true}, nil,
+			cluster.Service{Spec: pool.Service{Key: "ns/local", Local: true}, Created: created, Status: addrs("192.0.2.20")}, nil,
 			"l2 no_local_endpoints false  []"},
-		{"selector leaves node-c out", "node-c", Service{Key: "ns/r", Created: created, Addrs: addrs("198.51.100.3")}, nil,
+		{"selector leaves node-c out", "node-c", cluster.Service{Spec: pool.Service{Key: "ns/r"}, Created: created, Status: addrs("198.51.100.3")}, nil,
 			"l2 not_selected false %s []"},
-		{"an advertisement without interfaces uses all", "node-a", Service{Key: "ns/r", Created: created, Addrs: addrs("198.51.100.3")},
+		{"an advertisement without interfaces uses all", "node-a", cluster.Service{Spec: pool.Service{Key: "ns/r"}, Created: created, Status: addrs("198.51.100.3")},
 			func(v *View) { v.Interfaces = []string{"eth0", "eth1"}; delete(v.Alive, "node-b") },
 			"l2 owner true node-a [eth0 eth1]"},
-		{"bgp: every eligible node", "node-c", Service{Key: "ns/b", Created: created, Addrs: addrs("203.0.113.1")}, nil,
+		{"bgp: every eligible node", "node-c", cluster.Service{Spec: pool.Service{Key: "ns/b"}, Created: created, Status: addrs("203.0.113.1")}, nil,
 			"bgp eligible true  [] tor-routes"},
-		{"bgp: cordoned", "node-c", Service{Key: "ns/b", Created: created, Addrs: addrs("203.0.113.1")},
-			func(v *View) { v.Nodes["node-c"] = Node{Cordoned: true} },
+		{"bgp: cordoned", "node-c", cluster.Service{Spec: pool.Service{Key: "ns/b"}, Created: created, Status: addrs("203.0.113.1")},
+			func(v *View) { v.Nodes["node-c"] = cluster.Node{Cordoned: true} },
 			"bgp cordoned false  []"},
-		{"bgp: ETP Local", "node-a", Service{Key: "ns/b", Created: created, Addrs: addrs("203.0.113.1"), Local: true, Endpoints: map[string]bool{"node-b": true}}, nil,
+		{"bgp: ETP Local", "node-a", cluster.Service{Spec: pool.Service{Key: "ns/b", Local: true}, Created: created, Status: addrs("203.0.113.1"), Endpoints: map[string]bool{"node-b": true}}, nil,
 			"bgp no_local_endpoints false  []"},
 	}
 	for _, tt := range tests {
@@ -155,7 +157,7 @@ func TestPlanCases(t *testing.T) {
 			if got != want {
 				t.Errorf("got  %q\nwant %q", got, want)
 			}
-			if d.Service != tt.svc.Key || d.Addr != tt.svc.Addrs[0] {
+			if d.Service != tt.svc.Key() || d.Addr != tt.svc.Status[0] {
 				t.Errorf("decision for the wrong address: %+v", d)
 			}
 		})
@@ -166,9 +168,9 @@ func TestPlanCases(t *testing.T) {
 // of them announces each address.
 func TestPlanAgreement(t *testing.T) {
 	cfg := mustConfig(t, planConfig)
-	var svcs []Service
+	var svcs []cluster.Service
 	for i := 0; i < 100; i++ {
-		svcs = append(svcs, Service{Key: fmt.Sprintf("ns/s%d", i), Created: created, Addrs: addrs(fmt.Sprintf("192.0.2.%d", i+1))})
+		svcs = append(svcs, cluster.Service{Spec: pool.Service{Key: fmt.Sprintf("ns/s%d", i)}, Created: created, Status: addrs(fmt.Sprintf("192.0.2.%d", i+1))})
 	}
 	v := threeNodes(svcs...)
 	announcers := map[netip.Addr][]string{}
@@ -197,9 +199,9 @@ func TestPlanAgreement(t *testing.T) {
 // TestPlanBalance: 300 Services spread over three nodes.
 func TestPlanBalance(t *testing.T) {
 	cfg := mustConfig(t, planConfig)
-	var svcs []Service
+	var svcs []cluster.Service
 	for i := 0; i < 300; i++ {
-		svcs = append(svcs, Service{Key: fmt.Sprintf("ns/s%d", i), Created: created, Addrs: addrs(fmt.Sprintf("192.0.2.%d", i%250+1))})
+		svcs = append(svcs, cluster.Service{Spec: pool.Service{Key: fmt.Sprintf("ns/s%d", i)}, Created: created, Status: addrs(fmt.Sprintf("192.0.2.%d", i%250+1))})
 	}
 	count := map[string]int{}
 	for _, d := range Plan(cfg, "node-a", threeNodes(svcs...)) {
@@ -216,9 +218,9 @@ func TestPlanBalance(t *testing.T) {
 // (a new term of life) they stay where they are, unless l2.failback.
 func TestPlanStickiness(t *testing.T) {
 	cfg := mustConfig(t, planConfig)
-	var svcs []Service
+	var svcs []cluster.Service
 	for i := 0; i < 60; i++ {
-		svcs = append(svcs, Service{Key: fmt.Sprintf("ns/s%d", i), Created: created, Addrs: addrs(fmt.Sprintf("192.0.2.%d", i+1))})
+		svcs = append(svcs, cluster.Service{Spec: pool.Service{Key: fmt.Sprintf("ns/s%d", i)}, Created: created, Status: addrs(fmt.Sprintf("192.0.2.%d", i+1))})
 	}
 	ownersOf := func(cfg *config.Config, v View) map[netip.Addr]string {
 		out := map[netip.Addr]string{}
@@ -263,10 +265,10 @@ func TestPlanStickiness(t *testing.T) {
 func TestPlanDualStack(t *testing.T) {
 	cfg := mustConfig(t, planConfig)
 	for i := 0; i < 50; i++ {
-		s := Service{Key: fmt.Sprintf("ns/d%d", i), Created: created, Addrs: addrs(fmt.Sprintf("192.0.2.%d", i+1), fmt.Sprintf("2001:db8::%x", i+1))}
+		s := cluster.Service{Spec: pool.Service{Key: fmt.Sprintf("ns/d%d", i)}, Created: created, Status: addrs(fmt.Sprintf("192.0.2.%d", i+1), fmt.Sprintf("2001:db8::%x", i+1))}
 		ds := Plan(cfg, "node-a", threeNodes(s))
 		if len(ds) != 2 || ds[0].Owner != ds[1].Owner || ds[0].Announce != ds[1].Announce {
-			t.Fatalf("%s split: %+v", s.Key, ds)
+			t.Fatalf("%s split: %+v", s.Key(), ds)
 		}
 	}
 }
@@ -275,7 +277,7 @@ func TestPlanDualStack(t *testing.T) {
 // not a candidate, so the address goes to one that has it.
 func TestPlanInterfaceRule(t *testing.T) {
 	cfg := mustConfig(t, planConfig)
-	v := threeNodes(Service{Key: "ns/web", Created: created, Addrs: addrs("192.0.2.10")})
+	v := threeNodes(cluster.Service{Spec: pool.Service{Key: "ns/web"}, Created: created, Status: addrs("192.0.2.10")})
 	for _, n := range []string{"node-a", "node-b"} {
 		v.Alive[n] = Member{Since: t0, Interfaces: []string{AnyInterface, "eth1"}}
 	}

@@ -13,18 +13,19 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/lbdproject/lbd/internal/cluster"
 	"github.com/lbdproject/lbd/internal/config"
 	"github.com/lbdproject/lbd/internal/pool"
-	"github.com/lbdproject/lbd/internal/watch"
 )
 
-// Source is the cluster as the controller sees it (watch.Cluster).
+// Source is the cluster as the controller sees it (watch.Cluster
+// produces it).
 type Source interface {
-	Service(key string) (watch.Service, bool)
-	Services() []watch.Service
+	Service(key string) (cluster.Service, bool)
+	Services() []cluster.Service
 }
 
-// Writer writes the outcome back (watch.Cluster).
+// Writer writes the outcome back (watch.Cluster does).
 type Writer interface {
 	SetStatus(ctx context.Context, key string, addrs []netip.Addr, pool string) error
 	Event(key string, warning bool, reason, msg string)
@@ -116,7 +117,7 @@ func (c *Controller) Lead(ctx context.Context) {
 	}()
 
 	svcs := src.Services()
-	slices.SortFunc(svcs, func(a, b watch.Service) int {
+	slices.SortFunc(svcs, func(a, b cluster.Service) int {
 		return cmp.Or(
 			cmp.Compare(len(b.Status), len(a.Status)), // assigned first
 			a.Created.Compare(b.Created),
@@ -227,7 +228,7 @@ func (c *Controller) decide(key string) action {
 }
 
 // release frees what a Service no longer needs.
-func (c *Controller) release(key string, s watch.Service, exists bool) action {
+func (c *Controller) release(key string, s cluster.Service, exists bool) action {
 	_, held := c.alloc.Lookup(key)
 	c.alloc.Release(key)
 	delete(c.pending, key)

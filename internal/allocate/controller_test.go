@@ -13,32 +13,32 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/lbdproject/lbd/internal/cluster"
 	"github.com/lbdproject/lbd/internal/config"
 	"github.com/lbdproject/lbd/internal/pool"
-	"github.com/lbdproject/lbd/internal/watch"
 )
 
 // fakeCluster is a Source and Writer in memory: SetStatus updates the
 // Service and notifies the controller, as the informer would.
 type fakeCluster struct {
 	mu     sync.Mutex
-	svcs   map[string]watch.Service
+	svcs   map[string]cluster.Service
 	events []string
 	notify func(string)
 	writes int
 }
 
-func (f *fakeCluster) Service(key string) (watch.Service, bool) {
+func (f *fakeCluster) Service(key string) (cluster.Service, bool) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	s, ok := f.svcs[key]
 	return s, ok
 }
 
-func (f *fakeCluster) Services() []watch.Service {
+func (f *fakeCluster) Services() []cluster.Service {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	var out []watch.Service
+	var out []cluster.Service
 	for _, s := range f.svcs {
 		if s.Served {
 			out = append(out, s)
@@ -64,7 +64,7 @@ func (f *fakeCluster) Event(key string, warning bool, reason, msg string) {
 	f.events = append(f.events, fmt.Sprintf("%s %s: %s", key, reason, msg))
 }
 
-func (f *fakeCluster) put(s watch.Service) {
+func (f *fakeCluster) put(s cluster.Service) {
 	f.mu.Lock()
 	f.svcs[s.Spec.Key] = s
 	f.mu.Unlock()
@@ -89,9 +89,9 @@ func (f *fakeCluster) eventLog() string {
 	return strings.Join(f.events, "\n")
 }
 
-func lbService(key string, created int, status ...string) watch.Service {
+func lbService(key string, created int, status ...string) cluster.Service {
 	ns, _, _ := strings.Cut(key, "/")
-	s := watch.Service{
+	s := cluster.Service{
 		Served:  true,
 		Created: time.Unix(int64(created), 0),
 		Spec:    pool.Service{Key: key, Namespace: ns, Families: []pool.Family{pool.IPv4}, Ports: []pool.Port{{Protocol: "TCP", Port: 80}}},
@@ -143,7 +143,7 @@ func newController(t *testing.T, p []config.Pool) *Controller {
 }
 
 func TestRebuildKeepsAddresses(t *testing.T) {
-	f := &fakeCluster{svcs: map[string]watch.Service{}, notify: func(string) {}}
+	f := &fakeCluster{svcs: map[string]cluster.Service{}, notify: func(string) {}}
 	// An older pending Service must not take the address a newer one holds.
 	f.svcs["default/old-pending"] = lbService("default/old-pending", 1)
 	f.svcs["default/holder"] = lbService("default/holder", 2, "192.0.2.0")
@@ -160,7 +160,7 @@ func TestRebuildKeepsAddresses(t *testing.T) {
 }
 
 func TestPendingUntilRoom(t *testing.T) {
-	f := &fakeCluster{svcs: map[string]watch.Service{}}
+	f := &fakeCluster{svcs: map[string]cluster.Service{}}
 	c := newController(t, pools(t, "192.0.2.0/31"))
 	lead(t, c, f)
 	for i := 0; i < 3; i++ {
@@ -187,7 +187,7 @@ func TestPendingUntilRoom(t *testing.T) {
 }
 
 func TestBadAnnotationKeepsAddress(t *testing.T) {
-	f := &fakeCluster{svcs: map[string]watch.Service{}}
+	f := &fakeCluster{svcs: map[string]cluster.Service{}}
 	c := newController(t, pools(t, "192.0.2.0/30"))
 	lead(t, c, f)
 	f.put(lbService("default/web", 1))
@@ -202,7 +202,7 @@ func TestBadAnnotationKeepsAddress(t *testing.T) {
 }
 
 func TestCheckStranding(t *testing.T) {
-	f := &fakeCluster{svcs: map[string]watch.Service{}, notify: func(string) {}}
+	f := &fakeCluster{svcs: map[string]cluster.Service{}, notify: func(string) {}}
 	f.svcs["shop/cart"] = lbService("shop/cart", 1, "192.0.2.3")
 	c := newController(t, pools(t, "192.0.2.0/30"))
 	c.SetCluster(f, f)

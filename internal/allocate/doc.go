@@ -5,6 +5,7 @@
 //
 // One loop (Lead) makes every allocation decision; reload checks and metric
 // scrapes take the same lock briefly, and no API call is made under it. The
-// package works on watch's slim values and calls the cluster only through
-// the Source and Writer interfaces.
+// package works on the slim values of internal/cluster and calls the API
+// only through the Source and Writer interfaces; it never imports k8s.io,
+// even through a dependency (internal/deps_test.go checks).
 package allocate

@@ -20,6 +20,8 @@ import (
 	corelisters "k8s.io/client-go/listers/core/v1"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/record"
+
+	"github.com/lbdproject/lbd/internal/cluster"
 )
 
 var patchOpts = metav1.PatchOptions{FieldManager: "lbd"}
@@ -111,26 +113,32 @@ func (c *Cluster) Start(ctx context.Context) bool {
 }
 
 // Service returns the slim view of one Service.
-func (c *Cluster) Service(key string) (Service, bool) {
+func (c *Cluster) Service(key string) (cluster.Service, bool) {
 	ns, name, err := cache.SplitMetaNamespaceKey(key)
 	if err != nil {
-		return Service{}, false
+		return cluster.Service{}, false
 	}
 	s, err := c.lister.Services(ns).Get(name)
 	if err != nil {
-		return Service{}, false
+		return cluster.Service{}, false
 	}
 	return convert(s, c.class), true
 }
 
-// Services returns every Service lbd serves.
-func (c *Cluster) Services() []Service {
+// Services returns every Service lbd serves, with the nodes of their
+// endpoints for externalTrafficPolicy: Local.
+func (c *Cluster) Services() []cluster.Service {
 	all, _ := c.lister.List(labels.Everything())
-	out := make([]Service, 0, len(all))
+	out := make([]cluster.Service, 0, len(all))
 	for _, s := range all {
-		if v := convert(s, c.class); v.Served {
-			out = append(out, v)
+		v := convert(s, c.class)
+		if !v.Served {
+			continue
 		}
+		if v.Spec.Local {
+			v.Endpoints = c.EndpointNodes(v.Spec.Key)
+		}
+		out = append(out, v)
 	}
 	return out
 }

@@ -14,6 +14,7 @@ import (
 	discoveryv1 "k8s.io/api/discovery/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	"github.com/lbdproject/lbd/internal/cluster"
 	"github.com/lbdproject/lbd/internal/kubetest"
 	"github.com/lbdproject/lbd/internal/pool"
 )
@@ -150,7 +151,7 @@ func sameService(a, b pool.Service) bool {
 }
 
 func TestConvertAnnotations(t *testing.T) {
-	lb := func(ann map[string]string, mods ...func(*corev1.Service)) Service {
+	lb := func(ann map[string]string, mods ...func(*corev1.Service)) cluster.Service {
 		s := &corev1.Service{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "s", Annotations: ann},
 			Spec: corev1.ServiceSpec{Type: corev1.ServiceTypeLoadBalancer}}
 		for _, m := range mods {

@@ -6,27 +6,13 @@ import (
 
 	coordinationv1 "k8s.io/api/coordination/v1"
 	"k8s.io/client-go/informers"
+
+	"github.com/lbdproject/lbd/internal/cluster"
 )
 
 // nodeLeasePrefix matches election.NodeLeasePrefix (watch does not import
 // election).
 const nodeLeasePrefix = "lbd-node-"
-
-// NodeLease is the slim view of one node's liveness Lease.
-type NodeLease struct {
-	Node      string
-	RenewTime time.Time
-	Duration  time.Duration
-	// Since is when this term of life began (the Lease's acquireTime):
-	// a node that was seen dead, or left, starts a new term on return.
-	Since time.Time
-	// Interfaces is what the node's agent published in the Lease
-	// (AnnotationInterfaces); nil when it published nothing.
-	Interfaces []string
-	// MACs are the hardware addresses the node published
-	// (AnnotationMACs).
-	MACs []string
-}
 
 // AnnotationMACs on a liveness Lease lists, comma-separated, the node's
 // hardware addresses, so that the other nodes' conflict detection can tell
@@ -38,11 +24,6 @@ const AnnotationMACs = "lbd.io/l2-macs"
 // one usable interface), so every node can tell which nodes may own an
 // address.
 const AnnotationInterfaces = "lbd.io/l2-interfaces"
-
-// Alive reports whether the node's lbd renewed its Lease recently enough.
-func (l NodeLease) Alive(now time.Time) bool {
-	return !l.RenewTime.IsZero() && now.Before(l.RenewTime.Add(l.Duration))
-}
 
 // WatchNodeLeases adds an informer on the liveness Leases in namespace.
 // Call before Start.
@@ -62,11 +43,11 @@ func (c *Cluster) OnLeaseChange(fn func()) {
 }
 
 // NodeLeases returns every node's liveness Lease.
-func (c *Cluster) NodeLeases() []NodeLease {
+func (c *Cluster) NodeLeases() []cluster.Lease {
 	if c.leases == nil {
 		return nil
 	}
-	var out []NodeLease
+	var out []cluster.Lease
 	for _, o := range c.leases.GetStore().List() {
 		if l, ok := convertLease(o.(*coordinationv1.Lease)); ok {
 			out = append(out, l)
@@ -86,12 +67,12 @@ func (c *Cluster) AliveNodes(now time.Time) map[string]bool {
 	return out
 }
 
-func convertLease(l *coordinationv1.Lease) (NodeLease, bool) {
+func convertLease(l *coordinationv1.Lease) (cluster.Lease, bool) {
 	node, ok := strings.CutPrefix(l.Name, nodeLeasePrefix)
 	if !ok {
-		return NodeLease{}, false
+		return cluster.Lease{}, false
 	}
-	out := NodeLease{Node: node}
+	out := cluster.Lease{Node: node}
 	if l.Spec.RenewTime != nil {
 		out.RenewTime = l.Spec.RenewTime.Time
 	}

@@ -3,6 +3,8 @@ package watch
 import (
 	"sort"
 
+	"github.com/lbdproject/lbd/internal/cluster"
+
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
 	"k8s.io/apimachinery/pkg/labels"
@@ -13,21 +15,8 @@ import (
 // load balancers.
 const LabelExcludeLB = "node.kubernetes.io/exclude-from-external-load-balancers"
 
-// Node is the slim view of a Kubernetes Node: what decides whether it may
-// announce addresses.
-type Node struct {
-	Name   string
-	Labels map[string]string
-	// Cordoned is spec.unschedulable (kubectl cordon / drain).
-	Cordoned bool
-	// Excluded carries the exclude-from-external-load-balancers label.
-	Excluded bool
-	// Ready is the NodeReady condition.
-	Ready bool
-}
-
-func convertNode(n *corev1.Node) Node {
-	out := Node{Name: n.Name, Labels: n.Labels, Cordoned: n.Spec.Unschedulable}
+func convertNode(n *corev1.Node) cluster.Node {
+	out := cluster.Node{Name: n.Name, Labels: n.Labels, Cordoned: n.Spec.Unschedulable}
 	_, out.Excluded = n.Labels[LabelExcludeLB]
 	for _, c := range n.Status.Conditions {
 		if c.Type == corev1.NodeReady {
@@ -38,9 +27,9 @@ func convertNode(n *corev1.Node) Node {
 }
 
 // Nodes returns every Node, by name.
-func (c *Cluster) Nodes() []Node {
+func (c *Cluster) Nodes() []cluster.Node {
 	all, _ := c.nodeLister.List(labels.Everything())
-	out := make([]Node, len(all))
+	out := make([]cluster.Node, len(all))
 	for i, n := range all {
 		out[i] = convertNode(n)
 	}

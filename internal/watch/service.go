@@ -5,10 +5,10 @@ import (
 	"net/netip"
 	"slices"
 	"strings"
-	"time"
 
 	corev1 "k8s.io/api/core/v1"
 
+	"github.com/lbdproject/lbd/internal/cluster"
 	"github.com/lbdproject/lbd/internal/pool"
 )
 
@@ -27,27 +27,10 @@ var (
 	sharingAnnotations = []string{AnnotationSharing, "metallb.io/allow-shared-ip", "metallb.universe.tf/allow-shared-ip"}
 )
 
-// Service is the slim view of a Kubernetes Service that the rest of lbd
-// works with, made once at the informer boundary.
-type Service struct {
-	Spec pool.Service
-	// Served is true for type LoadBalancer Services of lbd's class.
-	Served bool
-	// Status holds the addresses in status.loadBalancer.ingress.
-	Status []netip.Addr
-	// AllocatedFrom is lbd's annotation naming the pool it assigned from.
-	AllocatedFrom string
-	// Created orders Services when the allocator rebuilds.
-	Created time.Time
-	// Invalid explains annotations lbd cannot read; such a Service gets
-	// no new address.
-	Invalid error
-}
-
 // convert makes the slim view of s. class is the loadBalancerClass lbd
 // serves ("" for Services without a class).
-func convert(s *corev1.Service, class string) Service {
-	out := Service{
+func convert(s *corev1.Service, class string) cluster.Service {
+	out := cluster.Service{
 		Spec: pool.Service{
 			Key:       s.Namespace + "/" + s.Name,
 			Namespace: s.Namespace,

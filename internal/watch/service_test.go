@@ -7,18 +7,20 @@ import (
 
 	coordinationv1 "k8s.io/api/coordination/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/lbdproject/lbd/internal/cluster"
 )
 
 func TestNodeLeaseAlive(t *testing.T) {
 	now := time.Unix(1000, 0)
 	tests := []struct {
-		l    NodeLease
+		l    cluster.Lease
 		want bool
 	}{
-		{NodeLease{RenewTime: now.Add(-time.Second), Duration: 2 * time.Second}, true},
-		{NodeLease{RenewTime: now.Add(-2 * time.Second), Duration: 2 * time.Second}, false},
-		{NodeLease{RenewTime: now.Add(-3 * time.Second), Duration: 2 * time.Second}, false},
-		{NodeLease{Duration: 2 * time.Second}, false}, // never renewed
+		{cluster.Lease{RenewTime: now.Add(-time.Second), Duration: 2 * time.Second}, true},
+		{cluster.Lease{RenewTime: now.Add(-2 * time.Second), Duration: 2 * time.Second}, false},
+		{cluster.Lease{RenewTime: now.Add(-3 * time.Second), Duration: 2 * time.Second}, false},
+		{cluster.Lease{Duration: 2 * time.Second}, false}, // never renewed
 	}
 	for i, tt := range tests {
 		if got := tt.l.Alive(now); got != tt.want {
