@@ -122,7 +122,7 @@ func TestAnsibleRoleInContainer(t *testing.T) {
 	if !strings.Contains(c.MustRun("cat", "/etc/sysctl.d/60-lbd.conf"), "net.ipv4.conf.all.arp_announce=2") {
 		t.Errorf("/etc/sysctl.d/60-lbd.conf lacks arp_announce")
 	}
-	st := status(t, c)
+	st := lbdStatus(t, c)
 	if st.Node != "node1" || st.LastReload.Result != "success" || len(st.Pools) != 1 || st.Pools[0].Size != 51 {
 		t.Errorf("lbd status after the first run: %+v", st)
 	}
@@ -157,7 +157,7 @@ func TestAnsibleRoleInContainer(t *testing.T) {
 	if got := c.MustRun("cat", "/etc/lbd.yaml"); got != file {
 		t.Errorf("/etc/lbd.yaml changed although validate failed:\n%s", got)
 	}
-	st = status(t, c)
+	st = lbdStatus(t, c)
 	if st.Config.Hash != hash || mainPID(t, c) != pid {
 		t.Errorf("after the rejected run: hash %s (was %s), pid %d (was %d)", st.Config.Hash, hash, mainPID(t, c), pid)
 	}
@@ -175,7 +175,7 @@ func TestAnsibleRoleInContainer(t *testing.T) {
 	if !strings.Contains(out, "RUNNING HANDLER [lbd : Reload lbd]") || strings.Contains(out, "RUNNING HANDLER [lbd : Restart lbd]") {
 		t.Errorf("a configuration change must reload, not restart:\n%s", out)
 	}
-	st = status(t, c)
+	st = lbdStatus(t, c)
 	if st.Config.Hash == hash || (st.LastReload.Result != "success" && st.LastReload.Result != "unchanged") || len(st.Pools) != 1 || st.Pools[0].Size != 41 {
 		t.Errorf("after the valid change: %+v (hash was %s)", st, hash)
 	}

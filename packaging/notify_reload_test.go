@@ -31,11 +31,11 @@ func TestNotifyReloadDropIn(t *testing.T) {
 	c.WriteFile("/etc/lbd.yaml", []byte(noVIP), 0o644)
 	c.MustRun("systemctl", "start", "lbd")
 	pid := mainPID(t, c)
-	startHash := status(t, c).Config.Hash
+	startHash := lbdStatus(t, c).Config.Hash
 
 	c.WriteFile("/etc/lbd.yaml.new", []byte(strings.Replace(noVIP, "192.0.2.250", "192.0.2.240", 1)), 0o644)
 	c.MustRun("sh", "-c", "mv /etc/lbd.yaml.new /etc/lbd.yaml && systemctl reload lbd")
-	st := status(t, c)
+	st := lbdStatus(t, c)
 	if st.Config.Hash == startHash || !strings.Contains(st.Config.Summary, "41 IPv4 addresses") {
 		t.Errorf("after a valid reload: hash %s (was %s), summary %q", st.Config.Hash, startHash, st.Config.Summary)
 	}
@@ -48,7 +48,7 @@ func TestNotifyReloadDropIn(t *testing.T) {
 	if out, _ := c.Run("systemctl", "is-active", "lbd"); strings.TrimSpace(out) != "active" {
 		t.Errorf("after a rejected reload: is-active = %q", out)
 	}
-	if st := status(t, c); st.Config.Hash != goodHash || st.LastReload.Result != "failure" {
+	if st := lbdStatus(t, c); st.Config.Hash != goodHash || st.LastReload.Result != "failure" {
 		t.Errorf("after a rejected reload: hash %s (want the old %s), last reload %q", st.Config.Hash, goodHash, st.LastReload.Result)
 	}
 	if mainPID(t, c) != pid {

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/lbdproject/lbd/internal/daemon"
+	"github.com/lbdproject/lbd/internal/status"
 	"github.com/lbdproject/lbd/internal/systemdtest"
 )
 
@@ -89,7 +90,7 @@ func TestPackageUnderSystemd(t *testing.T) {
 	if out := c.MustRun("systemctl", "is-active", "lbd"); strings.TrimSpace(out) != "active" {
 		t.Fatalf("after start: %s", out)
 	}
-	st := status(t, c)
+	st := lbdStatus(t, c)
 	if st.LastReload.Result != "success" || st.Node != "node1" {
 		t.Errorf("lbd status after start: %+v", st)
 	}
@@ -118,7 +119,7 @@ func TestPackageUnderSystemd(t *testing.T) {
 	// Either way exactly one verdict applies it.)
 	c.WriteFile("/etc/lbd.yaml.new", []byte(strings.Replace(config, "192.0.2.250", "192.0.2.240", 1)), 0o644)
 	c.MustRun("sh", "-c", "mv /etc/lbd.yaml.new /etc/lbd.yaml && systemctl reload lbd")
-	st = status(t, c)
+	st = lbdStatus(t, c)
 	if st.Config.Hash == startHash || (st.LastReload.Result != "success" && st.LastReload.Result != "unchanged") || !strings.Contains(st.Config.Summary, "41 IPv4 addresses") {
 		t.Errorf("after a valid reload: hash %s (was %s), last reload %q, summary %q", st.Config.Hash, startHash, st.LastReload.Result, st.Config.Summary)
 	}
@@ -132,7 +133,7 @@ func TestPackageUnderSystemd(t *testing.T) {
 	if out, _ := c.Run("systemctl", "is-active", "lbd"); strings.TrimSpace(out) != "active" {
 		t.Errorf("after a rejected reload: is-active = %q", out)
 	}
-	st = status(t, c)
+	st = lbdStatus(t, c)
 	if st.Config.Hash != goodHash || st.LastReload.Result != "failure" || !strings.Contains(st.LastReload.Error, "bogus") {
 		t.Errorf("after a rejected reload: hash %s (want the old %s), last reload %q: %q", st.Config.Hash, goodHash, st.LastReload.Result, st.LastReload.Error)
 	}
@@ -236,9 +237,9 @@ func debFile(t *testing.T) string {
 	return debs[0]
 }
 
-func status(t *testing.T, c *systemdtest.Container) daemon.Status {
+func lbdStatus(t *testing.T, c *systemdtest.Container) status.Status {
 	t.Helper()
-	var st daemon.Status
+	var st status.Status
 	if err := json.Unmarshal([]byte(c.MustRun("lbd", "status", "-o", "json")), &st); err != nil {
 		t.Fatal(err)
 	}

@@ -3,99 +3,95 @@ package main
 import (
 	"context"
 	"log/slog"
+	"strings"
+	"sync"
 	"sync/atomic"
-	"time"
 
-	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/tools/clientcmd"
 	"k8s.io/klog/v2"
 
+	"github.com/lbdproject/lbd/internal/agent"
 	"github.com/lbdproject/lbd/internal/allocate"
 	"github.com/lbdproject/lbd/internal/config"
 	"github.com/lbdproject/lbd/internal/election"
+	"github.com/lbdproject/lbd/internal/sink"
+	"github.com/lbdproject/lbd/internal/status"
 	"github.com/lbdproject/lbd/internal/watch"
 )
 
-// clusterState is what `lbd status` says of the API connection.
-type clusterState struct{ v atomic.Value }
+// apiState is what `lbd status` says of the API connection.
+type apiState struct{ v atomic.Value }
 
-func (s *clusterState) set(v string) { s.v.Store(v) }
-func (s *clusterState) get() string {
+func (s *apiState) set(v string) { s.v.Store(v) }
+func (s *apiState) get() string {
 	if v, ok := s.v.Load().(string); ok {
 		return v
 	}
 	return "not started"
 }
 
-// runCluster connects to the API server, starts the informers and
-// campaigns for the allocator Lease, until ctx ends. A kubeconfig that does
-// not exist yet (a node being bootstrapped) is waited for, not an error.
-func runCluster(ctx context.Context, cfg *config.Config, log *slog.Logger, state *clusterState, alloc *allocate.Controller, agent *nodeAgent) {
+// Report implements status.Reporter.
+func (s *apiState) Report(_ context.Context, st *status.Status) { st.Kubernetes = s.get() }
+
+// runCluster connects to the API server, renews this node's liveness
+// Lease, starts the informers, hands them to the allocator, the agent and
+// the BGP sink, and campaigns for the allocator Lease, until ctx ends. A
+// kubeconfig that does not exist yet (a node being bootstrapped) is waited
+// for, not an error. It returns once the Leases are released.
+func runCluster(ctx context.Context, cfg *config.Config, log *slog.Logger, state *apiState,
+	alloc *allocate.Controller, ag *agent.Agent, bgp *sink.BGP) {
 	// client-go logs through klog; send it to our logger, as structured
 	// records like the rest.
 	klog.SetSlogLogger(log.With("component", "client-go"))
+	log = log.With("component", "kubernetes")
 	k := cfg.Kubernetes
 	state.set("waiting for " + k.Kubeconfig)
-	client := waitForClient(ctx, k.Kubeconfig, log)
+	client := watch.Connect(ctx, k.Kubeconfig, "lbd/"+version, log)
 	if client == nil {
 		return
 	}
+	var wg sync.WaitGroup
+	defer wg.Wait()
+
 	// This node's liveness Lease, renewed from now on and deleted on the
-	// way out, before runCluster returns.
+	// way out, before runCluster returns. It carries the interfaces and
+	// MACs the agent publishes.
 	live := &election.Liveness{
 		Client: client, Namespace: k.Namespace, Node: cfg.Node.Name,
 		Duration: k.Liveness.Duration, Interval: k.Liveness.RenewInterval, Log: log,
-		Annotations: agent.leaseAnnotations,
+		Annotations: func() map[string]string {
+			return map[string]string{
+				watch.AnnotationInterfaces: strings.Join(ag.Published(), ","),
+				watch.AnnotationMACs:       strings.Join(ag.PublishedMACs(), ","),
+			}
+		},
 	}
-	liveDone := make(chan struct{})
-	go func() { defer close(liveDone); live.Run(ctx) }()
-	defer func() { <-liveDone }()
+	wg.Go(func() { live.Run(ctx) })
 
 	state.set("syncing")
 	cl := watch.NewCluster(client, k.LoadBalancerClass, cfg.Node.Name, log)
 	cl.WatchNodeLeases(k.Namespace)
 	cl.OnServiceChange(alloc.Notify)
-	agent.watchCluster(cl)
+	notify := func(string) { ag.Notify() }
+	cl.OnServiceChange(notify)
+	cl.OnEndpointsChange(notify)
+	cl.OnNodeChange(func(name string) {
+		ag.Notify()
+		if name == cfg.Node.Name {
+			bgp.SetNodeLabels(ctx, cl.NodeLabels(name))
+		}
+	})
+	cl.OnLeaseChange(ag.NotifyLeases)
 	if !cl.Start(ctx) {
 		return
 	}
 	alloc.SetCluster(cl, cl)
-	agent.SetCluster(cl)
-	agent.bgp.nodeChanged(cl) // the labels for the BGP peers' node selectors
+	ag.SetCluster(cl)
+	bgp.SetNodeLabels(ctx, cl.NodeLabels(cfg.Node.Name)) // for the peers' node selectors
 	state.set("connected")
-	log.Info("kubernetes: watching Services", "kubeconfig", k.Kubeconfig, "class", k.LoadBalancerClass)
+	log.Info("watching Services", "kubeconfig", k.Kubeconfig, "class", k.LoadBalancerClass)
 	l := k.AllocatorLease
 	election.Campaign(ctx, client, election.Lease{
 		Namespace: l.Namespace, Name: l.Name, Identity: cfg.Node.Name,
 		Duration: l.Duration, RenewDeadline: l.RenewDeadline, RetryPeriod: l.RetryPeriod,
 	}, log, alloc.Lead)
-}
-
-// waitForClient builds a client from the kubeconfig, retrying until it can
-// or ctx ends (nil then).
-func waitForClient(ctx context.Context, path string, log *slog.Logger) kubernetes.Interface {
-	for attempt := 0; ; attempt++ {
-		rc, err := clientcmd.BuildConfigFromFlags("", path)
-		if err == nil {
-			rc.UserAgent = "lbd/" + version
-			// Each new Service costs the allocator holder two writes and
-			// an Event; at client-go's default 5 QPS a burst of Services
-			// would wait minutes (measured: p50 24s over 1000 at 50 QPS,
-			// 16ms at 200). The API server's priority and fairness still
-			// protects it; the other nodes only watch.
-			rc.QPS, rc.Burst = 200, 400
-			client, err := kubernetes.NewForConfig(rc)
-			if err == nil {
-				return client
-			}
-			log.Error("kubernetes: bad kubeconfig", "kubeconfig", path, "err", err)
-		} else if attempt%30 == 0 {
-			log.Warn("kubernetes: cannot load kubeconfig yet; retrying", "kubeconfig", path, "err", err)
-		}
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-time.After(2 * time.Second):
-		}
-	}
 }

@@ -29,9 +29,9 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 
-	"github.com/lbdproject/lbd/internal/daemon"
 	"github.com/lbdproject/lbd/internal/kubetest"
 	"github.com/lbdproject/lbd/internal/netlab"
+	"github.com/lbdproject/lbd/internal/status"
 )
 
 // standInEnv makes the test binary a lab node's stand-in for kube-proxy:
@@ -241,13 +241,13 @@ func (l *l2Lab) newOwner(ip string, old *labNode) *labNode {
 }
 
 // addressOf returns n's decision for ip.
-func (l *l2Lab) addressOf(n *labNode, ip string) daemon.AddressStatus {
+func (l *l2Lab) addressOf(n *labNode, ip string) status.Address {
 	for _, a := range n.d.status(l.t).Addresses {
 		if a.IP == ip {
 			return a
 		}
 	}
-	return daemon.AddressStatus{}
+	return status.Address{}
 }
 
 // arpMACs returns the distinct MACs that answer the client's ARP requests

@@ -21,7 +21,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/lbdproject/lbd/internal/daemon"
+	"github.com/lbdproject/lbd/internal/status"
 )
 
 var lbdBin string
@@ -196,13 +196,13 @@ func (d *daemonProc) logs() string {
 	return d.log.String()
 }
 
-func (d *daemonProc) status(t testing.TB) daemon.Status {
+func (d *daemonProc) status(t testing.TB) status.Status {
 	t.Helper()
 	code, out, errOut := lbd(t, "status", "--socket", d.socket, "-o", "json")
 	if code != 0 {
 		t.Fatalf("lbd status: exit %d: %s", code, errOut)
 	}
-	var st daemon.Status
+	var st status.Status
 	if err := json.Unmarshal([]byte(out), &st); err != nil {
 		t.Fatalf("lbd status -o json: %v\n%s", err, out)
 	}

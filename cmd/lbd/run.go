@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -16,9 +17,13 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
+	"github.com/lbdproject/lbd/internal/agent"
 	"github.com/lbdproject/lbd/internal/allocate"
 	"github.com/lbdproject/lbd/internal/config"
+	"github.com/lbdproject/lbd/internal/controlplane"
 	"github.com/lbdproject/lbd/internal/daemon"
+	"github.com/lbdproject/lbd/internal/sink"
+	"github.com/lbdproject/lbd/internal/status"
 )
 
 // cmdRun is the daemon. It validates the file before binding anything, then
@@ -57,6 +62,12 @@ func cmdRun(args []string, stderr io.Writer) int {
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	// Every goroutine started below is owned here: the deferred Wait
+	// returns once each has ended (after ctx is cancelled, which every
+	// one of them watches). The cluster's is the one exception: its
+	// owner waits at most 5s for it (the API server may hang), see 7.
+	var wg sync.WaitGroup
+	defer wg.Wait()
 	defer stop()
 	// SIGUSR2 is a stop for a restart (systemd's RestartKillSignal): the
 	// same, except that BGP routes stay at the routers (graceful restart).
@@ -64,14 +75,14 @@ func cmdRun(args []string, stderr io.Writer) int {
 	usr2 := make(chan os.Signal, 1)
 	signal.Notify(usr2, syscall.SIGUSR2)
 	defer signal.Stop(usr2)
-	go func() {
+	wg.Go(func() {
 		select {
 		case <-usr2:
 			restarting.Store(true)
 			stop()
 		case <-ctx.Done():
 		}
-	}()
+	})
 
 	// 3. Health and metrics endpoint.
 	var ready atomic.Bool
@@ -87,53 +98,55 @@ func cmdRun(args []string, stderr io.Writer) int {
 	}
 	defer httpSrv.Close()
 
+
 	// 4. Address allocation: every node watches the cluster; the holder of
 	// the allocator Lease assigns.
-	alloc := allocate.New(cfg.Pools, log, reg)
+	alloc := allocate.New(cfg.Pools, log.With("component", "allocator"), reg)
 
-	// 4a. The control-plane VIP (controlplane.go): on nodes with a
-	// control_plane section, an election through the local API server.
-	// It starts after the reloader exists and stops before the cluster.
-	cp := newControlPlane(cfg, log, reg)
+	// 4a. The control-plane VIP: on nodes with a control_plane section,
+	// an election through the local API server.
+	cp := controlplane.New(cfg, log, reg)
 
-	// 4b. The node agent: decides what this node announces, and
-	// announces it (cmd/lbd/agent.go).
-	agent, err := newNodeAgent(cfg, log, reg)
+	// 4b. The node agent decides what this node announces; a sink per
+	// mode announces it.
+	ag, err := agent.New(cfg.Node.Name, cfg, log.With("component", "agent"), reg, agent.Options{})
 	if err != nil {
 		log.Error("cannot build the node agent", "err", err)
 		return exitInvalid
 	}
+	l2, err := sink.NewL2(cfg, log, reg, ag.ReportConflict)
+	if err != nil {
+		log.Error("cannot build the L2 announcer", "err", err)
+		return exitInvalid
+	}
+	ag.AddSink(agent.ModeL2, l2)
+	bgp, err := sink.NewBGP(cfg, log, reg)
+	if err != nil {
+		log.Error("cannot build the BGP speaker", "err", err)
+		return exitInvalid
+	}
+	ag.AddSink(agent.ModeBGP, bgp)
 
 	// 5. The reloader owns the configuration from here on; subsystems
 	// register with it in the order they must be applied.
 	reloader := daemon.NewReloader(*path, cfg, hash, log, reg,
 		&daemon.Local{HTTP: httpSrv, Level: level},
 		alloc,
-		agent,
+		ag,
 		cp,
 	)
 
-	// 6. Control socket for `lbd reload` and `lbd status`.
+	// 6. Control socket for `lbd reload` and `lbd status`; each part
+	// reports its own status.
+	var api apiState
+	reporters := []status.Reporter{&api, alloc, cp, ag, bgp}
 	started := time.Now()
-	var kube clusterState
 	ctl, err := daemon.ListenControl(cfg.Listen.Socket, log, func(ctx context.Context, req daemon.Request) daemon.Response {
 		resp := handleControl(ctx, req, reloader, started)
 		if resp.Status != nil {
-			resp.Status.Kubernetes = kube.get()
-			resp.Status.ControlPlane = cp.Status()
-			resp.Status.Allocator = "following"
-			usage, leading := alloc.Usage()
-			if leading {
-				resp.Status.Allocator = "leading (this node assigns addresses)"
+			for _, r := range reporters {
+				r.Report(ctx, resp.Status)
 			}
-			for _, u := range usage {
-				ps := daemon.PoolStatus{Pool: u.Pool, Family: u.Family.String(), Size: u.Size}
-				if leading {
-					ps.Used = &u.InUse
-				}
-				resp.Status.Pools = append(resp.Status.Pools, ps)
-			}
-			agent.status(resp.Status)
 		}
 		return resp
 	})
@@ -141,15 +154,16 @@ func cmdRun(args []string, stderr io.Writer) int {
 		log.Error("cannot open the control socket", "err", err)
 		return exitInvalid
 	}
-	go ctl.Serve(ctx)
+	wg.Go(func() { ctl.Serve(ctx) })
 	defer ctl.Close()
 
-	// 7. The cluster: informers and the allocator election. It stops last,
-	// releasing the allocator Lease so another node takes over at once.
+	// 7. The cluster: informers, this node's liveness Lease and the
+	// allocator election. It stops last, releasing the Leases so that
+	// another node takes over at once.
 	clusterDone := make(chan struct{})
 	go func() {
 		defer close(clusterDone)
-		runCluster(ctx, cfg, log, &kube, alloc, agent)
+		runCluster(ctx, cfg, log, &api, alloc, ag, bgp)
 	}()
 	defer func() {
 		select {
@@ -164,11 +178,37 @@ func cmdRun(args []string, stderr io.Writer) int {
 	cp.Start(ctx, cfg)
 	defer cp.Stop()
 
-	// 7b. The agent runs until SIGTERM, then keeps answering for the
+	// 7b. BGP sessions open once the agent has planned with this node
+	// alive. The agent runs until SIGTERM, then keeps answering for the
 	// hand-over grace while the liveness Lease is deleted and the new
-	// owners take over, then withdraws everything.
+	// owners take over; then everything is withdrawn. A planned stop
+	// withdraws the BGP routes at once (the router moves traffic to the
+	// other nodes); a stop for a restart leaves them to the routers'
+	// graceful restart.
+	wg.Go(func() { bgp.Start(ctx, ag.Planned()) })
+	bgpClosed := make(chan struct{})
+	wg.Go(func() {
+		defer close(bgpClosed)
+		<-ctx.Done()
+		if restarting.Load() {
+			bgp.Abandon()
+			return
+		}
+		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), stopTimeout)
+		defer cancel()
+		if err := bgp.Close(cctx); err != nil {
+			log.Warn("BGP speaker did not close cleanly", "component", "bgp", "err", err)
+		}
+	})
 	agentDone := make(chan struct{})
-	go func() { defer close(agentDone); agent.run(ctx, log, restarting.Load) }()
+	wg.Go(func() {
+		defer close(agentDone)
+		ag.Run(ctx)
+		<-bgpClosed
+		if err := l2.Close(); err != nil {
+			log.Warn("L2 announcer did not close cleanly", "component", "l2", "err", err)
+		}
+	})
 	defer func() { <-agentDone }()
 
 	// 8. systemd: READY, a one-line STATUS, and the watchdog fed from the
@@ -180,7 +220,7 @@ func cmdRun(args []string, stderr io.Writer) int {
 		if alloc.Leading() {
 			role = "leading"
 		}
-		line := fmt.Sprintf("config %s (last reload: %s); kubernetes %s; allocator %s", h, reloader.Last().Outcome, kube.get(), role)
+		line := fmt.Sprintf("config %s (last reload: %s); kubernetes %s; allocator %s", h, reloader.Last().Outcome, api.get(), role)
 		if r := cp.Role(); r != "" {
 			line += "; control plane: " + r
 		}
@@ -199,15 +239,15 @@ func cmdRun(args []string, stderr io.Writer) int {
 	watcher := daemon.NewFileWatcher(*path, daemon.DefaultDebounce, log, func(ctx context.Context) {
 		_, _ = reloader.Reload(ctx, "file")
 	})
-	go func() {
+	wg.Go(func() {
 		if err := watcher.Run(ctx); err != nil {
 			log.Warn("not watching the configuration file; use systemctl reload", "err", err)
 		}
-	}()
+	})
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
-	go func() {
+	wg.Go(func() {
 		for {
 			select {
 			case <-ctx.Done():
@@ -218,7 +258,7 @@ func cmdRun(args []string, stderr io.Writer) int {
 				sd.Reloaded(statusLine())
 			}
 		}
-	}()
+	})
 
 	ready.Store(true)
 	log.Info("lbd started", "version", version, "file", *path, "hash", hash, "summary", cfg.Summary())
@@ -228,6 +268,10 @@ func cmdRun(args []string, stderr io.Writer) int {
 	log.Info("lbd stopping")
 	return exitOK
 }
+
+// stopTimeout bounds the withdrawal of the BGP routes on a planned stop,
+// inside the unit's TimeoutStopSec (30s).
+const stopTimeout = 10 * time.Second
 
 // handleControl answers one control-socket request.
 func handleControl(ctx context.Context, req daemon.Request, r *daemon.Reloader, started time.Time) daemon.Response {
@@ -247,13 +291,13 @@ func handleControl(ctx context.Context, req daemon.Request, r *daemon.Reloader, 
 	case "status":
 		cfg, hash := r.Current()
 		last := r.Last()
-		st := &daemon.Status{
+		st := &status.Status{
 			Version: version,
 			Node:    cfg.Node.Name,
 			PID:     os.Getpid(),
 			Started: started,
-			Config:  daemon.ConfigStatus{File: cfg.Path, Hash: hash, Summary: cfg.Summary()},
-			LastReload: daemon.ReloadStatus{
+			Config:  status.Config{File: cfg.Path, Hash: hash, Summary: cfg.Summary()},
+			LastReload: status.Reload{
 				At: last.At, Source: last.Source, Result: last.Outcome,
 			},
 		}

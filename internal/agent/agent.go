@@ -17,6 +17,7 @@ import (
 
 	"github.com/lbdproject/lbd/internal/cluster"
 	"github.com/lbdproject/lbd/internal/config"
+	"github.com/lbdproject/lbd/internal/status"
 )
 
 // Cluster is where the agent reads the cluster from: internal/watch's
@@ -34,18 +35,22 @@ type Cluster interface {
 }
 
 // Sink carries out the decisions of one mode: the L2 announcer, the BGP
-// speaker. Apply gets every decision of its mode (announced or not), each
-// time they change; it is called from the agent's goroutine only and must
-// not block for long. An error is logged and Apply is called again later
-// with the then current decisions.
+// speaker (internal/sink). Set gets every decision of its mode (announced
+// or not), each time they change: the complete desired set, which the sink
+// reconciles. It is called from the agent's goroutine only and must not
+// block for long. An error is logged and Set is called again later with
+// the then current decisions.
 type Sink interface {
-	Apply(ds []Decision) error
+	Set(ctx context.Context, ds []Decision) error
 }
 
-// ConfigSink is a Sink that follows configuration reloads.
+// ConfigSink is a Sink that follows configuration reloads. Reload is
+// called from the agent's goroutine with the reload's context; a sink that
+// fails is given the previous configuration again, as are the sinks that
+// took the new one.
 type ConfigSink interface {
 	Sink
-	Reload(cfg *config.Config) error
+	Reload(ctx context.Context, cfg *config.Config) error
 }
 
 // PeerSink is a Sink that wants the hardware addresses of the other lbd
@@ -67,8 +72,39 @@ type Options struct {
 	LinkPoll time.Duration
 }
 
+// Phase is what the agent is doing, as a value to decide on; State's
+// Summary says it in words.
+type Phase int
+
+// Phases.
+const (
+	// PhaseWaiting: no plan yet (no cluster view, or this node's own
+	// liveness not seen yet).
+	PhaseWaiting Phase = iota
+	// PhaseAnnouncing: the last plan was made with this node alive.
+	PhaseAnnouncing
+	// PhaseFrozen: this node's liveness is not seen renewed; the last
+	// plan is kept.
+	PhaseFrozen
+	// PhaseLeaving: stopping, answering for the hand-over grace.
+	PhaseLeaving
+)
+
+func (p Phase) String() string {
+	switch p {
+	case PhaseAnnouncing:
+		return "announcing"
+	case PhaseFrozen:
+		return "frozen"
+	case PhaseLeaving:
+		return "leaving"
+	}
+	return "waiting"
+}
+
 // State is what the agent is doing, for `lbd status`.
 type State struct {
+	Phase     Phase
 	Summary   string
 	Decisions []Decision
 }
@@ -85,6 +121,9 @@ type Agent struct {
 	clusters  chan Cluster
 	configs   chan configReq
 	done      chan struct{}
+	// planned is closed once the agent planned with this node alive.
+	planned     chan struct{}
+	plannedOnce sync.Once
 
 	conflictMu sync.Mutex
 	conflicts  map[netip.Addr]string // reported by the announcer: address → what was seen
@@ -99,6 +138,7 @@ type Agent struct {
 }
 
 type configReq struct {
+	ctx  context.Context
 	cfg  *config.Config
 	done chan error
 }
@@ -119,7 +159,7 @@ func New(node string, cfg *config.Config, log *slog.Logger, reg prometheus.Regis
 		node: node, log: log, opts: opts, sinks: map[Mode]Sink{},
 		kick: make(chan struct{}, 1), leaseKick: make(chan struct{}, 1),
 		clusters: make(chan Cluster, 1), configs: make(chan configReq),
-		done: make(chan struct{}), conflicts: map[netip.Addr]string{},
+		done: make(chan struct{}), planned: make(chan struct{}), conflicts: map[netip.Addr]string{},
 		decisions: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "lbd_address_decisions",
 			Help: "Service addresses by this node's decision reason (owner, other_owner, cordoned, ...).",
@@ -216,6 +256,12 @@ func (a *Agent) PublishedMACs() []string { return *a.macs.Load() }
 // State returns what the agent is doing and its latest decisions.
 func (a *Agent) State() State { return *a.state.Load() }
 
+// Planned is closed once the agent has planned with this node alive: it
+// knows this node's share of the addresses. The BGP sink waits for it
+// before opening sessions (a restarted speaker's End-of-RIB must not drop
+// routes it has not announced again yet).
+func (a *Agent) Planned() <-chan struct{} { return a.planned }
+
 // Name implements daemon.Subsystem.
 func (a *Agent) Name() string { return "agent" }
 
@@ -226,7 +272,7 @@ func (a *Agent) Check(context.Context, *config.Config, *config.Config) error { r
 // Apply implements daemon.Subsystem: the agent's loop takes next and plans
 // again at once.
 func (a *Agent) Apply(ctx context.Context, _, next *config.Config) error {
-	req := configReq{next, make(chan error, 1)}
+	req := configReq{ctx, next, make(chan error, 1)}
 	select {
 	case a.configs <- req:
 	case <-a.done:
@@ -286,7 +332,7 @@ func (a *Agent) Run(ctx context.Context) {
 		case <-a.leaseKick:
 			leases = true
 		case req := <-a.configs:
-			req.done <- a.reload(l, req.cfg)
+			req.done <- a.reload(req.ctx, l, req.cfg)
 			full = true
 		case now := <-poll.C:
 			if a.pollLinks(l, now) {
@@ -303,7 +349,7 @@ func (a *Agent) Run(ctx context.Context) {
 			wake.Reset(due.Sub(now))
 			continue
 		}
-		next := a.step(l, now, full)
+		next := a.step(ctx, l, now, full)
 		full, leases = false, false
 		due = now.Add(a.opts.Debounce)
 		wake.Reset(max(time.Until(next), time.Millisecond))
@@ -330,20 +376,23 @@ func (a *Agent) publish(l *loop) {
 	a.macs.Store(&m)
 }
 
-func (a *Agent) reload(l *loop, cfg *config.Config) error {
+func (a *Agent) reload(ctx context.Context, l *loop, cfg *config.Config) error {
 	var errs []error
 	for mode, s := range a.sinks {
 		if cs, ok := s.(ConfigSink); ok {
-			if err := cs.Reload(cfg); err != nil {
+			if err := cs.Reload(ctx, cfg); err != nil {
 				errs = append(errs, fmt.Errorf("%s: %w", mode, err))
 			}
 		}
 	}
 	if err := errors.Join(errs...); err != nil {
-		// Roll back the sinks that took it.
-		for _, s := range a.sinks {
+		// Roll back the sinks that took it; a sink that cannot go back
+		// is left as it is and said so.
+		for mode, s := range a.sinks {
 			if cs, ok := s.(ConfigSink); ok {
-				_ = cs.Reload(l.cfg)
+				if rerr := cs.Reload(ctx, l.cfg); rerr != nil {
+					a.log.Error("cannot roll a sink back to the configuration in force", "mode", mode, "err", rerr)
+				}
 			}
 		}
 		return err
@@ -357,7 +406,7 @@ func (a *Agent) reload(l *loop, cfg *config.Config) error {
 
 // step gathers the view, plans if needed and applies. It returns when it
 // wants to run again at the latest.
-func (a *Agent) step(l *loop, now time.Time, full bool) time.Time {
+func (a *Agent) step(ctx context.Context, l *loop, now time.Time, full bool) time.Time {
 	next := now.Add(time.Hour)
 	if l.cluster == nil {
 		return next
@@ -398,7 +447,7 @@ func (a *Agent) step(l *loop, now time.Time, full bool) time.Time {
 	l.members = sig
 
 	_, selfAlive := v.Alive[a.node]
-	summary := "announcing this node's share"
+	phase, summary := PhaseAnnouncing, "announcing this node's share"
 	switch {
 	case selfAlive:
 		v.Services = l.cluster.Services()
@@ -416,11 +465,12 @@ func (a *Agent) step(l *loop, now time.Time, full bool) time.Time {
 			l.frozen = now
 			a.log.Warn("this node's liveness Lease is not seen renewed: keeping the last plan until it is", "event", "frozen", "node", a.node)
 		}
+		phase = PhaseFrozen
 		summary = "frozen since " + l.frozen.Format(time.RFC3339) + ": this node's liveness Lease is not seen renewed (API server unreachable?); keeping the last plan"
 	default:
 		v.Services = l.cluster.Services()
 		l.plan = Plan(l.cfg, a.node, v)
-		summary = "waiting for this node's liveness Lease"
+		phase, summary = PhaseWaiting, "waiting for this node's liveness Lease"
 	}
 
 	l.effective = a.handOver(l, now)
@@ -440,7 +490,7 @@ func (a *Agent) step(l *loop, now time.Time, full bool) time.Time {
 		if !l.reapply && reflect.DeepEqual(ds, l.applied[mode]) {
 			continue
 		}
-		if err := s.Apply(ds); err != nil {
+		if err := s.Set(ctx, ds); err != nil {
 			a.log.Warn("could not apply all decisions; retrying", "mode", mode, "err", err)
 			l.retry = now.Add(2 * time.Second)
 		}
@@ -448,7 +498,10 @@ func (a *Agent) step(l *loop, now time.Time, full bool) time.Time {
 		l.applied[mode] = ds
 	}
 	l.reapply = false
-	a.report(l, summary, a.conflictsNow())
+	a.report(l, phase, summary, a.conflictsNow())
+	if phase == PhaseAnnouncing {
+		a.plannedOnce.Do(func() { close(a.planned) })
+	}
 	return minTime(next, l.wakeups())
 }
 
@@ -574,7 +627,7 @@ func (a *Agent) logChanges(before, after []Decision) {
 // report publishes the decisions for status and metrics, with the
 // addresses in conflict shown as such, and records a Warning Event on a
 // Service when one of its addresses gets into conflict.
-func (a *Agent) report(l *loop, summary string, conflicts map[netip.Addr]string) {
+func (a *Agent) report(l *loop, phase Phase, summary string, conflicts map[netip.Addr]string) {
 	shown := slices.Clone(l.effective)
 	for i, d := range shown {
 		detail, ok := conflicts[d.Addr]
@@ -601,7 +654,7 @@ func (a *Agent) report(l *loop, summary string, conflicts map[netip.Addr]string)
 	for _, m := range []Mode{ModeL2, ModeBGP} {
 		a.announced.WithLabelValues(string(m)).Set(ann[m])
 	}
-	a.state.Store(&State{Summary: summary, Decisions: shown})
+	a.state.Store(&State{Phase: phase, Summary: summary, Decisions: shown})
 }
 
 // leave keeps answering for the hand-over grace if this node answers for
@@ -612,8 +665,21 @@ func (a *Agent) leave(l *loop) {
 		return
 	}
 	st := a.State()
-	st.Summary = fmt.Sprintf("leaving: answering for %s more while the new owners take over", grace)
+	st.Phase, st.Summary = PhaseLeaving, fmt.Sprintf("leaving: answering for %s more while the new owners take over", grace)
 	a.state.Store(&st)
 	a.log.Info("leaving: still answering while the new owners take over", "event", "leaving", "grace", grace)
 	time.Sleep(grace)
+}
+
+// Report implements status.Reporter: what the agent does and its decision
+// for every Service address.
+func (a *Agent) Report(_ context.Context, st *status.Status) {
+	s := a.State()
+	st.Agent = s.Summary
+	for _, d := range s.Decisions {
+		st.Addresses = append(st.Addresses, status.Address{
+			Service: d.Service, IP: d.Addr.String(), Mode: string(d.Mode), Owner: d.Owner,
+			Announcing: d.Announce, Reason: string(d.Reason), Interfaces: d.Interfaces,
+		})
+	}
 }

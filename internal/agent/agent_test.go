@@ -85,7 +85,7 @@ type recorder struct {
 	sets [][]Decision
 }
 
-func (r *recorder) Apply(ds []Decision) error {
+func (r *recorder) Set(_ context.Context, ds []Decision) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.sets = append(r.sets, ds)

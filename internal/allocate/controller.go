@@ -16,6 +16,7 @@ import (
 	"github.com/lbdproject/lbd/internal/cluster"
 	"github.com/lbdproject/lbd/internal/config"
 	"github.com/lbdproject/lbd/internal/pool"
+	"github.com/lbdproject/lbd/internal/status"
 )
 
 // Source is the cluster as the controller sees it (watch.Cluster
@@ -212,16 +213,16 @@ func (c *Controller) decide(key string) action {
 	}
 	act := action{write: true, addrs: as.Addrs, pool: as.Pool}
 	if !slices.Equal(as.Addrs, s.Status) {
-		msg := fmt.Sprintf("assigned %s from pool %s", joinAddrs(as.Addrs), as.Pool)
+		msg := fmt.Sprintf("assigned %s from pool %s", config.JoinAddrs(as.Addrs), as.Pool)
 		if len(s.Status) > 0 {
-			msg = fmt.Sprintf("address changed from %s to %s (pool %s): the old one is not valid for this Service under the current configuration", joinAddrs(s.Status), joinAddrs(as.Addrs), as.Pool)
+			msg = fmt.Sprintf("address changed from %s to %s (pool %s): the old one is not valid for this Service under the current configuration", config.JoinAddrs(s.Status), config.JoinAddrs(as.Addrs), as.Pool)
 		}
 		warn := len(s.Status) > 0
 		act.event = func() {
 			c.mu.Lock()
 			c.tell(key, warn, "IPAllocated", msg)
 			c.mu.Unlock()
-			c.log.Info("allocator: "+msg, "service", key, "ip", joinAddrs(as.Addrs), "pool", as.Pool)
+			c.log.Info("allocator: "+msg, "service", key, "ip", config.JoinAddrs(as.Addrs), "pool", as.Pool)
 		}
 	}
 	return act
@@ -235,14 +236,14 @@ func (c *Controller) release(key string, s cluster.Service, exists bool) action 
 	delete(c.said, key)
 	act := action{release: held}
 	if held {
-		c.log.Info("allocator: released", "service", key, "ip", joinAddrs(s.Status))
+		c.log.Info("allocator: released", "service", key, "ip", config.JoinAddrs(s.Status))
 	}
 	if exists && s.AllocatedFrom != "" {
 		// No longer a LoadBalancer of ours: take back what lbd wrote.
 		act.write = true
 		act.event = func() {
 			c.mu.Lock()
-			c.tell(key, false, "IPReleased", "released "+joinAddrs(s.Status))
+			c.tell(key, false, "IPReleased", "released "+config.JoinAddrs(s.Status))
 			c.mu.Unlock()
 		}
 	}
@@ -317,12 +318,21 @@ func (c *Controller) Usage() (usage []pool.Usage, ok bool) {
 	return c.alloc.Usage(), true
 }
 
-func joinAddrs(as []netip.Addr) string {
-	s := make([]string, len(as))
-	for i, a := range as {
-		s[i] = a.String()
+// Report implements status.Reporter: whether this node assigns addresses,
+// each pool's size and, on the allocator, its use.
+func (c *Controller) Report(_ context.Context, st *status.Status) {
+	usage, leading := c.Usage()
+	st.Allocator = "following"
+	if leading {
+		st.Allocator = "leading (this node assigns addresses)"
 	}
-	return strings.Join(s, ",")
+	for _, u := range usage {
+		ps := status.Pool{Pool: u.Pool, Family: u.Family.String(), Size: u.Size}
+		if leading {
+			ps.Used = &u.InUse
+		}
+		st.Pools = append(st.Pools, ps)
+	}
 }
 
 // usageCollector exports pool sizes on every node and use on the leader.

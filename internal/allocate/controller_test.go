@@ -80,7 +80,7 @@ func (f *fakeCluster) del(key string) {
 
 func (f *fakeCluster) status(key string) string {
 	s, _ := f.Service(key)
-	return joinAddrs(s.Status)
+	return config.JoinAddrs(s.Status)
 }
 
 func (f *fakeCluster) eventLog() string {

@@ -47,7 +47,7 @@ type installed struct {
 // place, without resetting any session. Two routes for the same prefix
 // are merged: the union of their communities and peers (an unrestricted
 // route makes the merge unrestricted) and the higher local preference.
-func (s *Speaker) Set(desired []Route) error {
+func (s *Speaker) Set(ctx context.Context, desired []Route) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
@@ -57,7 +57,7 @@ func (s *Speaker) Set(desired []Route) error {
 	if s.srv == nil || s.global == (globalKey{}) {
 		return nil // installed by Apply
 	}
-	return s.syncPaths(context.Background())
+	return s.syncPaths(ctx)
 }
 
 // merge normalises desired into one Route per prefix, each with sorted,

@@ -115,7 +115,7 @@ func New(log *slog.Logger, reg prometheus.Registerer) (*Speaker, error) {
 // local AS or router ID restarts every session. On error nothing is
 // changed if the error is in cfg (a password file, the router ID), and
 // the Speaker keeps what it had.
-func (s *Speaker) Apply(ctx context.Context, cfg Config) error {
+func (s *Speaker) Configure(ctx context.Context, cfg Config) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
@@ -325,9 +325,9 @@ func RouterIDFor(peers []config.Peer) (netip.Addr, error) {
 }
 
 // Close withdraws every route, waits briefly for the withdrawals to be
-// sent, and ends every session with a Cease NOTIFICATION. It is
-// idempotent.
-func (s *Speaker) Close() error {
+// sent (at most until ctx ends), and ends every session with a Cease
+// NOTIFICATION. It is idempotent.
+func (s *Speaker) Close(ctx context.Context) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
@@ -337,7 +337,6 @@ func (s *Speaker) Close() error {
 	if s.srv == nil {
 		return nil
 	}
-	ctx := context.Background()
 	var errs []error
 	if len(s.paths) > 0 {
 		if err := s.withdrawAll(ctx); err != nil {
@@ -382,7 +381,7 @@ func (s *Speaker) Abandon() {
 // or for at most d.
 func (s *Speaker) waitWithdrawn(ctx context.Context, d time.Duration) {
 	deadline := time.Now().Add(d)
-	for time.Now().Before(deadline) {
+	for time.Now().Before(deadline) && ctx.Err() == nil {
 		left := uint64(0)
 		_ = s.srv.ListPeer(ctx, &api.ListPeerRequest{EnableAdvertised: true}, func(p *api.Peer) {
 			if p.State.GetSessionState() != api.PeerState_ESTABLISHED {

@@ -165,13 +165,13 @@ func TestSpeakerAgainstGoBGP(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer s.Close()
+	defer s.Close(context.Background())
 	cfg := Config{ASN: 64512, Peers: []config.Peer{peer("tor1", r1, 64501), peer("tor2", r2, 64502)}}
 	start := time.Now()
-	if err := s.Apply(context.Background(), cfg); err != nil {
+	if err := s.Configure(context.Background(), cfg); err != nil {
 		t.Fatal(err)
 	}
-	if got := s.Status().RouterID; got != netip.MustParseAddr("127.0.0.1") {
+	if got := s.Status(context.Background()).RouterID; got != netip.MustParseAddr("127.0.0.1") {
 		t.Errorf("router ID %s, want the source address towards the first peer, 127.0.0.1", got)
 	}
 	lp := uint32(200)
@@ -180,11 +180,11 @@ func TestSpeakerAgainstGoBGP(t *testing.T) {
 		{Prefix: pfx("198.51.100.11/32"), Peers: []string{"tor2"}, LargeCommunities: []config.LargeCommunity{{Global: 64512, Data1: 1, Data2: 2}}},
 		{Prefix: pfx("198.51.100.12/32"), LocalPref: &lp, Peers: []string{"tor1"}},
 	}
-	if err := s.Set(routes); err != nil {
+	if err := s.Set(context.Background(), routes); err != nil {
 		t.Fatal(err)
 	}
 	waitFor(t, "both sessions established", 5*time.Second, func() bool {
-		st := s.Status()
+		st := s.Status(context.Background())
 		return len(st.Peers) == 2 && st.Peers[0].State == "established" && st.Peers[1].State == "established"
 	})
 	t.Logf("established %v after Apply", time.Since(start).Round(time.Millisecond))
@@ -209,7 +209,7 @@ func TestSpeakerAgainstGoBGP(t *testing.T) {
 	// New attributes and a moved restriction: no session reset.
 	routes[0].Communities = []config.Community{64512<<16 | 200}
 	routes[1].Peers = []string{"tor1"}
-	if err := s.Set(routes); err != nil {
+	if err := s.Set(context.Background(), routes); err != nil {
 		t.Fatal(err)
 	}
 	waitFor(t, "the changes at the routers", 5*time.Second, func() bool {
@@ -219,7 +219,7 @@ func TestSpeakerAgainstGoBGP(t *testing.T) {
 		return on1 && !on2 && strings.Contains(g1["198.51.100.10/32"], fmt.Sprintf("c[%d]", 64512<<16|200))
 	})
 	// The same config again touches nothing.
-	if err := s.Apply(context.Background(), cfg); err != nil {
+	if err := s.Configure(context.Background(), cfg); err != nil {
 		t.Fatal(err)
 	}
 	time.Sleep(300 * time.Millisecond)
@@ -233,7 +233,7 @@ func TestSpeakerAgainstGoBGP(t *testing.T) {
 	// A changed hold time resets tor2 only.
 	_, up2 := r2.peerUptime(t)
 	cfg.Peers[1].HoldTime, cfg.Peers[1].Keepalive = 12*time.Second, 4*time.Second
-	if err := s.Apply(context.Background(), cfg); err != nil {
+	if err := s.Configure(context.Background(), cfg); err != nil {
 		t.Fatal(err)
 	}
 	waitFor(t, "tor2 re-established", 10*time.Second, func() bool {
@@ -265,7 +265,7 @@ lbd_bgp_advertised_prefixes{peer="tor2"} 1
 	}
 
 	// Close: routes leave before the session ends.
-	if err := s.Close(); err != nil {
+	if err := s.Close(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	if g := r1.routes(t); len(g) != 0 {
@@ -311,14 +311,14 @@ func TestSpeakerASNMismatch(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer s.Close()
-	if err := s.Apply(context.Background(), Config{ASN: 64512, Peers: []config.Peer{peer("tor", r, 64501)}}); err != nil {
+	defer s.Close(context.Background())
+	if err := s.Configure(context.Background(), Config{ASN: 64512, Peers: []config.Peer{peer("tor", r, 64501)}}); err != nil {
 		t.Fatal(err)
 	}
 	waitFor(t, "a log line about the AS", 15*time.Second, func() bool {
 		return strings.Contains(logs.String(), "bad peer AS")
 	})
-	st := s.Status()
+	st := s.Status(context.Background())
 	if st.Peers[0].State == "established" || !strings.Contains(st.Peers[0].Problem, "AS numbers do not match") {
 		t.Errorf("status %+v", st.Peers[0])
 	}
@@ -334,8 +334,8 @@ func TestSpeakerWrongPeerASN(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer s.Close()
-	if err := s.Apply(context.Background(), Config{ASN: 64512, Peers: []config.Peer{peer("tor", r, 64777)}}); err != nil {
+	defer s.Close(context.Background())
+	if err := s.Configure(context.Background(), Config{ASN: 64512, Peers: []config.Peer{peer("tor", r, 64777)}}); err != nil {
 		t.Fatal(err)
 	}
 	waitFor(t, "a log line about the AS", 10*time.Second, func() bool {
@@ -350,10 +350,10 @@ func TestSpeakerConnectionRefused(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer s.Close()
+	defer s.Close(context.Background())
 	p := config.Peer{Name: "tor", Address: netip.MustParseAddr("127.0.0.1"), ASN: 64501, Port: freePort(t, "127.0.0.1"),
 		HoldTime: 9 * time.Second, Keepalive: 3 * time.Second, ConnectRetry: time.Second}
-	if err := s.Apply(context.Background(), Config{ASN: 64512, Peers: []config.Peer{p}}); err != nil {
+	if err := s.Configure(context.Background(), Config{ASN: 64512, Peers: []config.Peer{p}}); err != nil {
 		t.Fatal(err)
 	}
 	waitFor(t, "a log line about the refused connection", 10*time.Second, func() bool {
@@ -380,9 +380,9 @@ func TestReadPassword(t *testing.T) {
 		t.Fatalf("ReadPassword(0644 file) = %v", err)
 	}
 	s, _ := New(slog.New(slog.DiscardHandler), nil)
-	defer s.Close()
+	defer s.Close(context.Background())
 	p := config.Peer{Name: "tor", Address: netip.MustParseAddr("127.0.0.1"), ASN: 64501, Port: 179, PasswordFile: open}
-	if err := s.Apply(context.Background(), Config{ASN: 64512, Peers: []config.Peer{p}}); err == nil || !strings.Contains(err.Error(), open) {
+	if err := s.Configure(context.Background(), Config{ASN: 64512, Peers: []config.Peer{p}}); err == nil || !strings.Contains(err.Error(), open) {
 		t.Fatalf("Apply with an open password file = %v", err)
 	}
 }

@@ -41,11 +41,11 @@ type Status struct {
 }
 
 // Status reports every configured peer, sorted by name.
-func (s *Speaker) Status() Status {
+func (s *Speaker) Status(ctx context.Context) Status {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	st := Status{ASN: s.global.asn, RouterID: s.global.routerID, Routes: len(s.paths)}
-	live := s.poll()
+	live := s.poll(ctx)
 	s.states.mu.Lock()
 	defer s.states.mu.Unlock()
 	for addr, e := range s.peers {
@@ -71,12 +71,12 @@ type liveCounts struct {
 
 // poll reads GoBGP's per-peer counters and folds the UPDATE counts into
 // the per-name totals. Callers hold s.mu.
-func (s *Speaker) poll() map[netip.Addr]liveCounts {
+func (s *Speaker) poll(ctx context.Context) map[netip.Addr]liveCounts {
 	out := map[netip.Addr]liveCounts{}
 	if s.srv == nil || s.global == (globalKey{}) {
 		return out
 	}
-	_ = s.srv.ListPeer(context.Background(), &api.ListPeerRequest{EnableAdvertised: true}, func(p *api.Peer) {
+	_ = s.srv.ListPeer(ctx, &api.ListPeerRequest{EnableAdvertised: true}, func(p *api.Peer) {
 		addr, err := netip.ParseAddr(p.GetConf().GetNeighborAddress())
 		if err != nil {
 			return
@@ -154,10 +154,16 @@ func (m *metrics) Describe(ch chan<- *prometheus.Desc) {
 	ch <- m.advertised
 }
 
+// scrapeTimeout bounds the GoBGP calls of one scrape.
+const scrapeTimeout = 5 * time.Second
+
 func (m *metrics) Collect(ch chan<- prometheus.Metric) {
 	s := m.s
+	// A scrape has no context; GoBGP answers from memory, but bound it.
+	ctx, cancel := context.WithTimeout(context.Background(), scrapeTimeout)
+	defer cancel()
 	s.mu.Lock()
-	live := s.poll()
+	live := s.poll(ctx)
 	type row struct {
 		name       string
 		up         bool

@@ -3,7 +3,6 @@ package config
 import (
 	"fmt"
 	"math/bits"
-	"net/netip"
 	"strings"
 )
 
@@ -11,7 +10,7 @@ import (
 func (c *Config) Summary() string {
 	parts := []string{"node " + c.Node.Name}
 	if cp := c.ControlPlane; cp != nil {
-		parts = append(parts, fmt.Sprintf("control-plane VIP %s on %s", joinAddrs(cp.Addresses), cp.Interface))
+		parts = append(parts, fmt.Sprintf("control-plane VIP %s on %s", JoinAddrs(cp.Addresses), cp.Interface))
 	}
 	var v4, v6 uint64
 	for _, p := range c.Pools {
@@ -78,14 +77,6 @@ func humanCount(n uint64) string {
 		return "≥2^64"
 	}
 	return fmt.Sprint(n)
-}
-
-func joinAddrs(as []netip.Addr) string {
-	s := make([]string, len(as))
-	for i, a := range as {
-		s[i] = a.String()
-	}
-	return strings.Join(s, " and ")
 }
 
 func plural(n int) string {

@@ -118,6 +118,16 @@ func (r Range) Prefixes() []netip.Prefix {
 }
 
 // lastAddr returns the highest address in p.
+// JoinAddrs writes addresses as one list ("192.0.2.1, 2001:db8::1"): the
+// one form lbd's messages, Events and logs use.
+func JoinAddrs(as []netip.Addr) string {
+	s := make([]string, len(as))
+	for i, a := range as {
+		s[i] = a.String()
+	}
+	return strings.Join(s, ", ")
+}
+
 func lastAddr(p netip.Prefix) netip.Addr {
 	b := p.Masked().Addr().AsSlice()
 	for i := p.Bits(); i < len(b)*8; i++ {

@@ -13,6 +13,8 @@ import (
 	"path/filepath"
 	"sync"
 	"time"
+
+	"github.com/lbdproject/lbd/internal/status"
 )
 
 // The control socket speaks one JSON request and one JSON response per
@@ -25,110 +27,10 @@ type Request struct {
 
 // Response is what the daemon answers.
 type Response struct {
-	OK      bool    `json:"ok"`
-	Message string  `json:"message,omitempty"`
-	Error   string  `json:"error,omitempty"`
-	Status  *Status `json:"status,omitempty"`
-}
-
-// Status is the daemon's view of itself, for `lbd status`.
-type Status struct {
-	Version    string       `json:"version"`
-	Node       string       `json:"node"`
-	PID        int          `json:"pid"`
-	Started    time.Time    `json:"started"`
-	Config     ConfigStatus `json:"config"`
-	LastReload ReloadStatus `json:"last_reload"`
-	// Kubernetes is the state of the API connection.
-	Kubernetes string `json:"kubernetes"`
-	// Allocator says whether this node assigns addresses.
-	Allocator string `json:"allocator"`
-	// Pools is each pool's size and, on the allocator, use.
-	Pools []PoolStatus `json:"pools,omitempty"`
-	// Agent says what the node agent is doing (planning, frozen, ...).
-	Agent string `json:"agent,omitempty"`
-	// Addresses holds this node's decision for every Service address.
-	Addresses []AddressStatus `json:"addresses,omitempty"`
-	// ControlPlane is the control-plane VIP election; absent on nodes
-	// without a control_plane section.
-	ControlPlane *ControlPlaneStatus `json:"control_plane,omitempty"`
-	// BGP is the embedded speaker's state; nil when this node has no
-	// BGP peers.
-	BGP *BGPStatus `json:"bgp,omitempty"`
-}
-
-// BGPStatus is the BGP speaker in the status view.
-type BGPStatus struct {
-	ASN      uint32          `json:"asn"`
-	RouterID string          `json:"router_id"`
-	Routes   int             `json:"routes"`
-	Peers    []BGPPeerStatus `json:"peers"`
-}
-
-// BGPPeerStatus is one BGP session. It never holds the password.
-type BGPPeerStatus struct {
-	Name        string    `json:"name"`
-	Address     string    `json:"address"`
-	ASN         uint32    `json:"asn"`
-	State       string    `json:"state"`
-	Since       time.Time `json:"since"`
-	Uptime      string    `json:"uptime,omitempty"`
-	Advertised  uint64    `json:"advertised_prefixes"`
-	UpdatesSent uint64    `json:"updates_sent"`
-	Problem     string    `json:"problem,omitempty"`
-}
-
-// AddressStatus is this node's decision for one Service address in one
-// mode: whether it announces it, who owns it, and why.
-type AddressStatus struct {
-	Service    string   `json:"service"`
-	IP         string   `json:"ip"`
-	Mode       string   `json:"mode"`            // l2, bgp or none
-	Owner      string   `json:"owner,omitempty"` // l2: the node that announces it
-	Announcing bool     `json:"announcing"`
-	Reason     string   `json:"reason"`
-	Interfaces []string `json:"interfaces,omitempty"`
-}
-
-// ControlPlaneStatus is the control-plane VIP as this node sees it.
-type ControlPlaneStatus struct {
-	VIP       []string `json:"vip"`
-	Interface string   `json:"interface"`
-	// Holder is the node the Lease names ("" when free or unknown).
-	Holder string `json:"holder"`
-	// Leading says whether this node holds the VIP; State says what it
-	// does, in words.
-	Leading bool   `json:"leading"`
-	State   string `json:"state"`
-	// LocalAPIReady is the readiness gate on the local API server;
-	// LocalAPIDetail says why it is not ready.
-	LocalAPIServer string `json:"local_api_server"`
-	LocalAPIReady  bool   `json:"local_api_ready"`
-	LocalAPIDetail string `json:"local_api_detail,omitempty"`
-}
-
-// PoolStatus is one pool and family in the status view.
-type PoolStatus struct {
-	Pool   string `json:"pool"`
-	Family string `json:"family"`
-	Size   uint64 `json:"size"`
-	// Used is known on the allocator holder only.
-	Used *uint64 `json:"used,omitempty"`
-}
-
-// ConfigStatus describes the configuration in force.
-type ConfigStatus struct {
-	File    string `json:"file"`
-	Hash    string `json:"hash"`
-	Summary string `json:"summary"`
-}
-
-// ReloadStatus describes the latest reload attempt.
-type ReloadStatus struct {
-	At     time.Time `json:"at"`
-	Source string    `json:"source"`
-	Result string    `json:"result"`
-	Error  string    `json:"error,omitempty"`
+	OK      bool           `json:"ok"`
+	Message string         `json:"message,omitempty"`
+	Error   string         `json:"error,omitempty"`
+	Status  *status.Status `json:"status,omitempty"`
 }
 
 // ControlServer answers requests on the control socket.

@@ -258,7 +258,7 @@ func (a *Allocator) assign(svc Service, current []netip.Addr) (Assignment, error
 	for _, r := range svc.Requested {
 		f := familyOf(r)
 		if _, dup := requested[f]; dup {
-			return Assignment{}, fail(ReasonBadRequest, "more than one %s address requested (%s); request at most one per family", f, joinAddrs(svc.Requested))
+			return Assignment{}, fail(ReasonBadRequest, "more than one %s address requested (%s); request at most one per family", f, config.JoinAddrs(svc.Requested))
 		}
 		if !slices.Contains(want.all, f) {
 			return Assignment{}, fail(ReasonBadRequest, "requested %s is %s, but the Service's ipFamilies are %s", r, f, familyList(want.all))
@@ -544,14 +544,6 @@ func sameSpec(x, y Service) bool {
 		x.Policy == y.Policy && x.Local == y.Local && x.Selector == y.Selector &&
 		slices.Equal(x.Families, y.Families) && slices.Equal(x.Requested, y.Requested) &&
 		slices.Equal(x.Ports, y.Ports)
-}
-
-func joinAddrs(as []netip.Addr) string {
-	s := make([]string, len(as))
-	for i, a := range as {
-		s[i] = a.String()
-	}
-	return strings.Join(s, ", ")
 }
 
 func familyList(fs []Family) string {

@@ -58,7 +58,7 @@ func addrsOf(t *testing.T, as Assignment, err error) string {
 	if err != nil {
 		t.Fatalf("unexpected error: %v", err)
 	}
-	return joinAddrs(as.Addrs)
+	return config.JoinAddrs(as.Addrs)
 }
 
 func wantReason(t *testing.T, err error, r Reason, text string) {
@@ -287,7 +287,7 @@ func TestSticky(t *testing.T) {
 	// A change that cannot be met keeps the old address.
 	_, err = a.Assign(svc("default/web", requested("203.0.113.1")), nil)
 	wantReason(t, err, ReasonNotInPool, "203.0.113.1")
-	if got, _ := a.Lookup("default/web"); joinAddrs(got.Addrs) != "192.0.2.9" {
+	if got, _ := a.Lookup("default/web"); config.JoinAddrs(got.Addrs) != "192.0.2.9" {
 		t.Errorf("a failed edit cost the address: %v", got.Addrs)
 	}
 
@@ -437,7 +437,7 @@ func TestFailedWishKeepsStatus(t *testing.T) {
 	// default/a had .10 and now asks for .11, which b holds.
 	_, err := a.Assign(svc("default/a", requested("192.0.2.11")), []netip.Addr{ip("192.0.2.10")})
 	wantReason(t, err, ReasonInUse, "used by default/b")
-	if got, _ := a.Lookup("default/a"); joinAddrs(got.Addrs) != "192.0.2.10" {
+	if got, _ := a.Lookup("default/a"); config.JoinAddrs(got.Addrs) != "192.0.2.10" {
 		t.Errorf("default/a holds %v, want its status address", got.Addrs)
 	}
 	as, err := a.Assign(svc("default/c"), nil)
@@ -461,7 +461,7 @@ func TestFailedWishKeepsStatus(t *testing.T) {
 	// Keep: an unreadable Service keeps what its status shows.
 	b := New([]config.Pool{mustPool(t, "p", "192.0.2.10-192.0.2.11")})
 	b.Keep(svc("default/bad"), []netip.Addr{ip("192.0.2.10"), ip("203.0.113.1")})
-	if got, _ := b.Lookup("default/bad"); joinAddrs(got.Addrs) != "192.0.2.10" {
+	if got, _ := b.Lookup("default/bad"); config.JoinAddrs(got.Addrs) != "192.0.2.10" {
 		t.Errorf("Keep: holds %v", got.Addrs)
 	}
 	as, err = b.Assign(svc("default/other"), nil)

@@ -100,3 +100,16 @@ func (c *Cluster) OnEndpointsChange(fn func(serviceKey string)) {
 func (c *Cluster) OnNodeChange(fn func(name string)) {
 	_, _ = c.nodes.AddEventHandler(onKey(fn))
 }
+
+// NodeLabels returns the labels of the named Node; nil when it is not
+// known (yet), an empty map when it has none.
+func (c *Cluster) NodeLabels(name string) map[string]string {
+	n, err := c.nodeLister.Get(name)
+	if err != nil {
+		return nil
+	}
+	if n.Labels == nil {
+		return map[string]string{}
+	}
+	return n.Labels
+}

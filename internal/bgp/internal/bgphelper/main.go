@@ -72,7 +72,7 @@ func run(file string) error {
 	if err != nil {
 		return err
 	}
-	if err := s.Apply(context.Background(), cfg); err != nil {
+	if err := s.Configure(context.Background(), cfg); err != nil {
 		return err
 	}
 	fmt.Println("started")
@@ -95,10 +95,10 @@ func run(file string) error {
 				s.Abandon()
 				return nil
 			}
-			return s.Close()
+			return s.Close(context.Background())
 		case line, ok := <-lines:
 			if !ok {
-				return s.Close()
+				return s.Close(context.Background())
 			}
 			fmt.Println(handle(s, file, line))
 		}
@@ -116,7 +116,7 @@ func handle(s *bgp.Speaker, file string, line []byte) string {
 		for i, r := range *c.Routes {
 			rs[i] = bgp.Route{Prefix: r.Prefix, LocalPref: r.LocalPref, Communities: r.Communities, LargeCommunities: r.LargeCommunities, Peers: r.Peers}
 		}
-		if err := s.Set(rs); err != nil {
+		if err := s.Set(context.Background(), rs); err != nil {
 			return "error: " + err.Error()
 		}
 	case c.Reload:
@@ -124,11 +124,11 @@ func handle(s *bgp.Speaker, file string, line []byte) string {
 		if err != nil {
 			return "error: " + err.Error()
 		}
-		if err := s.Apply(context.Background(), cfg); err != nil {
+		if err := s.Configure(context.Background(), cfg); err != nil {
 			return "error: " + err.Error()
 		}
 	case c.Status:
-		b, _ := json.Marshal(s.Status())
+		b, _ := json.Marshal(s.Status(context.Background()))
 		return string(b)
 	}
 	return "ok"

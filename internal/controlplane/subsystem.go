@@ -1,4 +1,4 @@
-package main
+package controlplane
 
 import (
 	"context"
@@ -7,7 +7,6 @@ import (
 	"math"
 	"net/netip"
 	"reflect"
-	"strings"
 	"sync"
 	"time"
 
@@ -16,47 +15,49 @@ import (
 
 	"github.com/lbdproject/lbd/internal/announce"
 	"github.com/lbdproject/lbd/internal/config"
-	"github.com/lbdproject/lbd/internal/daemon"
+	"github.com/lbdproject/lbd/internal/status"
 	"github.com/lbdproject/lbd/internal/election"
 )
 
-// controlPlane runs the control-plane VIP election on this node while the
+// Subsystem runs the control-plane VIP election on this node while the
 // configuration has a control_plane section. It is a reloader subsystem: a
 // changed control_plane section (or one added or removed) stops the running
 // election, handing the VIP over if this node holds it, and starts a new
 // one; any other reload leaves it alone, so the VIP does not move.
-type controlPlane struct {
+type Subsystem struct {
 	log        *slog.Logger
-	metrics    *election.CPMetrics
+	metrics    *Metrics
 	node       string
 	kubeconfig string
 
 	mu  sync.Mutex
 	ctx context.Context // the daemon's; set by Start
-	cur *cpInstance
+	cur *instance
 }
 
-// cpInstance is one running election with its configuration.
-type cpInstance struct {
+// instance is one running election with its configuration.
+type instance struct {
 	cfg    config.ControlPlane
-	cp     *election.ControlPlane
+	e      *Election
 	cancel context.CancelFunc
 	done   chan struct{}
 }
 
-func newControlPlane(cfg *config.Config, log *slog.Logger, reg prometheus.Registerer) *controlPlane {
-	return &controlPlane{
-		log: log, metrics: election.NewCPMetrics(reg),
+// New builds the subsystem for the configuration in force and registers
+// its metrics; nothing runs until Start.
+func New(cfg *config.Config, log *slog.Logger, reg prometheus.Registerer) *Subsystem {
+	return &Subsystem{
+		log: log.With("component", "control-plane"), metrics: NewMetrics(reg),
 		node: cfg.Node.Name, kubeconfig: cfg.Kubernetes.Kubeconfig,
 	}
 }
 
 // Start removes VIPs a killed lbd may have left here and, if cfg has a
 // control_plane section, starts campaigning. Stop ends it.
-func (c *controlPlane) Start(ctx context.Context, cfg *config.Config) {
+func (c *Subsystem) Start(ctx context.Context, cfg *config.Config) {
 	if cp := cfg.ControlPlane; cp != nil {
 		if err := announce.RemoveStale(cp.Interface, cp.Addresses); err != nil {
-			c.log.Warn("control plane: cannot remove a stale VIP", "vip", vipString(cp.Addresses), "err", err)
+			c.log.Warn("cannot remove a stale VIP", "vip", config.JoinAddrs(cp.Addresses), "err", err)
 		}
 	}
 	c.mu.Lock()
@@ -68,39 +69,39 @@ func (c *controlPlane) Start(ctx context.Context, cfg *config.Config) {
 }
 
 // Stop ends the election, handing the VIP over, and waits for it.
-func (c *controlPlane) Stop() {
+func (c *Subsystem) Stop() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.stopLocked()
 }
 
 // Name implements daemon.Subsystem.
-func (*controlPlane) Name() string { return "control_plane" }
+func (*Subsystem) Name() string { return "control_plane" }
 
 // Check implements daemon.Subsystem: every control_plane change can be
 // applied live (the kubeconfig and node name it depends on take a restart,
 // which the daemon's own check says).
-func (*controlPlane) Check(context.Context, *config.Config, *config.Config) error { return nil }
+func (*Subsystem) Check(context.Context, *config.Config, *config.Config) error { return nil }
 
 // Apply implements daemon.Subsystem.
-func (c *controlPlane) Apply(_ context.Context, prev, next *config.Config) error {
+func (c *Subsystem) Apply(_ context.Context, prev, next *config.Config) error {
 	if reflect.DeepEqual(prev.ControlPlane, next.ControlPlane) {
 		return nil
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.ctx == nil {
-		return errors.New("control plane: not started")
+		return errors.New("not started")
 	}
 	c.stopLocked()
 	if next.ControlPlane != nil {
-		c.log.Info("control plane: configuration changed; campaigning anew", "vip", vipString(next.ControlPlane.Addresses))
+		c.log.Info("configuration changed; campaigning anew", "vip", config.JoinAddrs(next.ControlPlane.Addresses))
 		c.cur = c.start(*next.ControlPlane)
 	}
 	return nil
 }
 
-func (c *controlPlane) stopLocked() {
+func (c *Subsystem) stopLocked() {
 	if c.cur == nil {
 		return
 	}
@@ -109,8 +110,8 @@ func (c *controlPlane) stopLocked() {
 	c.cur = nil
 }
 
-func (c *controlPlane) start(cfg config.ControlPlane) *cpInstance {
-	log := c.log.With("component", "control-plane")
+func (c *Subsystem) start(cfg config.ControlPlane) *instance {
+	log := c.log
 	// A killed lbd's VIP expires by itself: the lifetime is the Lease
 	// duration (at least the kernel's 1s), so it is gone about when
 	// another node may take the Lease.
@@ -127,44 +128,47 @@ func (c *controlPlane) start(cfg config.ControlPlane) *cpInstance {
 	}
 	h.iface = cfg.Interface
 	kubeconfig, local := c.kubeconfig, cfg.LocalAPIServer
-	e := &election.ControlPlane{
+	e := &Election{
 		Lease: election.Lease{
 			Namespace: cfg.Lease.Namespace, Name: cfg.Lease.Name, Identity: c.node,
 			Duration: cfg.Lease.Duration, RenewDeadline: cfg.Lease.RenewDeadline, RetryPeriod: cfg.Lease.RetryPeriod,
 		},
 		Connect: func() (kubernetes.Interface, error) {
-			client, _, err := election.LocalClient(kubeconfig, local, cfg.Health.Timeout)
+			client, _, err := LocalClient(kubeconfig, local, cfg.Health.Timeout)
 			return client, err
 		},
-		Health:  election.Health{Interval: cfg.Health.Interval, Timeout: cfg.Health.Timeout, FailureThreshold: cfg.Health.FailureThreshold},
+		Health:  Health{Interval: cfg.Health.Interval, Timeout: cfg.Health.Timeout, FailureThreshold: cfg.Health.FailureThreshold},
 		VIP:     h,
-		VIPs:    vipString(cfg.Addresses),
+		VIPs:    config.JoinAddrs(cfg.Addresses),
 		Log:     log,
 		Metrics: c.metrics,
 	}
 	ctx, cancel := context.WithCancel(c.ctx)
-	inst := &cpInstance{cfg: cfg, cp: e, cancel: cancel, done: make(chan struct{})}
+	inst := &instance{cfg: cfg, e: e, cancel: cancel, done: make(chan struct{})}
 	go func() {
 		defer close(inst.done)
 		e.Run(ctx)
 		if err := vip.Close(); err != nil {
-			log.Error("control plane: cannot remove the VIP", "vip", e.VIPs, "err", err)
+			log.Error("cannot remove the VIP", "vip", e.VIPs, "err", err)
 		}
 		h.herald.Stop()
 	}()
 	return inst
 }
 
-// Status is the control-plane part of `lbd status`; nil without one.
-func (c *controlPlane) Status() *daemon.ControlPlaneStatus {
+// Report fills the control-plane part of `lbd status` (nothing without
+// one).
+func (c *Subsystem) Report(_ context.Context, st *status.Status) { st.ControlPlane = c.snapshot() }
+
+func (c *Subsystem) snapshot() *status.ControlPlane {
 	c.mu.Lock()
 	cur := c.cur
 	c.mu.Unlock()
 	if cur == nil {
 		return nil
 	}
-	s := cur.cp.Status()
-	st := &daemon.ControlPlaneStatus{
+	s := cur.e.Status()
+	st := &status.ControlPlane{
 		Interface: cur.cfg.Interface, Holder: s.Holder, Leading: s.Leading, State: s.State,
 		LocalAPIServer: cur.cfg.LocalAPIServer, LocalAPIReady: s.APIReady, LocalAPIDetail: s.APIDetail,
 	}
@@ -175,8 +179,8 @@ func (c *controlPlane) Status() *daemon.ControlPlaneStatus {
 }
 
 // Role is the one-word role for systemd's status line ("" without one).
-func (c *controlPlane) Role() string {
-	st := c.Status()
+func (c *Subsystem) Role() string {
+	st := c.snapshot()
 	switch {
 	case st == nil:
 		return ""
@@ -208,12 +212,4 @@ func (h *vipHolder) Renew() error { return h.vip.Set(h.set) }
 func (h *vipHolder) Drop() error {
 	h.herald.Stop()
 	return h.vip.Set(nil)
-}
-
-func vipString(addrs []netip.Addr) string {
-	s := make([]string, len(addrs))
-	for i, a := range addrs {
-		s[i] = a.String()
-	}
-	return strings.Join(s, ",")
 }

@@ -1,10 +1,11 @@
-package election
+package controlplane
 
 import (
 	"context"
 	"fmt"
 	"time"
 
+	"github.com/lbdproject/lbd/internal/election"
 	coordinationv1 "k8s.io/api/coordination/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -19,7 +20,7 @@ import (
 // ready it polls four times as often, so that a node whose API server
 // comes up (kubeadm init) becomes a candidate within a fraction of the
 // interval.
-func (c *ControlPlane) poll(ctx context.Context, out chan<- readyEvent) {
+func (c *Election) poll(ctx context.Context, out chan<- readyEvent) {
 	var client kubernetes.Interface
 	sent, ready, failures := false, false, 0
 	detail := ""
@@ -99,7 +100,7 @@ type leaseEvent struct {
 // watchLease sends every version of the Lease it sees, reading it first
 // and then watching from there; it starts again after errors, every
 // retry, until ctx ends.
-func watchLease(ctx context.Context, client kubernetes.Interface, l Lease, retry time.Duration, out chan<- leaseEvent) {
+func watchLease(ctx context.Context, client kubernetes.Interface, l election.Lease, retry time.Duration, out chan<- leaseEvent) {
 	leases := client.CoordinationV1().Leases(l.Namespace)
 	send := func(ev leaseEvent) bool {
 		select {

@@ -1,4 +1,4 @@
-package main
+package sink
 
 import (
 	"fmt"
@@ -23,7 +23,7 @@ func TestBGPRoutes(t *testing.T) {
 		{Addr: netip.MustParseAddr("192.0.2.11"), Mode: agent.ModeBGP, Announce: false, Reason: agent.ReasonNoLocalEndpoints},
 		{Addr: netip.MustParseAddr("192.0.2.12"), Mode: agent.ModeL2, Announce: true},
 	}
-	got := bgpRoutes(cfg, ds)
+	got := Routes(cfg, ds)
 	want := []string{
 		"192.0.2.10/32 <nil> [64512:1] []",
 		"192.0.2.0/24 150 [] [tor-a]",

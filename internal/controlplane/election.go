@@ -1,4 +1,4 @@
-package election
+package controlplane
 
 import (
 	"context"
@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/lbdproject/lbd/internal/election"
 	coordinationv1 "k8s.io/api/coordination/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -28,7 +29,7 @@ type Holder interface {
 	Drop() error
 }
 
-// ControlPlane elects the holder of the control-plane VIP over a Lease,
+// Election elects the holder of the control-plane VIP over a Lease,
 // talking only to this node's own API server, and campaigns only while
 // that API server is ready. It does not use client-go's leader elector:
 // that one retries on a jittered period and cannot react to a released
@@ -50,9 +51,9 @@ type Holder interface {
 //
 // All state belongs to Run's goroutine; the readiness poll and the watch
 // run in their own goroutines and send it events.
-type ControlPlane struct {
+type Election struct {
 	// Lease names the Lease, the identity (the node name) and the timings.
-	Lease Lease
+	Lease election.Lease
 	// Connect returns the client for the local API server; it fails while
 	// the credentials do not exist yet (a node being bootstrapped), and is
 	// called again at every readiness poll until it succeeds.
@@ -64,10 +65,10 @@ type ControlPlane struct {
 	VIPs string
 	Log  *slog.Logger
 	// Metrics may be nil.
-	Metrics *CPMetrics
+	Metrics *Metrics
 
 	mu     sync.Mutex
-	status CPStatus
+	status Status
 }
 
 // Health configures the readiness poll of the local API server.
@@ -76,8 +77,8 @@ type Health struct {
 	FailureThreshold  int
 }
 
-// CPStatus is the election as `lbd status` shows it.
-type CPStatus struct {
+// Status is the election as `lbd status` shows it.
+type Status struct {
 	// Holder is the node the Lease names ("" when free or unknown).
 	Holder string
 	// Leading says whether this node holds the VIP.
@@ -104,21 +105,21 @@ const (
 )
 
 // Status returns a snapshot for `lbd status`.
-func (c *ControlPlane) Status() CPStatus {
+func (c *Election) Status() Status {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.status
 }
 
-func (c *ControlPlane) setStatus(f func(*CPStatus)) {
+func (c *Election) setStatus(f func(*Status)) {
 	c.mu.Lock()
 	f(&c.status)
 	c.mu.Unlock()
 }
 
-// cpRun is the state of one Run, owned by its goroutine.
-type cpRun struct {
-	*ControlPlane
+// campaign is the state of one Run, owned by its goroutine.
+type campaign struct {
+	*Election
 	ctx    context.Context
 	client kubernetes.Interface
 	ready  bool
@@ -142,9 +143,9 @@ type readyEvent struct {
 
 // Run campaigns until ctx ends, then releases what it holds. It never
 // returns early: a missing kubeconfig or a dead API server is waited for.
-func (c *ControlPlane) Run(ctx context.Context) {
-	c.setStatus(func(s *CPStatus) { *s = CPStatus{State: "starting"} })
-	r := &cpRun{ControlPlane: c, ctx: ctx}
+func (c *Election) Run(ctx context.Context) {
+	c.setStatus(func(s *Status) { *s = Status{State: "starting"} })
+	r := &campaign{Election: c, ctx: ctx}
 	readyCh := make(chan readyEvent, 1)
 	leaseCh := make(chan leaseEvent, 16)
 	var wg sync.WaitGroup
@@ -185,7 +186,7 @@ func (c *ControlPlane) Run(ctx context.Context) {
 				wg.Add(1)
 				go func() { defer wg.Done(); watchLease(ctx, r.client, c.Lease, c.Health.Interval, leaseCh) }()
 			}
-			c.setStatus(func(s *CPStatus) { s.APIReady, s.APIDetail = ev.ready, ev.detail })
+			c.setStatus(func(s *Status) { s.APIReady, s.APIDetail = ev.ready, ev.detail })
 			c.Metrics.apiReady(ev.ready)
 			if r.ready && !ev.ready {
 				c.Log.Warn("control plane: local API server not ready", "reason", ev.detail, "failures", c.Health.FailureThreshold)
@@ -206,7 +207,7 @@ func (c *ControlPlane) Run(ctx context.Context) {
 
 // step does what is due now and returns when to be woken next (-1: only by
 // an event).
-func (r *cpRun) step() time.Duration {
+func (r *campaign) step() time.Duration {
 	l := r.Lease
 	if r.leading {
 		if wait := time.Until(r.due); wait > 0 {
@@ -236,7 +237,7 @@ func (r *cpRun) step() time.Duration {
 
 // observe records a Lease seen by the watch. While leading, our own writes
 // are the truth; a conflicting write shows up as a failed renewal.
-func (r *cpRun) observe(lease *coordinationv1.Lease, gone bool) {
+func (r *campaign) observe(lease *coordinationv1.Lease, gone bool) {
 	if r.leading {
 		return
 	}
@@ -251,7 +252,7 @@ func (r *cpRun) observe(lease *coordinationv1.Lease, gone bool) {
 }
 
 // acquire tries to take the Lease once; it reports whether it did.
-func (r *cpRun) acquire() bool {
+func (r *campaign) acquire() bool {
 	l := r.Lease
 	ctx, cancel := context.WithTimeout(r.ctx, l.RenewDeadline)
 	defer cancel()
@@ -322,7 +323,7 @@ func (r *cpRun) acquire() bool {
 	return true
 }
 
-func (r *cpRun) acquireReason(prev *coordinationv1.Lease) string {
+func (r *campaign) acquireReason(prev *coordinationv1.Lease) string {
 	switch {
 	case prev == nil:
 		return ReasonElected
@@ -338,7 +339,7 @@ func (r *cpRun) acquireReason(prev *coordinationv1.Lease) string {
 }
 
 // refresh reads the Lease after a conflict.
-func (r *cpRun) refresh() {
+func (r *campaign) refresh() {
 	ctx, cancel := context.WithTimeout(r.ctx, r.Lease.RenewDeadline)
 	defer cancel()
 	got, err := r.client.CoordinationV1().Leases(r.Lease.Namespace).Get(ctx, r.Lease.Name, metav1.GetOptions{})
@@ -352,7 +353,7 @@ func (r *cpRun) refresh() {
 
 // renew writes a fresh renewTime; on failure it keeps the VIP until
 // RenewDeadline has passed since the last success.
-func (r *cpRun) renew() {
+func (r *campaign) renew() {
 	l := r.Lease
 	deadline := r.renewed.Add(l.RenewDeadline)
 	ctx, cancel := context.WithDeadline(r.ctx, deadline)
@@ -400,7 +401,7 @@ func (r *cpRun) renew() {
 
 // lose drops the VIP without touching the Lease (it cannot be written, or
 // belongs to another node).
-func (r *cpRun) lose(reason string, err error) {
+func (r *campaign) lose(reason string, err error) {
 	r.leading = false
 	r.drop()
 	r.Log.Warn("control plane: this node gave the VIP up", "event", "release", "vip", r.VIPs, "reason", reason, "node", r.Lease.Identity, "err", err)
@@ -418,7 +419,7 @@ func (r *cpRun) lose(reason string, err error) {
 // Lease is released first and the VIP stays until another node holds the
 // Lease (and has had a moment to announce the VIP) or handoverWait has
 // passed, so that new connections never meet a VIP that nobody has.
-func (r *cpRun) release(reason string) {
+func (r *campaign) release(reason string) {
 	r.leading = false
 	start := time.Now()
 	handover := reason != ReasonAPINotReady
@@ -476,13 +477,13 @@ const (
 	handoverOverlap = 50 * time.Millisecond
 )
 
-func (r *cpRun) drop() {
+func (r *campaign) drop() {
 	if err := r.VIP.Drop(); err != nil {
 		r.Log.Error("control plane: cannot remove the VIP", "vip", r.VIPs, "err", err)
 	}
 }
 
-func (r *cpRun) updateStatus() {
+func (r *campaign) updateStatus() {
 	h := ""
 	if r.lease != nil {
 		h = holder(r.lease)
@@ -500,7 +501,7 @@ func (r *cpRun) updateStatus() {
 	default:
 		state = "follower: " + h + " holds the VIP"
 	}
-	r.setStatus(func(s *CPStatus) { s.Holder, s.Leading, s.State = h, r.leading, state })
+	r.setStatus(func(s *Status) { s.Holder, s.Leading, s.State = h, r.leading, state })
 }
 
 func holder(l *coordinationv1.Lease) string {

@@ -1,4 +1,4 @@
-package election
+package controlplane
 
 import (
 	"time"
@@ -6,9 +6,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 )
 
-// CPMetrics are the control-plane election's metrics. A nil *CPMetrics
+// Metrics are the control-plane election's metrics. A nil *Metrics
 // records nothing.
-type CPMetrics struct {
+type Metrics struct {
 	leader      prometheus.Gauge
 	transitions *prometheus.CounterVec
 	failoverH   prometheus.Histogram
@@ -17,9 +17,9 @@ type CPMetrics struct {
 	ready       prometheus.Gauge
 }
 
-// NewCPMetrics registers the lbd_control_plane_* metrics with reg.
-func NewCPMetrics(reg prometheus.Registerer) *CPMetrics {
-	m := &CPMetrics{
+// NewMetrics registers the lbd_control_plane_* metrics with reg.
+func NewMetrics(reg prometheus.Registerer) *Metrics {
+	m := &Metrics{
 		leader: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "lbd_control_plane_leader",
 			Help: "1 while this node holds the control-plane VIP.",
@@ -60,37 +60,37 @@ func NewCPMetrics(reg prometheus.Registerer) *CPMetrics {
 	return m
 }
 
-func (m *CPMetrics) leading(on bool) {
+func (m *Metrics) leading(on bool) {
 	if m != nil {
 		m.leader.Set(b2f(on))
 	}
 }
 
-func (m *CPMetrics) apiReady(on bool) {
+func (m *Metrics) apiReady(on bool) {
 	if m != nil {
 		m.ready.Set(b2f(on))
 	}
 }
 
-func (m *CPMetrics) transition(direction, reason string) {
+func (m *Metrics) transition(direction, reason string) {
 	if m != nil {
 		m.transitions.WithLabelValues(direction, reason).Inc()
 	}
 }
 
-func (m *CPMetrics) failover(d time.Duration) {
+func (m *Metrics) failover(d time.Duration) {
 	if m != nil {
 		m.failoverH.Observe(d.Seconds())
 	}
 }
 
-func (m *CPMetrics) renewed(d time.Duration) {
+func (m *Metrics) renewed(d time.Duration) {
 	if m != nil {
 		m.renewH.Observe(d.Seconds())
 	}
 }
 
-func (m *CPMetrics) renewFailed() {
+func (m *Metrics) renewFailed() {
 	if m != nil {
 		m.renewFails.Inc()
 	}

@@ -1,4 +1,4 @@
-package election
+package controlplane
 
 import (
 	"testing"
@@ -10,7 +10,7 @@ import (
 // before it first happens, so increase() counts the first failover too.
 func TestTransitionsStartAtZero(t *testing.T) {
 	reg := prometheus.NewRegistry()
-	m := NewCPMetrics(reg)
+	m := NewMetrics(reg)
 	m.transition("acquired", ReasonElected)
 	mfs, err := reg.Gather()
 	if err != nil {

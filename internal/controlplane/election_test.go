@@ -1,4 +1,4 @@
-package election
+package controlplane
 
 import (
 	"context"
@@ -13,6 +13,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 
+	"github.com/lbdproject/lbd/internal/election"
 	"github.com/lbdproject/lbd/internal/kubetest"
 )
 
@@ -45,7 +46,7 @@ func kubeconfigVia(t *testing.T, c *kubetest.Cluster, server string) string {
 type candidate struct {
 	name   string
 	vip    *fakeVIP
-	cp     *ControlPlane
+	cp     *Election
 	cancel context.CancelFunc
 	done   chan struct{}
 }
@@ -53,9 +54,9 @@ type candidate struct {
 func startCandidate(t *testing.T, name, kubeconfig, local string) *candidate {
 	ctx, cancel := context.WithCancel(context.Background())
 	cd := &candidate{name: name, vip: &fakeVIP{}, cancel: cancel, done: make(chan struct{})}
-	cd.cp = &ControlPlane{
+	cd.cp = &Election{
 		// Long enough that only the watch can explain a quick takeover.
-		Lease: Lease{Namespace: "kube-system", Name: "lbd-cp", Identity: name,
+		Lease: election.Lease{Namespace: "kube-system", Name: "lbd-cp", Identity: name,
 			Duration: 20 * time.Second, RenewDeadline: 15 * time.Second, RetryPeriod: 300 * time.Millisecond},
 		Connect: func() (kubernetes.Interface, error) {
 			c, _, err := LocalClient(kubeconfig, local, time.Second)

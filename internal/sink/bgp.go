@@ -1,0 +1,201 @@
+package sink
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"maps"
+	"net/netip"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/lbdproject/lbd/internal/agent"
+	"github.com/lbdproject/lbd/internal/bgp"
+	"github.com/lbdproject/lbd/internal/config"
+	"github.com/lbdproject/lbd/internal/status"
+)
+
+// BGP carries out the agent's BGP decisions with the embedded speaker:
+// each announced address becomes one route per advertisement that covers
+// it on this node. It also follows reloads (only changed peers are reset)
+// and this node's labels (peers' node selectors).
+//
+// The sessions start once the agent has planned with this node alive
+// (Start): a restarted lbd is a graceful-restart speaker whose End-of-RIB
+// makes the router drop every stale route not announced again, so it
+// must not open sessions before it knows its routes. Peers with a node
+// selector start once this node's labels are known.
+type BGP struct {
+	log *slog.Logger
+	sp  *bgp.Speaker
+
+	mu      sync.Mutex
+	cfg     *config.Config
+	labels  map[string]string // this node's; nil until the informers synced
+	last    []agent.Decision
+	ready   bool // the agent planned with this node alive
+	running bool // the speaker was started
+}
+
+// NewBGP builds the speaker and registers its metrics; no session opens
+// before Start.
+func NewBGP(cfg *config.Config, log *slog.Logger, reg prometheus.Registerer) (*BGP, error) {
+	log = log.With("component", "bgp")
+	sp, err := bgp.New(log, reg)
+	if err != nil {
+		return nil, err
+	}
+	return &BGP{log: log, sp: sp, cfg: cfg}, nil
+}
+
+// ReadyWait bounds how long the sessions wait for the agent's first plan;
+// shorter than any router's restart time for lbd (120s by default), and
+// long enough that a node whose agent cannot plan still shows its
+// sessions.
+const ReadyWait = 30 * time.Second
+
+// Start opens the sessions once planned is closed (the agent planned with
+// this node alive), or after ReadyWait, or not at all if ctx ends first.
+func (b *BGP) Start(ctx context.Context, planned <-chan struct{}) {
+	t := time.NewTimer(ReadyWait)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return
+	case <-planned:
+	case <-t.C:
+		b.log.Warn("the node agent has not planned yet; opening the sessions anyway", "waited", ReadyWait)
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.ready {
+		return
+	}
+	b.ready = true
+	if err := b.configurePeers(ctx, b.cfg); err != nil {
+		b.log.Warn("cannot start every peer", "err", err)
+	}
+}
+
+// configurePeers gives the speaker this node's peers under cfg. Callers
+// hold b.mu.
+func (b *BGP) configurePeers(ctx context.Context, cfg *config.Config) error {
+	if !b.ready {
+		return nil
+	}
+	var peers []config.Peer
+	for _, p := range cfg.BGP.Peers {
+		if p.NodeSelector == nil || (b.labels != nil && p.NodeSelector.Matches(b.labels)) {
+			peers = append(peers, p)
+		}
+	}
+	if len(peers) == 0 && !b.running {
+		return nil // no BGP here (yet): do not start a speaker
+	}
+	b.running = true
+	return b.sp.Configure(ctx, bgp.Config{ASN: cfg.BGP.ASN, RouterID: cfg.BGP.RouterID, Peers: peers})
+}
+
+// Set implements agent.Sink.
+func (b *BGP) Set(ctx context.Context, ds []agent.Decision) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.last = ds
+	return b.sp.Set(ctx, Routes(b.cfg, ds))
+}
+
+// Reload implements agent.ConfigSink: peers first (only changed ones are
+// reset), then the routes under the new advertisements, without a
+// session reset.
+func (b *BGP) Reload(ctx context.Context, cfg *config.Config) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if err := b.configurePeers(ctx, cfg); err != nil {
+		return fmt.Errorf("bgp peers: %w", err)
+	}
+	b.cfg = cfg
+	return b.sp.Set(ctx, Routes(cfg, b.last))
+}
+
+// SetNodeLabels gives the sink this node's labels, for the peers' node
+// selectors: once the informers synced, and on every change of this
+// node. nil means unknown.
+func (b *BGP) SetNodeLabels(ctx context.Context, labels map[string]string) {
+	if labels == nil {
+		return
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.labels != nil && maps.Equal(labels, b.labels) {
+		return
+	}
+	b.labels = maps.Clone(labels)
+	if err := b.configurePeers(ctx, b.cfg); err != nil {
+		b.log.Warn("cannot apply the peers for this node's labels", "err", err)
+	}
+}
+
+// Close withdraws every route, then ends the sessions (a planned stop:
+// the routers move traffic to the other nodes at once).
+func (b *BGP) Close(ctx context.Context) error { return b.sp.Close(ctx) }
+
+// Abandon leaves the routes to the routers' graceful restart (a stop for
+// a restart).
+func (b *BGP) Abandon() { b.sp.Abandon() }
+
+// Report implements status.Reporter.
+func (b *BGP) Report(ctx context.Context, st *status.Status) {
+	b.mu.Lock()
+	running := b.running
+	b.mu.Unlock()
+	if !running {
+		return
+	}
+	s := b.sp.Status(ctx)
+	out := &status.BGP{ASN: s.ASN, RouterID: s.RouterID.String(), Routes: s.Routes}
+	for _, p := range s.Peers {
+		out.Peers = append(out.Peers, status.BGPPeer{
+			Name: p.Name, Address: p.Address.String(), ASN: p.ASN, State: p.State, Since: p.Since,
+			Uptime: p.Uptime.String(), Advertised: p.Advertised, UpdatesSent: p.UpdatesSent, Problem: p.Problem,
+		})
+	}
+	st.BGP = out
+}
+
+// Routes turns the announced BGP decisions into routes: one per
+// advertisement that covers the address on this node, with that
+// advertisement's prefix length and attributes (the speaker merges routes
+// for the same prefix).
+func Routes(cfg *config.Config, ds []agent.Decision) []bgp.Route {
+	ads := map[string]*config.BGPAdvertisement{}
+	for i := range cfg.BGP.Advertisements {
+		ads[cfg.BGP.Advertisements[i].Name] = &cfg.BGP.Advertisements[i]
+	}
+	var out []bgp.Route
+	for _, d := range ds {
+		if !d.Announce || d.Mode != agent.ModeBGP {
+			continue
+		}
+		for _, name := range d.Advertisements {
+			a, ok := ads[name]
+			if !ok {
+				continue
+			}
+			bits := a.AggregationLength
+			if d.Addr.Is6() {
+				bits = a.AggregationLengthV6
+			}
+			pfx, err := d.Addr.Prefix(bits)
+			if err != nil {
+				pfx = netip.PrefixFrom(d.Addr, d.Addr.BitLen())
+			}
+			out = append(out, bgp.Route{
+				Prefix: pfx, LocalPref: a.LocalPreference,
+				Communities: a.Communities, LargeCommunities: a.LargeCommunities, Peers: a.Peers,
+			})
+		}
+	}
+	return out
+}
