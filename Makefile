@@ -6,6 +6,7 @@ PREFIX      ?= /usr/local
 CONFIG      ?= etc/lbd.yaml
 # Pinned tools, run through the Go module proxy.
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
+MODERNIZE   := golang.org/x/tools/go/analysis/passes/modernize/cmd/modernize@v0.52.0
 NFPM        := github.com/goreleaser/nfpm/v2/cmd/nfpm@v2.45.2
 # Package version: the tag without its v, else 0.0.0+git<commits>.<hash>,
 # which sorts upwards commit by commit.
@@ -34,10 +35,11 @@ test: ## run the unit and integration tests (root runs the privileged ones too)
 test-all: ## install what the tests need, lint, test, fuzz (the README's test command)
 	./scripts/test.sh
 
-lint: ## gofmt, go vet, staticcheck, go mod tidy
+lint: ## gofmt, go vet, staticcheck, modernize, go mod tidy
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
 	$(GO) run $(STATICCHECK) ./...
+	$(GO) run $(MODERNIZE) ./...
 	@$(GO) mod tidy -diff >/dev/null || { echo "go.mod/go.sum are not tidy: run go mod tidy"; exit 1; }
 
 check-config: build ## validate CONFIG (default etc/lbd.yaml) with lbd check

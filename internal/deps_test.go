@@ -16,7 +16,7 @@ func TestNoKubernetesImports(t *testing.T) {
 		if err != nil {
 			t.Fatalf("go list -deps %s: %v\n%s", pkg, err, out)
 		}
-		for _, dep := range strings.Fields(string(out)) {
+		for dep := range strings.FieldsSeq(string(out)) {
 			if strings.HasPrefix(dep, "k8s.io/") || strings.HasPrefix(dep, "sigs.k8s.io/") {
 				t.Errorf("%s depends on %s", pkg, dep)
 			}

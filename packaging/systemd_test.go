@@ -12,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/lbdproject/lbd/internal/daemon"
+	"github.com/lbdproject/lbd/internal/event"
 	"github.com/lbdproject/lbd/internal/status"
 	"github.com/lbdproject/lbd/internal/systemdtest"
 )
@@ -147,7 +147,7 @@ func TestPackageUnderSystemd(t *testing.T) {
 	rejected := journal(t, c, "LBD_EVENT=config_rejected")
 	bySocket := 0
 	for _, r := range rejected {
-		if r["MESSAGE_ID"] != daemon.MessageIDs[daemon.EventConfigRejected] || r["PRIORITY"] != "3" ||
+		if r["MESSAGE_ID"] != event.MessageIDs[event.ConfigRejected] || r["PRIORITY"] != "3" ||
 			!strings.Contains(r["LBD_ERR"], `"bogus": unknown key`) || r["LBD_RUNNING_HASH"] != goodHash {
 			t.Errorf("config_rejected record: %v", r)
 		}
@@ -158,7 +158,7 @@ func TestPackageUnderSystemd(t *testing.T) {
 	if bySocket != 1 {
 		t.Errorf("journalctl -u lbd LBD_EVENT=config_rejected: %d records from systemctl reload (LBD_SOURCE=socket), want 1; all: %v", bySocket, rejected)
 	}
-	applied := journal(t, c, "MESSAGE_ID="+daemon.MessageIDs[daemon.EventConfigApplied])
+	applied := journal(t, c, "MESSAGE_ID="+event.MessageIDs[event.ConfigApplied])
 	if len(applied) != 1 || applied[0]["LBD_EVENT"] != "config_applied" || applied[0]["LBD_HASH"] != goodHash {
 		t.Errorf("config_applied records: %v", applied)
 	}
@@ -286,7 +286,7 @@ func journalOnce(t *testing.T, c *systemdtest.Container, match string) []map[str
 	t.Helper()
 	out := c.MustRun("journalctl", "-u", "lbd", "-o", "json", "--no-pager", match)
 	var recs []map[string]string
-	for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
+	for line := range strings.SplitSeq(strings.TrimSpace(out), "\n") {
 		if line == "" || line == "-- No entries --" {
 			continue
 		}

@@ -94,7 +94,7 @@ func measureCreateToStatus(b *testing.B, c kubernetes.Interface, ns string, coun
 			}
 		}
 	}()
-	for i := 0; i < count; i++ {
+	for i := range count {
 		name := fmt.Sprintf("s%04d", i)
 		if _, err := c.CoreV1().Services(ns).Create(ctx, lbSvc(ns, name, noNodePorts), metav1.CreateOptions{}); err != nil {
 			b.Fatal(err)
@@ -130,7 +130,7 @@ func BenchmarkAllocScale(b *testing.B) {
 		ensureNamespaces(b, c, ns)
 		var wg sync.WaitGroup
 		sem := make(chan struct{}, 16)
-		for i := 0; i < count; i++ {
+		for i := range count {
 			wg.Add(1)
 			sem <- struct{}{}
 			go func(i int) {
@@ -151,7 +151,7 @@ func BenchmarkAllocScale(b *testing.B) {
 		t0 := time.Now()
 		n2 := startDaemon(b, n.path, n.socket)
 		waitFor(b, "the restarted lbd to resync", func() bool {
-			return strings.Contains(n2.logs(), "allocator: leading; rebuilding") && resynced(n2)
+			return strings.Contains(n2.logs(), "leading; rebuilding") && resynced(n2)
 		})
 		b.ReportMetric(time.Since(t0).Seconds(), "resync-s")
 		after := allStatus(b, c)
@@ -168,7 +168,7 @@ func BenchmarkAllocScale(b *testing.B) {
 // resynced reports whether the restarted lbd finished its rebuild: it logs
 // a line when the rebuild is done.
 func resynced(d *daemonProc) bool {
-	return strings.Contains(d.logs(), "allocator: rebuilt")
+	return strings.Contains(d.logs(), "msg=rebuilt")
 }
 
 func countAssigned(b *testing.B, c kubernetes.Interface, ns string) int {
@@ -191,7 +191,7 @@ func rssKiB(pid int) int {
 	if err != nil {
 		return -1
 	}
-	for _, line := range strings.Split(string(data), "\n") {
+	for line := range strings.SplitSeq(string(data), "\n") {
 		if f := strings.Fields(line); len(f) >= 2 && f[0] == "VmRSS:" {
 			v, _ := strconv.Atoi(f[1])
 			return v

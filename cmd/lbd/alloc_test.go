@@ -165,7 +165,7 @@ func TestAllocation(t *testing.T) {
 	waitFor(t, "node-a to hold the allocator Lease", func() bool { return leaseHolder(t, c) == "node-a" })
 
 	// Three Services get three addresses, in order.
-	for i := 0; i < 3; i++ {
+	for i := range 3 {
 		create(t, c, lbSvc("default", fmt.Sprintf("web%d", i)))
 		waitIPs(t, c, "default", fmt.Sprintf("web%d", i), fmt.Sprintf("192.0.2.1%d", i))
 	}
@@ -241,7 +241,7 @@ func TestAllocatorFailover(t *testing.T) {
 	a := startNode(t, kc, "node-a", allocPools)
 	waitFor(t, "a Lease holder", func() bool { return leaseHolder(t, c) != "" })
 	b := startNode(t, kc, "node-b", allocPools)
-	for i := 0; i < 3; i++ {
+	for i := range 3 {
 		create(t, c, lbSvc("default", fmt.Sprintf("s%d", i)))
 		waitIPs(t, c, "default", fmt.Sprintf("s%d", i), fmt.Sprintf("192.0.2.1%d", i))
 	}
@@ -370,8 +370,7 @@ func TestLiveness(t *testing.T) {
 	b := startNode(t, kc, "node-b", allocPools)
 	view := watch.NewCluster(c, "", "observer", slog.New(slog.NewTextHandler(io.Discard, nil)))
 	view.WatchNodeLeases("kube-system")
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
+	ctx := t.Context()
 	if !view.Start(ctx) {
 		t.Fatal("informers did not sync")
 	}

@@ -143,9 +143,9 @@ func cpuTicks(pid int) int {
 
 func rss(pid int) string {
 	b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	for _, line := range strings.Split(string(b), "\n") {
-		if strings.HasPrefix(line, "VmRSS:") {
-			return strings.TrimSpace(strings.TrimPrefix(line, "VmRSS:"))
+	for line := range strings.SplitSeq(string(b), "\n") {
+		if after, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+			return strings.TrimSpace(after)
 		}
 	}
 	return "?"

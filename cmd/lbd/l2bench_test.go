@@ -51,9 +51,7 @@ type attempt struct {
 
 func startProbe(client *netlab.Host, addr string) *connProbe {
 	p := &connProbe{stop: make(chan struct{})}
-	p.wg.Add(1)
-	go func() {
-		defer p.wg.Done()
+	p.wg.Go(func() {
 		tick := time.NewTicker(20 * time.Millisecond)
 		defer tick.Stop()
 		for {
@@ -76,7 +74,7 @@ func startProbe(client *netlab.Host, addr string) *connProbe {
 				p.mu.Unlock()
 			}(time.Now())
 		}
-	}()
+	})
 	return p
 }
 
@@ -194,7 +192,7 @@ func TestBenchAPIWrites(t *testing.T) {
 			t.Fatal(err)
 		}
 		out := map[string]float64{}
-		for _, line := range strings.Split(string(raw), "\n") {
+		for line := range strings.SplitSeq(string(raw), "\n") {
 			if !strings.HasPrefix(line, "apiserver_request_total{") {
 				continue
 			}

@@ -285,7 +285,7 @@ var ndiscFromRE = regexp.MustCompile(`(?m)^ from (\S+)$`)
 
 func distinct(out string) []string {
 	var macs []string
-	for _, f := range strings.Fields(strings.ToLower(out)) {
+	for f := range strings.FieldsSeq(strings.ToLower(out)) {
 		if _, err := net.ParseMAC(f); err == nil && !slices.Contains(macs, f) {
 			macs = append(macs, f)
 		}
@@ -330,9 +330,7 @@ func (l *l2Lab) traffic(ip string) (stop func() (failed int, served map[string]i
 	served := map[string]int{}
 	done := make(chan struct{})
 	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
+	wg.Go(func() {
 		tick := time.NewTicker(20 * time.Millisecond)
 		defer tick.Stop()
 		for {
@@ -341,9 +339,7 @@ func (l *l2Lab) traffic(ip string) (stop func() (failed int, served map[string]i
 				return
 			case <-tick.C:
 			}
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
+			wg.Go(func() {
 				node, err := l.get(ip, 2*time.Second)
 				if err != nil {
 					failed.Add(1)
@@ -352,9 +348,9 @@ func (l *l2Lab) traffic(ip string) (stop func() (failed int, served map[string]i
 				mu.Lock()
 				served[node]++
 				mu.Unlock()
-			}()
+			})
 		}
-	}()
+	})
 	return func() (int, map[string]int) {
 		close(done)
 		wg.Wait()
@@ -508,7 +504,7 @@ func TestL2Lab(t *testing.T) {
 		time.Sleep(time.Second)
 		dump.Process.Signal(syscall.SIGTERM)
 		dump.Wait()
-		for _, line := range strings.Split(buf.String(), "\n") {
+		for line := range strings.SplitSeq(buf.String(), "\n") {
 			if strings.Contains(strings.ToLower(line), o.host.MAC+" >") && (strings.Contains(line, web+" is-at") || strings.Contains(line, "tell "+web)) {
 				t.Errorf("the returning node claimed %s: %s", web, line)
 			}
@@ -673,7 +669,7 @@ func TestL2Lab(t *testing.T) {
 
 func grepLines(s, prefix string) string {
 	var out []string
-	for _, line := range strings.Split(s, "\n") {
+	for line := range strings.SplitSeq(s, "\n") {
 		if strings.HasPrefix(line, prefix) {
 			out = append(out, line)
 		}

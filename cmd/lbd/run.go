@@ -98,7 +98,6 @@ func cmdRun(args []string, stderr io.Writer) int {
 	}
 	defer httpSrv.Close()
 
-
 	// 4. Address allocation: every node watches the cluster; the holder of
 	// the allocator Lease assigns.
 	alloc := allocate.New(cfg.Pools, log.With("component", "allocator"), reg)
@@ -169,7 +168,7 @@ func cmdRun(args []string, stderr io.Writer) int {
 		select {
 		case <-clusterDone:
 		case <-time.After(5 * time.Second):
-			log.Warn("kubernetes: leases not released within 5s")
+			log.Warn("leases not released within 5s", "component", "kubernetes")
 		}
 	}()
 

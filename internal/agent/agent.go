@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net/netip"
 	"reflect"
 	"slices"
@@ -17,6 +18,7 @@ import (
 
 	"github.com/lbdproject/lbd/internal/cluster"
 	"github.com/lbdproject/lbd/internal/config"
+	"github.com/lbdproject/lbd/internal/event"
 	"github.com/lbdproject/lbd/internal/status"
 )
 
@@ -239,9 +241,7 @@ func (a *Agent) conflictsNow() map[netip.Addr]string {
 	a.conflictMu.Lock()
 	defer a.conflictMu.Unlock()
 	out := make(map[netip.Addr]string, len(a.conflicts))
-	for k, v := range a.conflicts {
-		out[k] = v
-	}
+	maps.Copy(out, a.conflicts)
 	return out
 }
 
@@ -454,7 +454,7 @@ func (a *Agent) step(ctx context.Context, l *loop, now time.Time, full bool) tim
 		l.plan = Plan(l.cfg, a.node, v)
 		l.everAlive = true
 		if !l.frozen.IsZero() {
-			a.log.Info("this node's liveness Lease is seen again; planning again", "event", "unfrozen", "node", a.node)
+			a.log.Info("this node's liveness Lease is seen again; planning again", event.Attr(event.Unfrozen), "node", a.node)
 		}
 		l.frozen = time.Time{}
 	case l.everAlive:
@@ -463,7 +463,7 @@ func (a *Agent) step(ctx context.Context, l *loop, now time.Time, full bool) tim
 		// everything. Keep announcing what it announced.
 		if l.frozen.IsZero() {
 			l.frozen = now
-			a.log.Warn("this node's liveness Lease is not seen renewed: keeping the last plan until it is", "event", "frozen", "node", a.node)
+			a.log.Warn("this node's liveness Lease is not seen renewed: keeping the last plan until it is", event.Attr(event.Frozen), "node", a.node)
 		}
 		phase = PhaseFrozen
 		summary = "frozen since " + l.frozen.Format(time.RFC3339) + ": this node's liveness Lease is not seen renewed (API server unreachable?); keeping the last plan"
@@ -612,14 +612,14 @@ func (a *Agent) logChanges(before, after []Decision) {
 		delete(was, key(d))
 		switch {
 		case d.Announce && (!ok || !p.Announce):
-			a.log.Info("taking over", "event", "takeover", "service", d.Service, "ip", d.Addr, "mode", d.Mode, "reason", d.Reason, "iface", strings.Join(d.Interfaces, ","))
+			a.log.Info("taking over", event.Attr(event.Takeover), "service", d.Service, "ip", d.Addr, "mode", d.Mode, "reason", d.Reason, "iface", strings.Join(d.Interfaces, ","))
 		case !d.Announce && ok && p.Announce:
-			a.log.Info("releasing", "event", "release", "service", d.Service, "ip", d.Addr, "mode", d.Mode, "reason", d.Reason, "node", d.Owner)
+			a.log.Info("releasing", event.Attr(event.Release), "service", d.Service, "ip", d.Addr, "mode", d.Mode, "reason", d.Reason, "node", d.Owner)
 		}
 	}
 	for _, p := range was {
 		if p.Announce {
-			a.log.Info("releasing", "event", "release", "service", p.Service, "ip", p.Addr, "mode", p.Mode, "reason", "address gone")
+			a.log.Info("releasing", event.Attr(event.Release), "service", p.Service, "ip", p.Addr, "mode", p.Mode, "reason", "address gone")
 		}
 	}
 }
@@ -667,7 +667,7 @@ func (a *Agent) leave(l *loop) {
 	st := a.State()
 	st.Phase, st.Summary = PhaseLeaving, fmt.Sprintf("leaving: answering for %s more while the new owners take over", grace)
 	a.state.Store(&st)
-	a.log.Info("leaving: still answering while the new owners take over", "event", "leaving", "grace", grace)
+	a.log.Info("leaving: still answering while the new owners take over", event.Attr(event.Leaving), "grace", grace)
 	time.Sleep(grace)
 }
 

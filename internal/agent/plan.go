@@ -114,11 +114,10 @@ func Plan(cfg *config.Config, self string, v View) []Decision {
 	var out []Decision
 	for _, s := range v.Services {
 		for _, addr := range s.Status {
-			pool := poolOf(cfg, addr)
 			var l2, bgp []int
-			if pool != "" {
-				l2 = l2Ads(cfg, pool)
-				bgp = bgpAds(cfg, pool)
+			if p := cfg.PoolOf(addr); p != nil {
+				l2 = l2Ads(cfg, p.Name)
+				bgp = bgpAds(cfg, p.Name)
 			}
 			if len(l2) == 0 && len(bgp) == 0 {
 				out = append(out, Decision{Service: s.Key(), Addr: addr, Mode: ModeNone, Reason: ReasonNoAdvertisement})
@@ -287,19 +286,6 @@ func published(cfg *config.Config, ifaces []string) []string {
 	}
 	slices.Sort(out)
 	return slices.Compact(out)
-}
-
-// poolOf names the pool that holds addr, or "".
-func poolOf(cfg *config.Config, addr netip.Addr) string {
-	addr = addr.Unmap()
-	for _, p := range cfg.Pools {
-		for _, r := range p.Addresses {
-			if r.From.Compare(addr) <= 0 && addr.Compare(r.To) <= 0 {
-				return p.Name
-			}
-		}
-	}
-	return ""
 }
 
 func l2Ads(cfg *config.Config, pool string) []int {

@@ -169,7 +169,7 @@ func TestPlanCases(t *testing.T) {
 func TestPlanAgreement(t *testing.T) {
 	cfg := mustConfig(t, planConfig)
 	var svcs []cluster.Service
-	for i := 0; i < 100; i++ {
+	for i := range 100 {
 		svcs = append(svcs, cluster.Service{Spec: pool.Service{Key: fmt.Sprintf("ns/s%d", i)}, Created: created, Status: addrs(fmt.Sprintf("192.0.2.%d", i+1))})
 	}
 	v := threeNodes(svcs...)
@@ -200,7 +200,7 @@ func TestPlanAgreement(t *testing.T) {
 func TestPlanBalance(t *testing.T) {
 	cfg := mustConfig(t, planConfig)
 	var svcs []cluster.Service
-	for i := 0; i < 300; i++ {
+	for i := range 300 {
 		svcs = append(svcs, cluster.Service{Spec: pool.Service{Key: fmt.Sprintf("ns/s%d", i)}, Created: created, Status: addrs(fmt.Sprintf("192.0.2.%d", i%250+1))})
 	}
 	count := map[string]int{}
@@ -219,7 +219,7 @@ func TestPlanBalance(t *testing.T) {
 func TestPlanStickiness(t *testing.T) {
 	cfg := mustConfig(t, planConfig)
 	var svcs []cluster.Service
-	for i := 0; i < 60; i++ {
+	for i := range 60 {
 		svcs = append(svcs, cluster.Service{Spec: pool.Service{Key: fmt.Sprintf("ns/s%d", i)}, Created: created, Status: addrs(fmt.Sprintf("192.0.2.%d", i+1))})
 	}
 	ownersOf := func(cfg *config.Config, v View) map[netip.Addr]string {
@@ -264,7 +264,7 @@ func TestPlanStickiness(t *testing.T) {
 // TestPlanDualStack: the two addresses of a Service have one owner.
 func TestPlanDualStack(t *testing.T) {
 	cfg := mustConfig(t, planConfig)
-	for i := 0; i < 50; i++ {
+	for i := range 50 {
 		s := cluster.Service{Spec: pool.Service{Key: fmt.Sprintf("ns/d%d", i)}, Created: created, Status: addrs(fmt.Sprintf("192.0.2.%d", i+1), fmt.Sprintf("2001:db8::%x", i+1))}
 		ds := Plan(cfg, "node-a", threeNodes(s))
 		if len(ds) != 2 || ds[0].Owner != ds[1].Owner || ds[0].Announce != ds[1].Announce {

@@ -15,6 +15,7 @@ import (
 
 	"github.com/lbdproject/lbd/internal/cluster"
 	"github.com/lbdproject/lbd/internal/config"
+	"github.com/lbdproject/lbd/internal/event"
 	"github.com/lbdproject/lbd/internal/pool"
 	"github.com/lbdproject/lbd/internal/status"
 )
@@ -85,9 +86,9 @@ func New(pools []config.Pool, log *slog.Logger, reg prometheus.Registerer) *Cont
 // failureReasons are the reasons Assign fails with, as counted in
 // lbd_allocation_failures_total.
 var failureReasons = []pool.Reason{
-	pool.ReasonExhausted, pool.ReasonNotAllowed, pool.ReasonNotInPool, pool.ReasonInUse,
-	pool.ReasonSharing, pool.ReasonNoPool, pool.ReasonUnknownPool, pool.ReasonBadRequest,
-	pool.ReasonBuggyAddress, pool.ReasonFamilyMissing,
+	pool.ReasonPoolExhausted, pool.ReasonNotAllowedInNamespace, pool.ReasonAddressNotInAnyPool, pool.ReasonAddressInUse,
+	pool.ReasonSharingConflict, pool.ReasonNoPoolForFamily, pool.ReasonUnknownPool, pool.ReasonBadAnnotation,
+	pool.ReasonAvoidedAddress, pool.ReasonDualStackUnavailable,
 }
 
 // SetCluster connects the controller to the API.
@@ -124,7 +125,7 @@ func (c *Controller) Lead(ctx context.Context) {
 			a.Created.Compare(b.Created),
 			strings.Compare(a.Spec.Key, b.Spec.Key))
 	})
-	c.log.Info("allocator: leading; rebuilding from Service status", "services", len(svcs))
+	c.log.Info("leading; rebuilding from Service status", "services", len(svcs))
 	t0 := time.Now()
 	for _, s := range svcs {
 		if ctx.Err() != nil {
@@ -132,7 +133,7 @@ func (c *Controller) Lead(ctx context.Context) {
 		}
 		c.sync(ctx, s.Spec.Key)
 	}
-	c.log.Info("allocator: rebuilt", "services", len(svcs), "took", time.Since(t0).Round(time.Millisecond))
+	c.log.Info("rebuilt", "services", len(svcs), "took", time.Since(t0).Round(time.Millisecond))
 	for {
 		key, ok := c.queue.get(ctx)
 		if !ok {
@@ -157,7 +158,7 @@ func (c *Controller) sync(ctx context.Context, key string) {
 	act := c.decide(key)
 	if act.write {
 		if err := c.w.SetStatus(ctx, key, act.addrs, act.pool); err != nil {
-			c.log.Warn("allocator: cannot write Service status; retrying", "service", key, "err", err)
+			c.log.Warn("cannot write Service status; retrying", "service", key, "err", err)
 			c.queue.retry(key)
 			return
 		}
@@ -190,7 +191,9 @@ func (c *Controller) decide(key string) action {
 		return action{} // no pools: some other load balancer may serve these
 	}
 	if s.Invalid != nil {
-		c.tell(key, true, string(pool.ReasonBadRequest), s.Invalid.Error())
+		if c.tell(key, true, string(pool.ReasonBadAnnotation), s.Invalid.Error()) {
+			c.log.Warn("cannot read the Service's annotations", event.Attr(event.AssignFailed), "service", key, "reason", pool.ReasonBadAnnotation, "err", s.Invalid)
+		}
 		c.alloc.Keep(s.Spec, s.Status) // its addresses stay its own
 		return action{}
 	}
@@ -199,7 +202,9 @@ func (c *Controller) decide(key string) action {
 		reason := pool.ReasonOf(err)
 		c.failures.WithLabelValues(string(reason)).Inc()
 		c.pending[key] = true
-		c.tell(key, true, string(reason), "no address: "+err.Error())
+		if c.tell(key, true, string(reason), "no address: "+err.Error()) {
+			c.log.Warn("no address for the Service", event.Attr(event.AssignFailed), "service", key, "reason", reason, "err", err)
+		}
 		held, ok := c.alloc.Lookup(key)
 		if !ok {
 			return action{}
@@ -222,7 +227,7 @@ func (c *Controller) decide(key string) action {
 			c.mu.Lock()
 			c.tell(key, warn, "IPAllocated", msg)
 			c.mu.Unlock()
-			c.log.Info("allocator: "+msg, "service", key, "ip", config.JoinAddrs(as.Addrs), "pool", as.Pool)
+			c.log.Info(msg, event.Attr(event.Assigned), "service", key, "ip", config.JoinAddrs(as.Addrs), "pool", as.Pool)
 		}
 	}
 	return act
@@ -236,7 +241,7 @@ func (c *Controller) release(key string, s cluster.Service, exists bool) action 
 	delete(c.said, key)
 	act := action{release: held}
 	if held {
-		c.log.Info("allocator: released", "service", key, "ip", config.JoinAddrs(s.Status))
+		c.log.Info("released", "service", key, "ip", config.JoinAddrs(s.Status))
 	}
 	if exists && s.AllocatedFrom != "" {
 		// No longer a LoadBalancer of ours: take back what lbd wrote.
@@ -250,13 +255,15 @@ func (c *Controller) release(key string, s cluster.Service, exists bool) action 
 	return act
 }
 
-// tell records an Event unless the same one was the last said.
-func (c *Controller) tell(key string, warning bool, reason, msg string) {
+// tell records an Event unless the same one was the last said; it
+// reports whether it did.
+func (c *Controller) tell(key string, warning bool, reason, msg string) bool {
 	if c.said[key] == reason+msg {
-		return
+		return false
 	}
 	c.said[key] = reason + msg
 	c.w.Event(key, warning, reason, msg)
+	return true
 }
 
 // Name implements daemon.Subsystem.

@@ -163,7 +163,7 @@ func TestPendingUntilRoom(t *testing.T) {
 	f := &fakeCluster{svcs: map[string]cluster.Service{}}
 	c := newController(t, pools(t, "192.0.2.0/31"))
 	lead(t, c, f)
-	for i := 0; i < 3; i++ {
+	for i := range 3 {
 		f.put(lbService(fmt.Sprintf("default/s%d", i), i))
 		time.Sleep(10 * time.Millisecond)
 	}
@@ -242,7 +242,7 @@ func TestFailureReasonsStartAtZero(t *testing.T) {
 			t.Errorf("lbd_allocation_failures_total{reason=%q} = %v (exported %v), want 0", r, v, ok)
 		}
 	}
-	if len(got) != len(failureReasons) || got[string(pool.ReasonExhausted)] != 0 {
+	if len(got) != len(failureReasons) || got[string(pool.ReasonPoolExhausted)] != 0 {
 		t.Errorf("exported reasons %v, want exactly %v", got, failureReasons)
 	}
 }

@@ -73,7 +73,7 @@ func countPackets(t *testing.T, pcap, filter string) int {
 		t.Fatalf("tcpdump -r %s %q: %v", pcap, filter, err)
 	}
 	n := 0
-	for _, line := range strings.Split(string(out), "\n") {
+	for line := range strings.SplitSeq(string(out), "\n") {
 		if strings.TrimSpace(line) != "" {
 			n++
 		}

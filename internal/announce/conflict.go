@@ -12,6 +12,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/lbdproject/lbd/internal/config"
+	"github.com/lbdproject/lbd/internal/event"
 )
 
 // Address conflict detection (L2.DetectConflicts).
@@ -238,7 +239,7 @@ func (l *L2) conflictLocked(c *claim, mac net.HardwareAddr, reason ConflictReaso
 		cf.LastSeen = now
 		if !bytes.Equal(cf.MAC, mac) {
 			cf.MAC = slices.Clone(mac)
-			l.log.Warn("address conflict: another host", "event", "conflict", "ip", c.addr, "iface", k.iface, "mac", cf.MAC.String(), "reason", reason)
+			l.log.Warn("address conflict: another host", event.Attr(event.Conflict), "ip", c.addr, "iface", k.iface, "mac", cf.MAC.String(), "reason", reason)
 		}
 		return nil
 	}
@@ -249,7 +250,7 @@ func (l *L2) conflictLocked(c *claim, mac net.HardwareAddr, reason ConflictReaso
 	if reason == ForeignClaim {
 		msg = "address conflict: another host claims an announced address; no longer answering"
 	}
-	l.log.Warn(msg, "event", "conflict", "ip", c.addr, "iface", k.iface, "mac", cf.MAC.String(), "reason", reason)
+	l.log.Warn(msg, event.Attr(event.Conflict), "ip", c.addr, "iface", k.iface, "mac", cf.MAC.String(), "reason", reason)
 	if l.onConflict == nil {
 		return nil
 	}
@@ -270,7 +271,7 @@ func (l *L2) announceLocked(c *claim) func() {
 		return nil
 	}
 	delete(l.conflicts, k)
-	l.log.Info("address conflict cleared: probe unanswered; announcing", "event", "conflict_cleared", "ip", c.addr, "iface", k.iface, "mac", cf.MAC.String())
+	l.log.Info("address conflict cleared: probe unanswered; announcing", event.Attr(event.ConflictClear), "ip", c.addr, "iface", k.iface, "mac", cf.MAC.String())
 	if l.onClear == nil {
 		return nil
 	}

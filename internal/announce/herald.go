@@ -86,9 +86,7 @@ func (h *Herald) Start(iface string, addrs []netip.Addr) error {
 	} else {
 		first = false
 	}
-	h.wg.Add(1)
-	go func() {
-		defer h.wg.Done()
+	h.wg.Go(func() {
 		defer s.close()
 		gratuitousLoop(stop, h.clock, h.grat, func() {
 			if first {
@@ -97,7 +95,7 @@ func (h *Herald) Start(iface string, addrs []netip.Addr) error {
 			}
 			send()
 		})
-	}()
+	})
 	return errors.Join(errs...)
 }
 

@@ -244,9 +244,7 @@ func (l *L2) publish() {
 
 // goroutine starts f as one of the announcer's goroutines.
 func (l *L2) goroutine(f func()) {
-	l.wg.Add(1)
-	go func() {
-		defer l.wg.Done()
+	l.wg.Go(func() {
 		f()
-	}()
+	})
 }

@@ -271,7 +271,7 @@ func (l *lab) resolve6(t *testing.T, addr string) string {
 func (l *lab) arpSockets(t *testing.T) int {
 	t.Helper()
 	n := 0
-	for _, line := range strings.Split(must(t, "ip", "netns", "exec", l.node, "cat", "/proc/net/packet"), "\n") {
+	for line := range strings.SplitSeq(must(t, "ip", "netns", "exec", l.node, "cat", "/proc/net/packet"), "\n") {
 		if f := strings.Fields(line); len(f) > 3 && (f[3] == "806" || f[3] == "0806") {
 			n++
 		}
@@ -451,7 +451,7 @@ func readPackets(t *testing.T, pcap, filter string) []string {
 		t.Fatalf("tcpdump -r %s %q: %v", pcap, filter, err)
 	}
 	var pkts []string
-	for _, line := range strings.Split(string(out), "\n") {
+	for line := range strings.SplitSeq(string(out), "\n") {
 		switch {
 		case strings.TrimSpace(line) == "":
 		case strings.HasPrefix(line, " ") || strings.HasPrefix(line, "\t"):

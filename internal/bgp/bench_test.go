@@ -56,7 +56,7 @@ func BenchmarkConverge1000(b *testing.B) {
 	// Documentation space has 256 IPv4 addresses in 192.0.2.0/24: 250
 	// IPv4 routes and 750 IPv6 ones from 2001:db8:5::/64.
 	var rs []string
-	for i := 0; i < 1000; i++ {
+	for i := range 1000 {
 		if i < 250 {
 			rs = append(rs, fmt.Sprintf(`{"prefix": "192.0.2.%d/32"}`, i))
 		} else {

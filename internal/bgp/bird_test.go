@@ -98,7 +98,7 @@ func (b *bird) established() int {
 		b.t.Fatalf("birdc show protocols: %v\n%s", err, out)
 	}
 	n := 0
-	for _, l := range strings.Split(out, "\n") {
+	for l := range strings.SplitSeq(out, "\n") {
 		if (strings.HasPrefix(l, "n4_") || strings.HasPrefix(l, "n6_")) && strings.Contains(l, "Established") {
 			n++
 		}

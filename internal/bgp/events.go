@@ -11,6 +11,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/lbdproject/lbd/internal/event"
 	api "github.com/osrg/gobgp/v3/api"
 	gobgplog "github.com/osrg/gobgp/v3/pkg/log"
 )
@@ -112,10 +113,10 @@ func (p *peerStates) transition(log *slog.Logger, addr netip.Addr, st api.PeerSt
 	case st == api.PeerState_ESTABLISHED:
 		ps.up, ps.since = true, time.Now()
 		ps.problem, ps.logged = "", ""
-		log.Info("bgp session established", "event", "session_up", "peer", ps.name, "ip", addr)
+		log.Info("bgp session established", event.Attr(event.SessionUp), "peer", ps.name, "ip", addr)
 	case prev == "established":
 		ps.up, ps.since = false, time.Now()
-		log.Warn("bgp session lost", "event", "session_down", "peer", ps.name, "ip", addr, "reason", orNone(ps.problem))
+		log.Warn("bgp session lost", event.Attr(event.SessionDown), "peer", ps.name, "ip", addr, "reason", orNone(ps.problem))
 		ps.logged = ps.problem
 	case st == api.PeerState_IDLE && (prev == "opensent" || prev == "openconfirm"):
 		// An attempt that got as far as OPEN and failed: say why once.
@@ -140,14 +141,12 @@ const (
 // Callers hold p.mu.
 func (p *peerStates) probe(log *slog.Logger, w session, password string) {
 	g := p.global
-	p.probes.Add(1)
-	go func() {
-		defer p.probes.Done()
+	p.probes.Go(func() {
 		// A router that just refused us may close connections for a
 		// moment (GoBGP idles 5s); try a few times.
 		var problem string
 		var err error
-		for i := 0; i < 3; i++ {
+		for i := range 3 {
 			time.Sleep(time.Duration(i) * 2 * time.Second)
 			if problem, err = probeOpen(w, password, g.asn, g.routerID); err == nil {
 				break
@@ -160,7 +159,7 @@ func (p *peerStates) probe(log *slog.Logger, w session, password string) {
 			problem = refusedOpen + " (it accepted the same OPEN when asked again; a transient failure?)"
 		}
 		p.note(log, w.addr, problem, true)
-	}()
+	})
 }
 
 func orNone(s string) string {
@@ -177,7 +176,7 @@ func (ps *peerState) logProblem(log *slog.Logger, addr netip.Addr) {
 		return
 	}
 	ps.logged = ps.problem
-	log.Warn("bgp session not established", "event", "session_down", "peer", ps.name, "ip", addr, "state", ps.state, "reason", ps.problem)
+	log.Warn("bgp session not established", event.Attr(event.SessionDown), "peer", ps.name, "ip", addr, "state", ps.state, "reason", ps.problem)
 }
 
 // note records a problem GoBGP reported for the peer at addr.
@@ -311,27 +310,27 @@ func connectProblem(err string) string {
 }
 
 func (l *gobgpLogger) Panic(msg string, f gobgplog.Fields) {
-	l.log.Error("gobgp: "+msg, "err", fieldsString(f))
+	l.log.Error(msg, "library", "gobgp", "err", fieldsString(f))
 	panic(msg)
 }
 func (l *gobgpLogger) Fatal(msg string, f gobgplog.Fields) {
-	l.log.Error("gobgp: "+msg, "err", fieldsString(f))
+	l.log.Error(msg, "library", "gobgp", "err", fieldsString(f))
 }
 func (l *gobgpLogger) Error(msg string, f gobgplog.Fields) {
 	l.inspect(msg, f)
-	l.log.Debug("gobgp: "+msg, "fields", fieldsString(f))
+	l.log.Debug(msg, "library", "gobgp", "fields", fieldsString(f))
 }
 func (l *gobgpLogger) Warn(msg string, f gobgplog.Fields) {
 	l.inspect(msg, f)
-	l.log.Debug("gobgp: "+msg, "fields", fieldsString(f))
+	l.log.Debug(msg, "library", "gobgp", "fields", fieldsString(f))
 }
 func (l *gobgpLogger) Info(msg string, f gobgplog.Fields) {
 	l.inspect(msg, f)
-	l.log.Debug("gobgp: "+msg, "fields", fieldsString(f))
+	l.log.Debug(msg, "library", "gobgp", "fields", fieldsString(f))
 }
 func (l *gobgpLogger) Debug(msg string, f gobgplog.Fields) {
 	if l.log.Enabled(context.Background(), slog.LevelDebug) {
-		l.log.Debug("gobgp: "+msg, "fields", fieldsString(f))
+		l.log.Debug(msg, "library", "gobgp", "fields", fieldsString(f))
 	}
 	if msg == "failed to connect" || msg == "state changed" {
 		l.inspect(msg, f)

@@ -95,7 +95,7 @@ func TestFRR(t *testing.T) {
 	sp[1].stop()
 	d = b.waitHops(svcV4, time.Second, nodeV4[0], nodeV4[2])
 	t.Logf("stopped node's next hop left in %v", d.Round(time.Millisecond))
-	if !strings.Contains(sp[1].logs.String(), "bgp: speaker started") {
+	if !strings.Contains(sp[1].logs.String(), "speaker started") {
 		t.Errorf("n2's log: %s", sp[1].logs)
 	}
 
@@ -211,7 +211,7 @@ func TestFRRStuck(t *testing.T) {
 }
 
 func lineWith(text, sub string) string {
-	for _, l := range strings.Split(text, "\n") {
+	for l := range strings.SplitSeq(text, "\n") {
 		if strings.Contains(l, sub) {
 			return l
 		}

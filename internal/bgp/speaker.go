@@ -144,7 +144,7 @@ func (s *Speaker) Configure(ctx context.Context, cfg Config) error {
 	restarting := first
 	if s.global != g {
 		if s.global != (globalKey{}) {
-			s.log.Info("bgp: local AS or router ID changed, restarting every session",
+			s.log.Info("local AS or router ID changed, restarting every session",
 				"asn", g.asn, "router_id", g.routerID)
 			if err := s.srv.StopBgp(ctx, &api.StopBgpRequest{}); err != nil {
 				return fmt.Errorf("bgp: stop: %w", err)
@@ -167,7 +167,7 @@ func (s *Speaker) Configure(ctx context.Context, cfg Config) error {
 		if err := s.syncPaths(ctx); err != nil {
 			return err
 		}
-		s.log.Info("bgp: speaker started", "asn", g.asn, "router_id", g.routerID, "peers", len(want))
+		s.log.Info("speaker started", "asn", g.asn, "router_id", g.routerID, "peers", len(want))
 	}
 
 	var errs []error
@@ -184,9 +184,9 @@ func (s *Speaker) Configure(ctx context.Context, cfg Config) error {
 		}
 		delete(s.peers, addr)
 		if _, ok := want[addr]; ok {
-			s.log.Info("bgp: peer settings changed, resetting its session", "peer", e.s.name, "ip", addr)
+			s.log.Info("peer settings changed, resetting its session", "peer", e.s.name, "ip", addr)
 		} else {
-			s.log.Info("bgp: peer removed", "peer", e.s.name, "ip", addr)
+			s.log.Info("peer removed", "peer", e.s.name, "ip", addr)
 			s.states.forget(addr)
 		}
 	}
@@ -374,7 +374,7 @@ func (s *Speaker) Abandon() {
 	if s.cancel != nil {
 		s.cancel()
 	}
-	s.log.Info("bgp: leaving the routes to the routers' graceful restart", "routes", len(s.paths))
+	s.log.Info("leaving the routes to the routers' graceful restart", "routes", len(s.paths))
 }
 
 // waitWithdrawn waits until no Established peer has prefixes advertised,
@@ -399,5 +399,5 @@ func (s *Speaker) waitWithdrawn(ctx context.Context, d time.Duration) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	s.log.Warn("bgp: withdrawals not confirmed before closing sessions", "waited", d)
+	s.log.Warn("withdrawals not confirmed before closing sessions", "waited", d)
 }

@@ -73,7 +73,7 @@ func TestBadConfigs(t *testing.T) {
 				t.Fatal(err)
 			}
 			var want []string
-			for _, line := range strings.Split(string(data), "\n") {
+			for line := range strings.SplitSeq(string(data), "\n") {
 				if s, ok := strings.CutPrefix(line, "# error: "); ok {
 					want = append(want, s)
 				}
@@ -321,7 +321,7 @@ func TestSummary(t *testing.T) {
 func TestAliasBomb(t *testing.T) {
 	doc := "version: 1\na: &a [x, x, x, x, x, x, x, x, x, x]\n"
 	prev := "a"
-	for i := 0; i < 8; i++ {
+	for i := range 8 {
 		name := string(rune('b' + i))
 		doc += name + ": &" + name + " [" + strings.Repeat("*"+prev+", ", 9) + "*" + prev + "]\n"
 		prev = name

@@ -11,7 +11,7 @@ import (
 	"strings"
 	"time"
 
-	"gopkg.in/yaml.v3"
+	"go.yaml.in/yaml/v3"
 )
 
 // maxNodes bounds the work of decoding one file, aliases included, so a
@@ -29,9 +29,9 @@ type decoder struct {
 }
 
 var (
-	durationType    = reflect.TypeOf(time.Duration(0))
-	addrType        = reflect.TypeOf(netip.Addr{})
-	unmarshalerType = reflect.TypeOf((*encoding.TextUnmarshaler)(nil)).Elem()
+	durationType    = reflect.TypeFor[time.Duration]()
+	addrType        = reflect.TypeFor[netip.Addr]()
+	unmarshalerType = reflect.TypeFor[encoding.TextUnmarshaler]()
 )
 
 func (d *decoder) decode(n *yaml.Node, out reflect.Value, path string) {

@@ -57,8 +57,7 @@ func schemaKeys() []string {
 	var out []string
 	var walk func(t reflect.Type, prefix string)
 	walk = func(t reflect.Type, prefix string) {
-		for i := 0; i < t.NumField(); i++ {
-			f := t.Field(i)
+		for f := range t.Fields() {
 			tag := f.Tag.Get("yaml")
 			if tag == "" || tag == "-" {
 				continue
@@ -77,11 +76,11 @@ func schemaKeys() []string {
 			}
 		}
 	}
-	walk(reflect.TypeOf(Config{}), "")
+	walk(reflect.TypeFor[Config](), "")
 	return out
 }
 
 // isScalar reports whether values of t are written as one YAML scalar.
 func isScalar(t reflect.Type) bool {
-	return t == addrType || t == reflect.TypeOf(time.Duration(0)) || reflect.PointerTo(t).Implements(unmarshalerType)
+	return t == addrType || t == reflect.TypeFor[time.Duration]() || reflect.PointerTo(t).Implements(unmarshalerType)
 }

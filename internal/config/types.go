@@ -2,6 +2,7 @@ package config
 
 import (
 	"net/netip"
+	"slices"
 	"time"
 )
 
@@ -102,6 +103,24 @@ type Pool struct {
 	// Priority orders pools for automatic assignment: higher first, then
 	// config order.
 	Priority int `yaml:"priority"`
+}
+
+// Contains reports whether one of the pool's ranges holds a (of the same
+// family).
+func (p *Pool) Contains(a netip.Addr) bool {
+	a = a.Unmap()
+	return slices.ContainsFunc(p.Addresses, func(r Range) bool { return r.Contains(a) })
+}
+
+// PoolOf returns the pool that holds a, or nil. Pools never overlap (Load
+// checks), so there is at most one.
+func (c *Config) PoolOf(a netip.Addr) *Pool {
+	for i := range c.Pools {
+		if c.Pools[i].Contains(a) {
+			return &c.Pools[i]
+		}
+	}
+	return nil
 }
 
 // AutoAssignEnabled reports whether Services without a pool annotation may

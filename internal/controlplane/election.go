@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/lbdproject/lbd/internal/election"
+	"github.com/lbdproject/lbd/internal/event"
 	coordinationv1 "k8s.io/api/coordination/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -149,8 +150,7 @@ func (c *Election) Run(ctx context.Context) {
 	readyCh := make(chan readyEvent, 1)
 	leaseCh := make(chan leaseEvent, 16)
 	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() { defer wg.Done(); c.poll(ctx, readyCh) }()
+	wg.Go(func() { ; c.poll(ctx, readyCh) })
 	watching := false
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
@@ -183,19 +183,18 @@ func (c *Election) Run(ctx context.Context) {
 			}
 			if r.client != nil && !watching {
 				watching = true
-				wg.Add(1)
-				go func() { defer wg.Done(); watchLease(ctx, r.client, c.Lease, c.Health.Interval, leaseCh) }()
+				wg.Go(func() { ; watchLease(ctx, r.client, c.Lease, c.Health.Interval, leaseCh) })
 			}
 			c.setStatus(func(s *Status) { s.APIReady, s.APIDetail = ev.ready, ev.detail })
 			c.Metrics.apiReady(ev.ready)
 			if r.ready && !ev.ready {
-				c.Log.Warn("control plane: local API server not ready", "reason", ev.detail, "failures", c.Health.FailureThreshold)
+				c.Log.Warn("local API server not ready", "reason", ev.detail, "failures", c.Health.FailureThreshold)
 				if r.leading {
 					r.release(ReasonAPINotReady)
 				}
 			}
 			if !r.ready && ev.ready {
-				c.Log.Info("control plane: local API server ready; campaigning", "node", c.Lease.Identity)
+				c.Log.Info("local API server ready; campaigning", "node", c.Lease.Identity)
 			}
 			r.ready = ev.ready
 		case ev := <-leaseCh:
@@ -293,7 +292,7 @@ func (r *campaign) acquire() bool {
 			r.refresh()
 			return false
 		}
-		r.Log.Debug("control plane: cannot take the Lease", "err", err)
+		r.Log.Debug("cannot take the Lease", "err", err)
 		if apierrors.IsNotFound(err) {
 			r.lease = nil
 		}
@@ -303,13 +302,13 @@ func (r *campaign) acquire() bool {
 	r.due = now.Add(l.RetryPeriod)
 	reason := r.acquireReason(prev)
 	if err := r.VIP.Take(); err != nil {
-		r.Log.Error("control plane: cannot add the VIP", "vip", r.VIPs, "err", err)
+		r.Log.Error("cannot add the VIP", "vip", r.VIPs, "err", err)
 	}
 	failover := time.Duration(-1)
 	if prev != nil && prev.Spec.RenewTime != nil {
 		failover = time.Since(prev.Spec.RenewTime.Time)
 	}
-	attrs := []any{"event", "takeover", "vip", r.VIPs, "reason", reason, "node", l.Identity}
+	attrs := []any{event.Attr(event.Takeover), "vip", r.VIPs, "reason", reason, "node", l.Identity}
 	if prev != nil && holder(prev) != "" && holder(prev) != l.Identity {
 		attrs = append(attrs, "previous", holder(prev))
 	}
@@ -317,7 +316,7 @@ func (r *campaign) acquire() bool {
 		r.Metrics.failover(failover)
 		attrs = append(attrs, "failover", failover.Round(time.Millisecond))
 	}
-	r.Log.Info("control plane: this node holds the VIP", attrs...)
+	r.Log.Info("this node holds the VIP", attrs...)
 	r.Metrics.transition("acquired", reason)
 	r.Metrics.leading(true)
 	return true
@@ -371,7 +370,7 @@ func (r *campaign) renew() {
 		r.Metrics.renewed(time.Since(start))
 		r.lease, r.renewed = got, start
 		if err := r.VIP.Renew(); err != nil {
-			r.Log.Warn("control plane: cannot renew the VIP", "vip", r.VIPs, "err", err)
+			r.Log.Warn("cannot renew the VIP", "vip", r.VIPs, "err", err)
 		}
 		return
 	}
@@ -396,7 +395,7 @@ func (r *campaign) renew() {
 		r.lose(ReasonRenewFailed, err)
 		return
 	}
-	r.Log.Warn("control plane: cannot renew the Lease; retrying", "err", err, "deadline", time.Until(deadline).Round(time.Millisecond))
+	r.Log.Warn("cannot renew the Lease; retrying", "err", err, "deadline", time.Until(deadline).Round(time.Millisecond))
 }
 
 // lose drops the VIP without touching the Lease (it cannot be written, or
@@ -404,7 +403,7 @@ func (r *campaign) renew() {
 func (r *campaign) lose(reason string, err error) {
 	r.leading = false
 	r.drop()
-	r.Log.Warn("control plane: this node gave the VIP up", "event", "release", "vip", r.VIPs, "reason", reason, "node", r.Lease.Identity, "err", err)
+	r.Log.Warn("this node gave the VIP up", event.Attr(event.Release), "vip", r.VIPs, "reason", reason, "node", r.Lease.Identity, "err", err)
 	r.Metrics.transition("released", reason)
 	r.Metrics.leading(false)
 	r.lease, r.seenAt = nil, time.Now()
@@ -435,7 +434,7 @@ func (r *campaign) release(reason string) {
 	next.Spec.HolderIdentity, next.Spec.LeaseDurationSeconds = nil, &secs
 	next.Spec.AcquireTime, next.Spec.RenewTime = &now, &now
 	got, err := leases.Update(ctx, next, metav1.UpdateOptions{})
-	attrs := []any{"event", "release", "vip", r.VIPs, "reason", reason, "node", r.Lease.Identity}
+	attrs := []any{event.Attr(event.Release), "vip", r.VIPs, "reason", reason, "node", r.Lease.Identity}
 	if err != nil {
 		r.lease = nil
 	} else {
@@ -459,9 +458,9 @@ func (r *campaign) release(reason string) {
 	}
 	if err != nil {
 		attrs = append(attrs, "err", err)
-		r.Log.Warn("control plane: VIP removed; the Lease could not be released and expires by itself", attrs...)
+		r.Log.Warn("VIP removed; the Lease could not be released and expires by itself", attrs...)
 	} else {
-		r.Log.Info("control plane: VIP removed and Lease released", attrs...)
+		r.Log.Info("VIP removed and Lease released", attrs...)
 	}
 	r.seenAt = time.Now()
 	r.Metrics.transition("released", reason)
@@ -479,7 +478,7 @@ const (
 
 func (r *campaign) drop() {
 	if err := r.VIP.Drop(); err != nil {
-		r.Log.Error("control plane: cannot remove the VIP", "vip", r.VIPs, "err", err)
+		r.Log.Error("cannot remove the VIP", "vip", r.VIPs, "err", err)
 	}
 }
 

@@ -15,8 +15,8 @@ import (
 
 	"github.com/lbdproject/lbd/internal/announce"
 	"github.com/lbdproject/lbd/internal/config"
-	"github.com/lbdproject/lbd/internal/status"
 	"github.com/lbdproject/lbd/internal/election"
+	"github.com/lbdproject/lbd/internal/status"
 )
 
 // Subsystem runs the control-plane VIP election on this node while the

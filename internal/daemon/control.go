@@ -75,12 +75,10 @@ func (s *ControlServer) Serve(ctx context.Context) {
 		if err != nil {
 			return
 		}
-		s.wg.Add(1)
-		go func() {
-			defer s.wg.Done()
+		s.wg.Go(func() {
 			defer conn.Close()
 			s.serveConn(ctx, conn)
-		}()
+		})
 	}
 }
 

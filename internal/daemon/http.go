@@ -56,13 +56,11 @@ func (h *HTTPServer) Listen(addr string) error {
 		return fmt.Errorf("listen.http %s: %w", addr, err)
 	}
 	srv := &http.Server{Handler: h.handler, ReadHeaderTimeout: 5 * time.Second}
-	h.wg.Add(1)
-	go func() {
-		defer h.wg.Done()
+	h.wg.Go(func() {
 		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			h.log.Error("HTTP server stopped", "addr", ln.Addr().String(), "err", err)
 		}
-	}()
+	})
 	h.mu.Lock()
 	old := h.srv
 	h.srv, h.addr = srv, ln.Addr().String()

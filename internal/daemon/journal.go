@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/lbdproject/lbd/internal/event"
 	"golang.org/x/sys/unix"
 )
 
@@ -27,7 +28,7 @@ const JournalSocket = "/run/systemd/journal/socket"
 //	LBD_<KEY>          each attribute, key upper-cased, other characters
 //	                   than A-Z, 0-9 and _ replaced by _; groups prefix
 //	                   their keys (LBD_GROUP_KEY)
-//	MESSAGE_ID         when the attribute event names a class in MessageIDs
+//	MESSAGE_ID         when the attribute event names a class in event.MessageIDs
 //
 // A record journald cannot take (its socket gone) goes to the fallback
 // handler instead. It is safe for concurrent use: each record is one
@@ -109,12 +110,12 @@ func (h *JournalHandler) Handle(ctx context.Context, r slog.Record) error {
 	b = appendField(b, "PRIORITY", priority(r.Level))
 	b = appendField(b, "SYSLOG_IDENTIFIER", "lbd")
 	b = append(b, h.fields...)
-	event := h.event
+	class := h.event
 	r.Attrs(func(a slog.Attr) bool {
-		b, event = appendAttr(b, h.prefix, a, event)
+		b, class = appendAttr(b, h.prefix, a, class)
 		return true
 	})
-	if id, ok := MessageIDs[event]; ok {
+	if id, ok := event.MessageIDs[event.Class(class)]; ok {
 		b = appendField(b, "MESSAGE_ID", id)
 	}
 	if err := h.send(b); err != nil {
@@ -152,10 +153,10 @@ func (h *JournalHandler) send(b []byte) error {
 
 // appendAttr encodes one attribute (groups recursively) and notes the
 // value of a top-level event attribute.
-func appendAttr(b []byte, prefix string, a slog.Attr, event string) ([]byte, string) {
+func appendAttr(b []byte, prefix string, a slog.Attr, class string) ([]byte, string) {
 	v := a.Value.Resolve()
 	if a.Equal(slog.Attr{}) {
-		return b, event
+		return b, class
 	}
 	if v.Kind() == slog.KindGroup {
 		p := prefix
@@ -163,9 +164,9 @@ func appendAttr(b []byte, prefix string, a slog.Attr, event string) ([]byte, str
 			p += fieldName(a.Key) + "_"
 		}
 		for _, ga := range v.Group() {
-			b, event = appendAttr(b, p, ga, event)
+			b, class = appendAttr(b, p, ga, class)
 		}
-		return b, event
+		return b, class
 	}
 	var s string
 	switch v.Kind() {
@@ -180,14 +181,14 @@ func appendAttr(b []byte, prefix string, a slog.Attr, event string) ([]byte, str
 	default:
 		s = v.String()
 	}
-	if prefix == "" && a.Key == "event" {
-		event = s
+	if prefix == "" && a.Key == event.Key {
+		class = s
 	}
 	name := "LBD_" + prefix + fieldName(a.Key)
 	if len(name) > 64 { // journald's limit on field names
 		name = name[:64]
 	}
-	return appendField(b, name, s), event
+	return appendField(b, name, s), class
 }
 
 // fieldName turns an attribute key into a journal field name part.

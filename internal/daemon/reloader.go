@@ -12,6 +12,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/lbdproject/lbd/internal/config"
+	"github.com/lbdproject/lbd/internal/event"
 )
 
 // A Subsystem is a part of the daemon that follows the configuration. The
@@ -215,7 +216,7 @@ func (r *Reloader) reload(ctx context.Context, source string) Result {
 	case OutcomeFailure:
 		r.lastOK.Set(0)
 		r.log.Error("configuration rejected; the previous one stays in force",
-			"event", EventConfigRejected, "source", source, "file", r.path, "running_hash", prevHash, "err", res.Err)
+			"event", event.ConfigRejected, "source", source, "file", r.path, "running_hash", prevHash, "err", res.Err)
 	case OutcomeUnchanged:
 		r.lastOK.Set(1)
 		r.lastOKTime.Set(float64(res.At.UnixNano()) / 1e9)
@@ -223,7 +224,7 @@ func (r *Reloader) reload(ctx context.Context, source string) Result {
 	default:
 		r.lastOK.Set(1)
 		r.lastOKTime.Set(float64(res.At.UnixNano()) / 1e9)
-		r.log.Info("configuration reloaded", "event", EventConfigApplied, "source", source, "file", r.path,
+		r.log.Info("configuration reloaded", "event", event.ConfigApplied, "source", source, "file", r.path,
 			"hash", hash, "previous_hash", prevHash, "summary", next.Summary())
 	}
 	return res

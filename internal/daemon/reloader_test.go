@@ -182,7 +182,7 @@ func TestReloadsNeverOverlap(t *testing.T) {
 	a := &fakeSub{name: "a", inFlight: &inFlight}
 	r, path, _ := setup(t, a)
 	var wg sync.WaitGroup
-	for i := 0; i < 40; i++ {
+	for i := range 40 {
 		wg.Add(1)
 		go func(i int) {
 			defer wg.Done()

@@ -65,7 +65,7 @@ func TestClusterServesLBDObjects(t *testing.T) {
 	lease := &coordinationv1.Lease{
 		ObjectMeta: metav1.ObjectMeta{Name: "lbd-leader", Namespace: "demo"},
 		Spec: coordinationv1.LeaseSpec{
-			HolderIdentity:       ptr.To("node-a"),
+			HolderIdentity:       new("node-a"),
 			LeaseDurationSeconds: ptr.To[int32](15),
 			RenewTime:            &metav1.MicroTime{Time: time.Now()},
 		},

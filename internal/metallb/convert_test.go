@@ -7,6 +7,7 @@ import (
 	"path"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -52,10 +53,8 @@ func load(t *testing.T, r *Result) *config.Config {
 	opts := config.Options{
 		Hostname: func() (string, error) { return "node1", nil },
 		Stat: func(name string) (fs.FileInfo, error) {
-			for _, f := range r.PasswordFiles {
-				if f == name {
-					return passwordFileInfo(path.Base(name)), nil
-				}
+			if slices.Contains(r.PasswordFiles, name) {
+				return passwordFileInfo(path.Base(name)), nil
 			}
 			return nil, &fs.PathError{Op: "stat", Path: name, Err: syscall.ENOENT}
 		},
@@ -66,8 +65,6 @@ func load(t *testing.T, r *Result) *config.Config {
 	}
 	return c
 }
-
-func ptr[T any](v T) *T { return &v }
 
 func mustRange(t *testing.T, s string) config.Range {
 	t.Helper()
@@ -85,7 +82,7 @@ func TestMetalLBSeedGuide(t *testing.T) {
 	prodPool := config.Pool{
 		Name:          "prod-pool",
 		Addresses:     []config.Range{mustRange(t, "192.168.40.200-192.168.40.250")},
-		AutoAssign:    ptr(true),
+		AutoAssign:    new(true),
 		AvoidBuggyIPs: true,
 	}
 	l2 := []config.L2Advertisement{{Name: "l2-prod", Pools: []string{"prod-pool"}, Interfaces: []string{"eth0"}}}
@@ -96,7 +93,7 @@ func TestMetalLBSeedGuide(t *testing.T) {
 	}}
 	bgpAds := []config.BGPAdvertisement{{
 		Name: "bgp-prod", Pools: []string{"prod-pool"},
-		AggregationLength: 32, AggregationLengthV6: 128, LocalPreference: ptr(uint32(100)),
+		AggregationLength: 32, AggregationLengthV6: 128, LocalPreference: new(uint32(100)),
 	}}
 	for _, tc := range []struct {
 		name   string

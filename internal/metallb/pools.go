@@ -3,6 +3,7 @@ package metallb
 import (
 	"fmt"
 	"net/netip"
+	"slices"
 	"strings"
 
 	"github.com/lbdproject/lbd/internal/config"
@@ -217,12 +218,7 @@ func (c *converter) markAnnounced() {
 }
 
 func contains(list []string, s string) bool {
-	for _, v := range list {
-		if v == s {
-			return true
-		}
-	}
-	return false
+	return slices.Contains(list, s)
 }
 
 func listOrNone(l []string) string {

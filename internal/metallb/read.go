@@ -8,7 +8,7 @@ import (
 	"reflect"
 	"strings"
 
-	"gopkg.in/yaml.v3"
+	"go.yaml.in/yaml/v3"
 )
 
 // Input is one file of MetalLB YAML.
@@ -219,8 +219,7 @@ func unknownKeys(n *yaml.Node, t reflect.Type, path string, out *[]string) {
 }
 
 func fieldByTag(t reflect.Type, key string) (reflect.StructField, bool) {
-	for i := 0; i < t.NumField(); i++ {
-		f := t.Field(i)
+	for f := range t.Fields() {
 		if name, _, _ := strings.Cut(f.Tag.Get("yaml"), ","); name == key {
 			return f, true
 		}
@@ -262,8 +261,7 @@ func isNull(n *yaml.Node) bool {
 }
 
 func yamlErr(err error) string {
-	var te *yaml.TypeError
-	if errors.As(err, &te) {
+	if te, ok := errors.AsType[*yaml.TypeError](err); ok {
 		return strings.Join(te.Errors, "; ")
 	}
 	return strings.TrimPrefix(err.Error(), "yaml: ")

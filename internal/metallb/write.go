@@ -8,7 +8,7 @@ import (
 	"strings"
 	"time"
 
-	"gopkg.in/yaml.v3"
+	"go.yaml.in/yaml/v3"
 )
 
 // write renders the lbd configuration, keys in the order of docs/config.md,
@@ -262,7 +262,7 @@ func (w *writer) comment(indent int, text string) {
 		cont = "  "
 	}
 	line := ""
-	for _, word := range strings.Fields(sanitizeComment(text)) {
+	for word := range strings.FieldsSeq(sanitizeComment(text)) {
 		if line != "" && len(line)+1+len(word) > width {
 			w.line(indent, "# %s", line)
 			line = cont + word

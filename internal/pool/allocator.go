@@ -3,6 +3,7 @@ package pool
 import (
 	"cmp"
 	"fmt"
+	"maps"
 	"net/netip"
 	"slices"
 	"strings"
@@ -71,15 +72,6 @@ func isBuggy(a netip.Addr) bool {
 	}
 	last := a.As4()[3]
 	return last == 0 || last == 255
-}
-
-func (p *pool) contains(a netip.Addr) bool {
-	for _, r := range p.cfg.Addresses {
-		if r.Contains(a) {
-			return true
-		}
-	}
-	return false
 }
 
 func (p *pool) hasFamily(f Family) bool {
@@ -165,7 +157,7 @@ func (a *Allocator) setPools(pools []config.Pool) {
 // poolOf returns the pool containing addr.
 func (a *Allocator) poolOf(addr netip.Addr) *pool {
 	for _, p := range a.pools {
-		if p.contains(addr) {
+		if p.cfg.Contains(addr) {
 			return p
 		}
 	}
@@ -258,10 +250,10 @@ func (a *Allocator) assign(svc Service, current []netip.Addr) (Assignment, error
 	for _, r := range svc.Requested {
 		f := familyOf(r)
 		if _, dup := requested[f]; dup {
-			return Assignment{}, fail(ReasonBadRequest, "more than one %s address requested (%s); request at most one per family", f, config.JoinAddrs(svc.Requested))
+			return Assignment{}, fail(ReasonBadAnnotation, "more than one %s address requested (%s); request at most one per family", f, config.JoinAddrs(svc.Requested))
 		}
 		if !slices.Contains(want.all, f) {
-			return Assignment{}, fail(ReasonBadRequest, "requested %s is %s, but the Service's ipFamilies are %s", r, f, familyList(want.all))
+			return Assignment{}, fail(ReasonBadAnnotation, "requested %s is %s, but the Service's ipFamilies are %s", r, f, familyList(want.all))
 		}
 		requested[f] = r
 	}
@@ -318,7 +310,7 @@ func neededFamilies(svc Service) (families, error) {
 		return families{all: fams, required: fams[:1]}, nil
 	default:
 		if len(fams) < 2 {
-			return families{}, fail(ReasonBadRequest, "ipFamilyPolicy RequireDualStack needs two ipFamilies")
+			return families{}, fail(ReasonBadAnnotation, "ipFamilyPolicy RequireDualStack needs two ipFamilies")
 		}
 		return families{all: fams, required: fams}, nil
 	}
@@ -357,9 +349,7 @@ func (a *Allocator) fill(svc Service, want families, have map[Family]netip.Addr)
 			}
 		}
 		if len(got) == len(missing) {
-			for f, addr := range got {
-				have[f] = addr
-			}
+			maps.Copy(have, got)
 			return nil
 		}
 	}
@@ -383,12 +373,12 @@ func (a *Allocator) fill(svc Service, want families, have map[Family]netip.Addr)
 			fam = fam || p.hasFamily(f)
 		}
 		if !fam {
-			return fail(ReasonNoPool, "no pool usable by namespace %s has %s addresses (pools tried: %s)", svc.Namespace, f, strings.Join(names, ", "))
+			return fail(ReasonNoPoolForFamily, "no pool usable by namespace %s has %s addresses (pools tried: %s)", svc.Namespace, f, strings.Join(names, ", "))
 		}
 		if len(want.required) > 1 && len(have) > 0 {
-			return fail(ReasonFamilyMissing, "RequireDualStack: no %s address free in %s", f, strings.Join(names, ", "))
+			return fail(ReasonDualStackUnavailable, "RequireDualStack: no %s address free in %s", f, strings.Join(names, ", "))
 		}
-		return fail(ReasonExhausted, "no %s address free in pool %s", f, strings.Join(names, ", "))
+		return fail(ReasonPoolExhausted, "no %s address free in pool %s", f, strings.Join(names, ", "))
 	}
 	return nil
 }
@@ -403,7 +393,7 @@ func (a *Allocator) candidates(svc Service) ([]*pool, error) {
 		case !ok:
 			return nil, fail(ReasonUnknownPool, "no pool is named %q", svc.Pool)
 		case !p.allows(svc.Namespace):
-			return nil, fail(ReasonNotAllowed, "pool %s may not be used by namespace %s", p.cfg.Name, svc.Namespace)
+			return nil, fail(ReasonNotAllowedInNamespace, "pool %s may not be used by namespace %s", p.cfg.Name, svc.Namespace)
 		}
 		return []*pool{p}, nil
 	}
@@ -414,7 +404,7 @@ func (a *Allocator) candidates(svc Service) ([]*pool, error) {
 		}
 	}
 	if len(out) == 0 {
-		return nil, fail(ReasonNotAllowed, "no automatically assigned pool may be used by namespace %s", svc.Namespace)
+		return nil, fail(ReasonNotAllowedInNamespace, "no automatically assigned pool may be used by namespace %s", svc.Namespace)
 	}
 	slices.SortStableFunc(out, func(x, y *pool) int {
 		return cmp.Or(cmp.Compare(y.cfg.Priority, x.cfg.Priority), cmp.Compare(x.index, y.index))
@@ -453,13 +443,13 @@ func (a *Allocator) claimable(svc Service, addr netip.Addr) error {
 		for _, q := range a.pools {
 			names = append(names, q.cfg.Name)
 		}
-		return fail(ReasonNotInPool, "%s is in no pool (pools: %s)", addr, strings.Join(names, ", "))
+		return fail(ReasonAddressNotInAnyPool, "%s is in no pool (pools: %s)", addr, strings.Join(names, ", "))
 	case !p.allows(svc.Namespace):
-		return fail(ReasonNotAllowed, "%s is in pool %s, which namespace %s may not use", addr, p.cfg.Name, svc.Namespace)
+		return fail(ReasonNotAllowedInNamespace, "%s is in pool %s, which namespace %s may not use", addr, p.cfg.Name, svc.Namespace)
 	case svc.Pool != "" && svc.Pool != p.cfg.Name:
-		return fail(ReasonBadRequest, "%s is in pool %s, but the Service asks for pool %s", addr, p.cfg.Name, svc.Pool)
+		return fail(ReasonBadAnnotation, "%s is in pool %s, but the Service asks for pool %s", addr, p.cfg.Name, svc.Pool)
 	case p.cfg.AvoidBuggyIPs && isBuggy(addr):
-		return fail(ReasonBuggyAddress, "%s ends in .0 or .255, which pool %s avoids (avoid_buggy_ips)", addr, p.cfg.Name)
+		return fail(ReasonAvoidedAddress, "%s ends in .0 or .255, which pool %s avoids (avoid_buggy_ips)", addr, p.cfg.Name)
 	}
 	if st, ok := a.addrs[addr]; ok {
 		return canShare(st, svc)
@@ -474,16 +464,16 @@ func canShare(st *addrState, svc Service) error {
 		for _, u := range st.users {
 			keys = append(keys, u.Key)
 		}
-		return fail(ReasonInUse, "the address is used by %s (sharing needs the same allow-shared-ip key on every Service)", strings.Join(keys, ", "))
+		return fail(ReasonAddressInUse, "the address is used by %s (sharing needs the same allow-shared-ip key on every Service)", strings.Join(keys, ", "))
 	}
 	for _, u := range st.users {
 		for _, p := range svc.Ports {
 			if slices.Contains(u.Ports, p) {
-				return fail(ReasonSharing, "port %d/%s is already used on this address by %s", p.Port, p.Protocol, u.Key)
+				return fail(ReasonSharingConflict, "port %d/%s is already used on this address by %s", p.Port, p.Protocol, u.Key)
 			}
 		}
 		if (u.Local || svc.Local) && (u.Local != svc.Local || u.Selector != svc.Selector) {
-			return fail(ReasonSharing, "with externalTrafficPolicy: Local, Services sharing an address must all be Local and select the same pods (%s differs)", u.Key)
+			return fail(ReasonSharingConflict, "with externalTrafficPolicy: Local, Services sharing an address must all be Local and select the same pods (%s differs)", u.Key)
 		}
 	}
 	return nil

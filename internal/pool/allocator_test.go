@@ -77,7 +77,7 @@ func TestAssignInOrder(t *testing.T) {
 		}
 	}
 	_, err := a.Assign(svc("default/s3"), nil)
-	wantReason(t, err, ReasonExhausted, "no IPv4 address free in pool p")
+	wantReason(t, err, ReasonPoolExhausted, "no IPv4 address free in pool p")
 
 	a.Release("default/s1")
 	as, err := a.Assign(svc("default/s3"), nil)
@@ -96,7 +96,7 @@ func TestAvoidBuggyIPs(t *testing.T) {
 	p.AvoidBuggyIPs = true
 	a := New([]config.Pool{p})
 	var got []string
-	for i := 0; i < 3; i++ {
+	for i := range 3 {
 		as, err := a.Assign(svc(fmt.Sprintf("default/s%d", i)), nil)
 		got = append(got, addrsOf(t, as, err))
 	}
@@ -107,7 +107,7 @@ func TestAvoidBuggyIPs(t *testing.T) {
 		t.Errorf("usage %+v: .255 and .0 must count in neither", u)
 	}
 	_, err := a.Assign(svc("default/x", requested("192.0.2.255")), nil)
-	wantReason(t, err, ReasonBuggyAddress, "avoid_buggy_ips")
+	wantReason(t, err, ReasonAvoidedAddress, "avoid_buggy_ips")
 }
 
 func TestPoolOrder(t *testing.T) {
@@ -144,9 +144,9 @@ func TestNamespaces(t *testing.T) {
 	a := New([]config.Pool{ingress, mustPool(t, "general", "192.0.2.0/30")})
 
 	_, err := a.Assign(svc("tenant/grab", requested("203.0.113.10")), nil)
-	wantReason(t, err, ReasonNotAllowed, "203.0.113.10 is in pool ingress, which namespace tenant may not use")
+	wantReason(t, err, ReasonNotAllowedInNamespace, "203.0.113.10 is in pool ingress, which namespace tenant may not use")
 	_, err = a.Assign(svc("tenant/grab", inPool("ingress")), nil)
-	wantReason(t, err, ReasonNotAllowed, "pool ingress may not be used by namespace tenant")
+	wantReason(t, err, ReasonNotAllowedInNamespace, "pool ingress may not be used by namespace tenant")
 
 	as, err := a.Assign(svc("tenant/web"), nil)
 	if got := addrsOf(t, as, err); got != "192.0.2.0" {
@@ -159,7 +159,7 @@ func TestNamespaces(t *testing.T) {
 
 	only := New([]config.Pool{ingress})
 	_, err = only.Assign(svc("tenant/web"), nil)
-	wantReason(t, err, ReasonNotAllowed, "no automatically assigned pool may be used by namespace tenant")
+	wantReason(t, err, ReasonNotAllowedInNamespace, "no automatically assigned pool may be used by namespace tenant")
 }
 
 func TestRequested(t *testing.T) {
@@ -174,11 +174,11 @@ func TestRequested(t *testing.T) {
 		reason Reason
 		text   string
 	}{
-		{"in use", svc("default/x", requested("192.0.2.7")), ReasonInUse, "the address is used by default/pinned"},
-		{"in no pool", svc("default/x", requested("203.0.113.1")), ReasonNotInPool, "203.0.113.1 is in no pool (pools: a, b)"},
-		{"two per family", svc("default/x", requested("192.0.2.1", "192.0.2.2")), ReasonBadRequest, "more than one IPv4 address requested"},
-		{"wrong family", svc("default/x", requested("2001:db8::5")), ReasonBadRequest, "requested 2001:db8::5 is IPv6, but the Service's ipFamilies are IPv4"},
-		{"pool mismatch", svc("default/x", requested("192.0.2.1"), inPool("b")), ReasonBadRequest, "192.0.2.1 is in pool a, but the Service asks for pool b"},
+		{"in use", svc("default/x", requested("192.0.2.7")), ReasonAddressInUse, "the address is used by default/pinned"},
+		{"in no pool", svc("default/x", requested("203.0.113.1")), ReasonAddressNotInAnyPool, "203.0.113.1 is in no pool (pools: a, b)"},
+		{"two per family", svc("default/x", requested("192.0.2.1", "192.0.2.2")), ReasonBadAnnotation, "more than one IPv4 address requested"},
+		{"wrong family", svc("default/x", requested("2001:db8::5")), ReasonBadAnnotation, "requested 2001:db8::5 is IPv6, but the Service's ipFamilies are IPv4"},
+		{"pool mismatch", svc("default/x", requested("192.0.2.1"), inPool("b")), ReasonBadAnnotation, "192.0.2.1 is in pool a, but the Service asks for pool b"},
 	}
 	for _, tt := range tests {
 		_, err := a.Assign(tt.s, nil)
@@ -201,7 +201,7 @@ func TestSharing(t *testing.T) {
 	}
 	// Asking for the shared address with a colliding port is refused...
 	_, err = a.Assign(svc("default/dns-dup", sharing("dns", 53), requested(first)), nil)
-	wantReason(t, err, ReasonSharing, "port 53/TCP is already used on this address by default/dns-tcp")
+	wantReason(t, err, ReasonSharingConflict, "port 53/TCP is already used on this address by default/dns-tcp")
 	// ...while automatic assignment gives another address.
 	asDup, err := a.Assign(dns("default/dns-dup2", 53), nil)
 	if got := addrsOf(t, asDup, err); got == first {
@@ -209,7 +209,7 @@ func TestSharing(t *testing.T) {
 	}
 	a.Release("default/dns-dup2")
 	_, err = a.Assign(svc("default/other", requested(first)), nil)
-	wantReason(t, err, ReasonInUse, "sharing needs the same allow-shared-ip key")
+	wantReason(t, err, ReasonAddressInUse, "sharing needs the same allow-shared-ip key")
 
 	local := func(key, sel string, port int32) Service {
 		return svc(key, sharing("web", port), func(s *Service) { s.Local, s.Selector = true, sel })
@@ -224,9 +224,9 @@ func TestSharing(t *testing.T) {
 		t.Errorf("Local with the same selector: got %s, want %s", got, web)
 	}
 	_, err = a.Assign(svc("default/web-cluster", requested(web), sharing("web", 8080)), nil)
-	wantReason(t, err, ReasonSharing, "must all be Local and select the same pods")
+	wantReason(t, err, ReasonSharingConflict, "must all be Local and select the same pods")
 	_, err = a.Assign(svc("default/web-other", requested(web), sharing("web", 8443), func(s *Service) { s.Local, s.Selector = true, "app=other" }), nil)
-	wantReason(t, err, ReasonSharing, "select the same pods")
+	wantReason(t, err, ReasonSharingConflict, "select the same pods")
 
 	a.Release("default/dns-tcp")
 	if _, err := a.Assign(svc("default/x", requested(first)), nil); err == nil {
@@ -263,12 +263,12 @@ func TestDualStack(t *testing.T) {
 		t.Errorf("PreferDualStack without IPv6 pools: got %s", got)
 	}
 	_, err = b.Assign(svc("default/req", dual(RequireDualStack, IPv4, IPv6)), nil)
-	wantReason(t, err, ReasonNoPool, "no pool usable by namespace default has IPv6 addresses")
+	wantReason(t, err, ReasonNoPoolForFamily, "no pool usable by namespace default has IPv6 addresses")
 	if _, held := b.Lookup("default/req"); held {
 		t.Error("a failed RequireDualStack Service holds an address")
 	}
 	_, err = b.Assign(svc("default/v6", dual(SingleStack, IPv6)), nil)
-	wantReason(t, err, ReasonNoPool, "IPv6")
+	wantReason(t, err, ReasonNoPoolForFamily, "IPv6")
 }
 
 func TestSticky(t *testing.T) {
@@ -286,7 +286,7 @@ func TestSticky(t *testing.T) {
 	}
 	// A change that cannot be met keeps the old address.
 	_, err = a.Assign(svc("default/web", requested("203.0.113.1")), nil)
-	wantReason(t, err, ReasonNotInPool, "203.0.113.1")
+	wantReason(t, err, ReasonAddressNotInAnyPool, "203.0.113.1")
 	if got, _ := a.Lookup("default/web"); config.JoinAddrs(got.Addrs) != "192.0.2.9" {
 		t.Errorf("a failed edit cost the address: %v", got.Addrs)
 	}
@@ -294,7 +294,7 @@ func TestSticky(t *testing.T) {
 	// Rebuild after a restart, in any order: every address stays.
 	status := map[string][]netip.Addr{}
 	b := New(pools)
-	for i := 0; i < 12; i++ {
+	for i := range 12 {
 		s := svc(fmt.Sprintf("default/s%02d", i), dual(PreferDualStack, IPv4, IPv6))
 		as, err := b.Assign(s, nil)
 		if err != nil {
@@ -347,7 +347,7 @@ func TestStrandedAndSetPools(t *testing.T) {
 	if u := a.Usage(); u[0].Size != 32 || u[0].InUse != 1 || u[1].InUse != 1 {
 		t.Errorf("usage after SetPools: %+v", u)
 	}
-	if _, err := a.Assign(svc("default/x", requested("192.0.2.9")), nil); ReasonOf(err) != ReasonInUse {
+	if _, err := a.Assign(svc("default/x", requested("192.0.2.9")), nil); ReasonOf(err) != ReasonAddressInUse {
 		t.Errorf("an address in use became free after SetPools: %v", err)
 	}
 	as, err := a.Assign(svc("default/web", requested("192.0.2.9")), nil)
@@ -358,7 +358,7 @@ func TestStrandedAndSetPools(t *testing.T) {
 
 func TestIPv6NeverEnumerated(t *testing.T) {
 	a := New([]config.Pool{mustPool(t, "v6", "2001:db8::/64")})
-	for i := 0; i < 1000; i++ {
+	for i := range 1000 {
 		if _, err := a.Assign(svc(fmt.Sprintf("default/s%d", i), dual(SingleStack, IPv6)), nil); err != nil {
 			t.Fatal(err)
 		}
@@ -386,7 +386,7 @@ func TestUsedSetModel(t *testing.T) {
 		}
 		return a
 	}
-	for step := 0; step < 5000; step++ {
+	for step := range 5000 {
 		a := at(rng.IntN(64))
 		if model[a] {
 			s.remove(a)
@@ -396,14 +396,14 @@ func TestUsedSetModel(t *testing.T) {
 			model[a] = true
 		}
 		if step%50 == 0 {
-			for i := 0; i < 64; i++ {
+			for i := range 64 {
 				if x := at(i); s.has(x) != model[x] {
 					t.Fatalf("step %d: has(%s) = %v, model %v", step, x, s.has(x), model[x])
 				}
 			}
 			// firstFree agrees with the model.
 			want, ok := netip.Addr{}, false
-			for i := 0; i < 64; i++ {
+			for i := range 64 {
 				if !model[at(i)] {
 					want, ok = at(i), true
 					break
@@ -436,7 +436,7 @@ func TestFailedWishKeepsStatus(t *testing.T) {
 	}
 	// default/a had .10 and now asks for .11, which b holds.
 	_, err := a.Assign(svc("default/a", requested("192.0.2.11")), []netip.Addr{ip("192.0.2.10")})
-	wantReason(t, err, ReasonInUse, "used by default/b")
+	wantReason(t, err, ReasonAddressInUse, "used by default/b")
 	if got, _ := a.Lookup("default/a"); config.JoinAddrs(got.Addrs) != "192.0.2.10" {
 		t.Errorf("default/a holds %v, want its status address", got.Addrs)
 	}
@@ -446,7 +446,7 @@ func TestFailedWishKeepsStatus(t *testing.T) {
 	}
 	// Asking again still fails while b holds .11...
 	_, err = a.Assign(svc("default/a", requested("192.0.2.11")), nil)
-	wantReason(t, err, ReasonInUse, "used by default/b")
+	wantReason(t, err, ReasonAddressInUse, "used by default/b")
 	// ...and succeeds once b lets go; .10 is freed.
 	a.Release("default/b")
 	as, err = a.Assign(svc("default/a", requested("192.0.2.11")), nil)

@@ -75,16 +75,16 @@ type Reason string
 
 // Reasons for failing to allocate.
 const (
-	ReasonExhausted     Reason = "PoolExhausted"
-	ReasonNotAllowed    Reason = "NotAllowedInNamespace"
-	ReasonNotInPool     Reason = "AddressNotInAnyPool"
-	ReasonInUse         Reason = "AddressInUse"
-	ReasonSharing       Reason = "SharingConflict"
-	ReasonNoPool        Reason = "NoPoolForFamily"
-	ReasonUnknownPool   Reason = "UnknownPool"
-	ReasonBadRequest    Reason = "BadAnnotation"
-	ReasonBuggyAddress  Reason = "AvoidedAddress"
-	ReasonFamilyMissing Reason = "DualStackUnavailable"
+	ReasonPoolExhausted         Reason = "PoolExhausted"
+	ReasonNotAllowedInNamespace Reason = "NotAllowedInNamespace"
+	ReasonAddressNotInAnyPool   Reason = "AddressNotInAnyPool"
+	ReasonAddressInUse          Reason = "AddressInUse"
+	ReasonSharingConflict       Reason = "SharingConflict"
+	ReasonNoPoolForFamily       Reason = "NoPoolForFamily"
+	ReasonUnknownPool           Reason = "UnknownPool"
+	ReasonBadAnnotation         Reason = "BadAnnotation"
+	ReasonAvoidedAddress        Reason = "AvoidedAddress"
+	ReasonDualStackUnavailable  Reason = "DualStackUnavailable"
 )
 
 // Error is an allocation failure with its reason.
@@ -101,8 +101,7 @@ func fail(r Reason, format string, args ...any) error {
 
 // ReasonOf returns the reason of an allocation error, or "".
 func ReasonOf(err error) Reason {
-	var e *Error
-	if errors.As(err, &e) {
+	if e, ok := errors.AsType[*Error](err); ok {
 		return e.Reason
 	}
 	return ""

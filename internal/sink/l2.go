@@ -82,8 +82,7 @@ type replacing struct{ prometheus.Registerer }
 
 func (r replacing) Register(c prometheus.Collector) error {
 	err := r.Registerer.Register(c)
-	var dup prometheus.AlreadyRegisteredError
-	if errors.As(err, &dup) {
+	if dup, ok := errors.AsType[prometheus.AlreadyRegisteredError](err); ok {
 		r.Unregister(dup.ExistingCollector)
 		return r.Registerer.Register(c)
 	}

@@ -70,7 +70,7 @@ func WriteText(w io.Writer, s *Status, now time.Time) {
 	r := s.LastReload
 	fmt.Fprintf(w, "last reload: %s from %s, %s ago: %s\n", r.At.Local().Format(time.DateTime), r.Source, now.Sub(r.At).Round(time.Second), r.Result)
 	if r.Error != "" {
-		for _, line := range strings.Split(r.Error, "\n") {
+		for line := range strings.SplitSeq(r.Error, "\n") {
 			fmt.Fprintf(w, "             %s\n", line)
 		}
 	}

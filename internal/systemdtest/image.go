@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -164,9 +165,9 @@ func mirrorDeb822(path string) string {
 	if err != nil {
 		return ""
 	}
-	for _, stanza := range strings.Split(string(data), "\n\n") {
+	for stanza := range strings.SplitSeq(string(data), "\n\n") {
 		fields := map[string]string{}
-		for _, line := range strings.Split(stanza, "\n") {
+		for line := range strings.SplitSeq(stanza, "\n") {
 			if k, v, ok := strings.Cut(line, ":"); ok && !strings.HasPrefix(line, "#") && !strings.HasPrefix(line, " ") {
 				fields[strings.ToLower(k)] = strings.TrimSpace(v)
 			}
@@ -211,10 +212,5 @@ func mirrorOneLine(path string) string {
 }
 
 func contains(list, word string) bool {
-	for _, w := range strings.Fields(list) {
-		if w == word {
-			return true
-		}
-	}
-	return false
+	return slices.Contains(strings.Fields(list), word)
 }

@@ -19,8 +19,6 @@ import (
 	"github.com/lbdproject/lbd/internal/pool"
 )
 
-func ptr[T any](v T) *T { return &v }
-
 func eventually(t *testing.T, what string, cond func() bool) {
 	t.Helper()
 	for deadline := time.Now().Add(10 * time.Second); !cond(); {
@@ -118,9 +116,9 @@ func TestClusterAgainstAPIServer(t *testing.T) {
 		ObjectMeta:  metav1.ObjectMeta{Namespace: "default", Name: "web-1", Labels: map[string]string{discoveryv1.LabelServiceName: "web"}},
 		AddressType: discoveryv1.AddressTypeIPv4,
 		Endpoints: []discoveryv1.Endpoint{
-			{Addresses: []string{"10.1.0.1"}, NodeName: ptr("a"), Conditions: discoveryv1.EndpointConditions{Ready: ptr(true)}},
-			{Addresses: []string{"10.1.0.2"}, NodeName: ptr("b"), Conditions: discoveryv1.EndpointConditions{Ready: ptr(false), Serving: ptr(true), Terminating: ptr(true)}},
-			{Addresses: []string{"10.1.0.3"}, NodeName: ptr("c"), Conditions: discoveryv1.EndpointConditions{Ready: ptr(false), Serving: ptr(false)}},
+			{Addresses: []string{"10.1.0.1"}, NodeName: new("a"), Conditions: discoveryv1.EndpointConditions{Ready: new(true)}},
+			{Addresses: []string{"10.1.0.2"}, NodeName: new("b"), Conditions: discoveryv1.EndpointConditions{Ready: new(false), Serving: new(true), Terminating: new(true)}},
+			{Addresses: []string{"10.1.0.3"}, NodeName: new("c"), Conditions: discoveryv1.EndpointConditions{Ready: new(false), Serving: new(false)}},
 		},
 	}
 	if _, err := c.DiscoveryV1().EndpointSlices("default").Create(ctx, slice, metav1.CreateOptions{}); err != nil {
@@ -172,7 +170,7 @@ func TestConvertAnnotations(t *testing.T) {
 	if s := lb(map[string]string{"metallb.io/loadBalancerIPs": "192.0.2.300"}); s.Invalid == nil {
 		t.Error("a bad address must make the Service invalid")
 	}
-	if s := lb(nil, func(s *corev1.Service) { s.Spec.LoadBalancerClass = ptr("other.io/lb") }); s.Served {
+	if s := lb(nil, func(s *corev1.Service) { s.Spec.LoadBalancerClass = new("other.io/lb") }); s.Served {
 		t.Error("a Service of another class must not be served")
 	}
 	if s := lb(nil, func(s *corev1.Service) { s.Spec.Type = corev1.ServiceTypeNodePort }); s.Served {

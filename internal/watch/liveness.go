@@ -96,7 +96,7 @@ func (c *Cluster) leaseSynced() bool {
 
 func splitList(v string) []string {
 	out := []string{}
-	for _, f := range strings.Split(v, ",") {
+	for f := range strings.SplitSeq(v, ",") {
 		if f = strings.TrimSpace(f); f != "" {
 			out = append(out, f)
 		}

@@ -83,7 +83,7 @@ func convert(s *corev1.Service, class string) cluster.Service {
 	if ips == "" && s.Spec.LoadBalancerIP != "" {
 		ips = s.Spec.LoadBalancerIP
 	}
-	for _, f := range strings.Split(ips, ",") {
+	for f := range strings.SplitSeq(ips, ",") {
 		if f = strings.TrimSpace(f); f == "" {
 			continue
 		}

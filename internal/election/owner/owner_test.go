@@ -19,7 +19,7 @@ func nodes(since time.Time, names ...string) []Candidate {
 func TestOwnerDeterministicAndOrderFree(t *testing.T) {
 	a := nodes(t0, "node-a", "node-b", "node-c")
 	b := []Candidate{a[2], a[0], a[1]}
-	for i := 0; i < 200; i++ {
+	for i := range 200 {
 		key := fmt.Sprintf("ns/svc-%d", i)
 		if x, y := Choose(key, t0.Add(time.Hour), a, false), Choose(key, t0.Add(time.Hour), b, false); x != y || x == "" {
 			t.Fatalf("%s: %q vs %q", key, x, y)
@@ -36,7 +36,7 @@ func TestOwnerFailover(t *testing.T) {
 	all := nodes(t0, "node-a", "node-b", "node-c")
 	created := t0.Add(time.Hour)
 	moved := map[string]int{}
-	for i := 0; i < 300; i++ {
+	for i := range 300 {
 		key := fmt.Sprintf("ns/svc-%d", i)
 		before := Choose(key, created, all, false)
 		after := Choose(key, created, all[1:], false) // node-a died
@@ -59,7 +59,7 @@ func TestOwnerNoStealBack(t *testing.T) {
 	returned := t0.Add(2 * time.Hour)
 	back := []Candidate{{"node-a", returned}, {"node-b", t0}, {"node-c", t0}}
 	var tookBack, newOnA int
-	for i := 0; i < 300; i++ {
+	for i := range 300 {
 		key := fmt.Sprintf("ns/svc-%d", i)
 		whileDead := Choose(key, created, back[1:], false)
 		if got := Choose(key, created, back, false); got != whileDead {
@@ -93,7 +93,7 @@ func BenchmarkOwnerSpread(b *testing.B) {
 			var hi, lo float64
 			for b.Loop() {
 				count := map[string]int{}
-				for i := 0; i < n; i++ {
+				for i := range n {
 					count[Choose(fmt.Sprintf("ns/svc-%d", i), t0, cands, false)]++
 				}
 				hi, lo = 0, 1e9

@@ -112,7 +112,7 @@ func command(l *announce.L2, cmd, arg string) string {
 		return string(b)
 	}
 	var macs []net.HardwareAddr
-	for _, s := range strings.Split(arg, ",") {
+	for s := range strings.SplitSeq(arg, ",") {
 		if s == "" {
 			continue
 		}
