@@ -11,6 +11,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/lbdproject/lbd/internal/cluster"
@@ -109,10 +110,13 @@ func (r *recorder) announced() map[string]Reason {
 	return out
 }
 
+// waitUntil waits, in the test's synctest bubble (fake time), until cond
+// holds: each round lets every goroutine of the bubble finish what it can
+// (synctest.Wait), then moves the clock 5ms on.
 func waitUntil(t *testing.T, what string, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(5 * time.Second)
-	for !cond() {
+	for synctest.Wait(); !cond(); synctest.Wait() {
 		if time.Now().After(deadline) {
 			t.Fatalf("timed out waiting for %s", what)
 		}
@@ -130,7 +134,9 @@ type agentRig struct {
 }
 
 // startAgent runs an agent for node-a of three nodes, with one Service
-// (192.0.2.10) that node-a owns.
+// (192.0.2.10) that node-a owns. Call it inside a synctest bubble: the
+// agent's timers then run on the bubble's fake clock, so nothing here
+// waits in real time or depends on the machine's load.
 func startAgent(t *testing.T, grace string) *agentRig {
 	cfg := mustConfig(t, strings.Replace(planConfig, "l2:\n", "l2:\n  handover_grace: "+grace+"\n", 1))
 	svc := cluster.Service{Spec: pool.Service{Key: "ns/web"}, Created: created, Status: addrs("192.0.2.10")}
@@ -175,7 +181,9 @@ func startAgent(t *testing.T, grace string) *agentRig {
 // (API server unreachable, informers stale), the others look dead too;
 // the agent keeps its last plan instead of taking everything, or
 // dropping everything.
-func TestAgentFreezes(t *testing.T) {
+func TestAgentFreezes(t *testing.T) { synctest.Test(t, testAgentFreezes) }
+
+func testAgentFreezes(t *testing.T) {
 	r := startAgent(t, "0s")
 	r.c.mu.Lock()
 	r.c.services = append(r.c.services, cluster.Service{Spec: pool.Service{Key: "ns/other"}, Created: created, Status: addrs("192.0.2.11")})
@@ -184,38 +192,53 @@ func TestAgentFreezes(t *testing.T) {
 	waitUntil(t, "a plan with both Services", func() bool { return len(r.a.State().Decisions) == 2 })
 	wasAnnounced := r.sink.announced()
 
-	// Nobody renews for longer than the Lease: every Lease expires.
-	time.Sleep(2100 * time.Millisecond)
-	r.a.Notify()
-	waitUntil(t, "the agent to freeze", func() bool { return r.a.State().Summary[:6] == "frozen" })
+	// Nobody renews: every Lease expires (2s) and the agent notices by
+	// itself, at the expiry.
+	time.Sleep(2 * time.Second)
+	waitUntil(t, "the agent to freeze", func() bool { return r.a.State().Phase == PhaseFrozen })
 	if got := r.sink.announced(); !maps.Equal(got, wasAnnounced) {
 		t.Errorf("frozen agent announces %v, announced %v before", got, wasAnnounced)
 	}
 
-	// Only the others come back: still frozen.
+	// Only the others come back: still frozen, once the agent has seen
+	// them (synctest.Wait: it has nothing left to do).
 	r.c.renew("node-b", "node-c")
 	r.a.NotifyLeases()
 	time.Sleep(100 * time.Millisecond)
-	if r.a.State().Summary[:6] != "frozen" {
-		t.Errorf("not frozen: %s", r.a.State().Summary)
+	synctest.Wait()
+	if st := r.a.State(); st.Phase != PhaseFrozen {
+		t.Errorf("not frozen: %s", st.Summary)
+	}
+	if got := r.sink.announced(); !maps.Equal(got, wasAnnounced) {
+		t.Errorf("frozen agent announces %v, announced %v before", got, wasAnnounced)
 	}
 	// This node's own Lease is seen again: planning resumes.
 	r.c.renew("node-a")
 	r.a.NotifyLeases()
-	waitUntil(t, "planning again", func() bool { return r.a.State().Summary[:6] == "announ" })
+	waitUntil(t, "planning again", func() bool { return r.a.State().Phase == PhaseAnnouncing })
 }
 
 // TestAgentHandover: cordoned, the owner keeps answering for the grace,
 // then stops.
-func TestAgentHandover(t *testing.T) {
+func TestAgentHandover(t *testing.T) { synctest.Test(t, testAgentHandover) }
+
+func testAgentHandover(t *testing.T) {
 	r := startAgent(t, "300ms")
-	go func() { // keep every Lease alive
-		for range 40 {
+	renewing := make(chan struct{})
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	defer close(renewing)
+	wg.Go(func() { // keep every Lease alive until the test ends
+		for {
 			r.c.renew("node-a", "node-b", "node-c")
 			r.a.NotifyLeases()
-			time.Sleep(50 * time.Millisecond)
+			select {
+			case <-renewing:
+				return
+			case <-time.After(50 * time.Millisecond):
+			}
 		}
-	}()
+	})
 	r.c.mu.Lock()
 	r.c.nodes["node-a"] = cluster.Node{Cordoned: true}
 	r.c.mu.Unlock()
@@ -223,8 +246,10 @@ func TestAgentHandover(t *testing.T) {
 	r.a.Notify()
 	waitUntil(t, "the hand-over", func() bool { return r.sink.announced()["192.0.2.10"] == ReasonHandover })
 	waitUntil(t, "the end of the grace", func() bool { return len(r.sink.announced()) == 0 })
-	if took := time.Since(start); took < 300*time.Millisecond {
-		t.Errorf("stopped answering after %v, before the grace ended", took)
+	// On the fake clock: not before 300ms, and no later than one
+	// debounce (20ms) and one poll of waitUntil (5ms) after it.
+	if took := time.Since(start); took < 300*time.Millisecond || took > 325*time.Millisecond {
+		t.Errorf("stopped answering after %v, not at the end of the 300ms grace", took)
 	}
 	if d := r.a.State().Decisions[0]; d.Reason != ReasonCordoned || d.Announce {
 		t.Errorf("after the grace: %+v", d)
@@ -233,7 +258,9 @@ func TestAgentHandover(t *testing.T) {
 
 // TestAgentLinkDown: a link without carrier is not answered on; when the
 // carrier returns, the agent waits for a fresh renewal of its own Lease.
-func TestAgentLinkDown(t *testing.T) {
+func TestAgentLinkDown(t *testing.T) { synctest.Test(t, testAgentLinkDown) }
+
+func testAgentLinkDown(t *testing.T) {
 	r := startAgent(t, "0s")
 	set := func(carrier bool) {
 		r.mu.Lock()
@@ -246,7 +273,8 @@ func TestAgentLinkDown(t *testing.T) {
 		t.Errorf("reason %s", d.Reason)
 	}
 	set(true)
-	time.Sleep(100 * time.Millisecond)
+	time.Sleep(100 * time.Millisecond) // ten link polls see the carrier
+	synctest.Wait()
 	if got := r.sink.announced(); len(got) != 0 {
 		t.Errorf("answering again before a fresh renewal: %v", got)
 	}
@@ -256,12 +284,17 @@ func TestAgentLinkDown(t *testing.T) {
 }
 
 // TestAgentLeaveGrace: on shutdown the agent keeps its set for the grace.
-func TestAgentLeaveGrace(t *testing.T) {
+func TestAgentLeaveGrace(t *testing.T) { synctest.Test(t, testAgentLeaveGrace) }
+
+func testAgentLeaveGrace(t *testing.T) {
 	r := startAgent(t, "200ms")
 	start := time.Now()
 	r.stop()
-	if took := time.Since(start); took < 200*time.Millisecond {
-		t.Errorf("Run returned after %v, before the grace", took)
+	if took := time.Since(start); took != 200*time.Millisecond {
+		t.Errorf("Run returned after %v, not after the 200ms grace", took)
+	}
+	if st := r.a.State(); st.Phase != PhaseLeaving {
+		t.Errorf("phase %s while leaving", st.Phase)
 	}
 	if got := r.sink.announced(); got["192.0.2.10"] != ReasonOwner {
 		t.Errorf("the agent withdrew by itself: %v (the caller closes the sink)", got)
@@ -271,7 +304,9 @@ func TestAgentLeaveGrace(t *testing.T) {
 // TestAgentConflict: an address the announcer reports in conflict stays in
 // the sink's set (the announcer stops answering and probes again by
 // itself), shows as `conflict`, and its Service gets one Warning Event.
-func TestAgentConflict(t *testing.T) {
+func TestAgentConflict(t *testing.T) { synctest.Test(t, testAgentConflict) }
+
+func testAgentConflict(t *testing.T) {
 	r := startAgent(t, "0s")
 	addr := netip.MustParseAddr("192.0.2.10")
 	r.a.ReportConflict(addr, true, "probe_answered on eth0 from 02:00:00:00:00:01")
@@ -284,7 +319,7 @@ func TestAgentConflict(t *testing.T) {
 	}
 	r.a.ReportConflict(addr, true, "again")
 	r.a.Notify()
-	time.Sleep(50 * time.Millisecond)
+	synctest.Wait() // the agent has planned again
 	if ev := r.c.eventList(); len(ev) != 1 || !strings.Contains(ev[0], "true AddressConflict: 192.0.2.10 is not announced") {
 		t.Errorf("events: %q", ev)
 	}

@@ -2,6 +2,7 @@ package config
 
 import (
 	"fmt"
+	"maps"
 	"regexp"
 	"slices"
 	"strings"
@@ -82,7 +83,7 @@ func (s *Selector) String() string {
 		return "all nodes"
 	}
 	var parts []string
-	for _, k := range sortedKeys(s.MatchLabels) {
+	for _, k := range slices.Sorted(maps.Keys(s.MatchLabels)) {
 		parts = append(parts, k+"="+s.MatchLabels[k])
 	}
 	for _, r := range s.MatchExpressions {
@@ -132,7 +133,7 @@ func (s *Selector) validate(v *validator, path string) {
 	if s == nil {
 		return
 	}
-	for _, k := range sortedKeys(s.MatchLabels) {
+	for _, k := range slices.Sorted(maps.Keys(s.MatchLabels)) {
 		if p := labelKeyProblem(k); p != "" {
 			v.errorf(path+".match_labels."+k, k, "%s", p)
 		}

@@ -2,8 +2,9 @@ package config
 
 import (
 	"fmt"
+	"maps"
 	"path/filepath"
-	"sort"
+	"slices"
 	"strconv"
 	"time"
 )
@@ -42,7 +43,7 @@ func validateBGP(c *Config, v *validator, o Options) {
 		aggregation(c, v, path+".aggregation_length_v6", a.AggregationLengthV6, a.Pools, 128)
 		for j, name := range a.Peers {
 			if _, ok := peerNames[name]; !ok {
-				v.errorf(fmt.Sprintf("%s.peers[%d]", path, j), name, "no peer has this name; known peers: %s", listOrNone(sortedKeys(peerNames)))
+				v.errorf(fmt.Sprintf("%s.peers[%d]", path, j), name, "no peer has this name; known peers: %s", listOrNone(slices.Sorted(maps.Keys(peerNames))))
 			}
 		}
 		a.NodeSelector.validate(v, path+".node_selector")
@@ -170,13 +171,4 @@ func aggregation(c *Config, v *validator, path string, n int, pools []string, ma
 			}
 		}
 	}
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
 }

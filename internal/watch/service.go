@@ -2,6 +2,7 @@ package watch
 
 import (
 	"fmt"
+	"maps"
 	"net/netip"
 	"slices"
 	"strings"
@@ -127,11 +128,7 @@ func oneOf(ann map[string]string, names []string) (string, error) {
 // canonicalSelector writes a selector in one order, so that two Services
 // selecting the same pods compare equal.
 func canonicalSelector(sel map[string]string) string {
-	keys := make([]string, 0, len(sel))
-	for k := range sel {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
+	keys := slices.Sorted(maps.Keys(sel))
 	parts := make([]string, len(keys))
 	for i, k := range keys {
 		parts[i] = k + "=" + sel[k]
