@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
-	"os"
 	"slices"
 	"sort"
 	"strconv"
@@ -267,35 +266,4 @@ func (s *Speaker) setPolicies(ctx context.Context, want map[netip.Addr]session) 
 		}
 	}
 	return nil
-}
-
-// ReadPassword reads a TCP MD5 password from file, refusing a file that
-// group or others may read or write. A trailing newline is not part of
-// the password.
-func ReadPassword(file string) (string, error) {
-	f, err := os.Open(file)
-	if err != nil {
-		return "", fmt.Errorf("password_file %s: %w", file, err)
-	}
-	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil {
-		return "", fmt.Errorf("password_file %s: %w", file, err)
-	}
-	if !fi.Mode().IsRegular() {
-		return "", fmt.Errorf("password_file %s: not a regular file", file)
-	}
-	if perm := fi.Mode().Perm(); perm&0o077 != 0 {
-		return "", fmt.Errorf("password_file %s: readable or writable by group or others (mode %04o); run chmod 600 %s", file, perm, file)
-	}
-	b := make([]byte, 82)
-	n, _ := f.Read(b)
-	pw := strings.TrimRight(string(b[:n]), "\r\n")
-	switch {
-	case pw == "":
-		return "", fmt.Errorf("password_file %s: empty; it must hold the TCP MD5 password", file)
-	case len(pw) > 80:
-		return "", fmt.Errorf("password_file %s: more than 80 bytes; a TCP MD5 password is at most 80", file)
-	}
-	return pw, nil
 }

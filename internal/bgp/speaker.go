@@ -224,9 +224,9 @@ func sessions(peers []config.Peer) (map[netip.Addr]session, map[netip.Addr]strin
 			w.port = config.DefaultBGPPort
 		}
 		if p.PasswordFile != "" {
-			pw, err := ReadPassword(p.PasswordFile)
+			pw, err := config.ReadPassword(p.PasswordFile)
 			if err != nil {
-				errs = append(errs, fmt.Errorf("bgp peer %s: %w", p.Name, err))
+				errs = append(errs, fmt.Errorf("bgp peer %s: password_file %s %w", p.Name, p.PasswordFile, err))
 				continue
 			}
 			passwords[p.Address] = pw

@@ -364,26 +364,19 @@ func TestSpeakerConnectionRefused(t *testing.T) {
 	}
 }
 
-// TestReadPassword: a private file is read without its newline; a file
-// others can read is refused with its name.
-func TestReadPassword(t *testing.T) {
-	dir := t.TempDir()
-	good := filepath.Join(dir, "good")
-	os.WriteFile(good, []byte("s3cret\n"), 0o600)
-	if pw, err := ReadPassword(good); err != nil || pw != "s3cret" {
-		t.Fatalf("ReadPassword = %q, %v", pw, err)
-	}
-	open := filepath.Join(dir, "open")
+// TestPasswordFileRefused: the speaker reads password files with
+// config.ReadPassword (the reader `lbd check` uses); a file others can
+// read is refused with its name, never its content.
+func TestPasswordFileRefused(t *testing.T) {
+	open := filepath.Join(t.TempDir(), "open")
 	os.WriteFile(open, []byte("s3cret"), 0o644)
-	_, err := ReadPassword(open)
-	if err == nil || !strings.Contains(err.Error(), open) || !strings.Contains(err.Error(), "0644") || strings.Contains(err.Error(), "s3cret") {
-		t.Fatalf("ReadPassword(0644 file) = %v", err)
-	}
+	os.Chmod(open, 0o644)
 	s, _ := New(slog.New(slog.DiscardHandler), nil)
 	defer s.Close(context.Background())
 	p := config.Peer{Name: "tor", Address: netip.MustParseAddr("127.0.0.1"), ASN: 64501, Port: 179, PasswordFile: open}
-	if err := s.Configure(context.Background(), Config{ASN: 64512, Peers: []config.Peer{p}}); err == nil || !strings.Contains(err.Error(), open) {
-		t.Fatalf("Apply with an open password file = %v", err)
+	err := s.Configure(context.Background(), Config{ASN: 64512, Peers: []config.Peer{p}})
+	if err == nil || !strings.Contains(err.Error(), open) || !strings.Contains(err.Error(), "0644") || strings.Contains(err.Error(), "s3cret") {
+		t.Fatalf("Configure with an open password file = %v", err)
 	}
 }
 

@@ -9,34 +9,31 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"testing/fstest"
 	"time"
 )
-
-// fakeFile is the fs.FileInfo of a password file that exists only in tests.
-type fakeFile struct {
-	mode fs.FileMode
-	size int64
-}
-
-func (f fakeFile) Name() string       { return "fake" }
-func (f fakeFile) Size() int64        { return f.size }
-func (f fakeFile) Mode() fs.FileMode  { return f.mode }
-func (f fakeFile) ModTime() time.Time { return time.Time{} }
-func (f fakeFile) IsDir() bool        { return false }
-func (f fakeFile) Sys() any           { return nil }
 
 // testOptions sees a machine called "testnode" with two password files.
 var testOptions = Options{
 	Hostname: func() (string, error) { return "TestNode", nil },
-	Stat: func(name string) (fs.FileInfo, error) {
-		switch name {
-		case "/etc/lbd/bgp-password":
-			return fakeFile{mode: 0o600, size: 12}, nil
-		case "/etc/lbd/open-password":
-			return fakeFile{mode: 0o644, size: 12}, nil
-		}
-		return nil, &fs.PathError{Op: "stat", Path: name, Err: syscall.ENOENT}
-	},
+	Open:     testFiles.open,
+}
+
+// testFiles are the files the test machine has.
+var testFiles = files{
+	"etc/lbd/bgp-password":  {Data: []byte("s3cret-of-12\n"), Mode: 0o600},
+	"etc/lbd/open-password": {Data: []byte("s3cret-of-12\n"), Mode: 0o644},
+}
+
+// files is an in-memory file system opened by absolute path.
+type files fstest.MapFS
+
+func (f files) open(name string) (fs.File, error) {
+	file, err := fstest.MapFS(f).Open(strings.TrimPrefix(name, "/"))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, &fs.PathError{Op: "open", Path: name, Err: syscall.ENOENT} // as the real machine says it
+	}
+	return file, err
 }
 
 func TestGoodConfigs(t *testing.T) {
@@ -60,7 +57,8 @@ func TestGoodConfigs(t *testing.T) {
 
 // TestBadConfigs loads every testdata/bad fixture. Each starts with one
 // "# error: TEXT" line per expected problem; Load must report exactly that
-// many problems, and each TEXT must appear in one of them.
+// many problems, each naming the file, and each TEXT must appear in its
+// own problem (one problem matches one TEXT).
 func TestBadConfigs(t *testing.T) {
 	files, _ := filepath.Glob("testdata/bad/*.bad.yaml")
 	if len(files) < 40 {
@@ -86,9 +84,22 @@ func TestBadConfigs(t *testing.T) {
 			if !errors.As(err, &errs) {
 				t.Fatalf("Load error = %v (%T), want Errors", err, err)
 			}
+			used := make([]bool, len(errs))
 			for _, w := range want {
-				if !strings.Contains(err.Error(), f+":") || !strings.Contains(err.Error(), w) {
-					t.Errorf("no error contains %q", w)
+				found := false
+				for i, e := range errs {
+					if !used[i] && strings.Contains(e.Error(), w) {
+						used[i], found = true, true
+						break
+					}
+				}
+				if !found {
+					t.Errorf("no problem of its own contains %q", w)
+				}
+			}
+			for _, e := range errs {
+				if !strings.HasPrefix(e.Error(), f+":") {
+					t.Errorf("problem does not start with the file name: %s", e)
 				}
 			}
 			if len(errs) != len(want) {

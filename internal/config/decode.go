@@ -3,9 +3,12 @@ package config
 import (
 	"encoding"
 	"fmt"
+	"maps"
 	"math"
 	"net/netip"
 	"reflect"
+	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -38,7 +41,10 @@ func (d *decoder) decode(n *yaml.Node, out reflect.Value, path string) {
 	d.nodes++
 	if d.nodes > maxNodes {
 		if d.nodes == maxNodes+1 {
-			d.v.errorAt(n, path, "", "file is too large or too deeply aliased (more than %d YAML nodes)", maxNodes)
+			// A limit, not a mistake to list with others: it is the one
+			// problem reported, and nothing more is looked at.
+			d.v.limit(&Error{File: d.v.file, Line: n.Line, Column: n.Column,
+				Msg: fmt.Sprintf("file is too large or too deeply aliased: more than %d YAML nodes (values, keys and aliases expanded); lbd reads nothing past this limit", maxNodes)})
 		}
 		return
 	}
@@ -66,6 +72,14 @@ func (d *decoder) decode(n *yaml.Node, out reflect.Value, path string) {
 		if d.scalar(n, path, "an IP address") {
 			a, err := parsePlainAddr(n.Value)
 			if err != nil {
+				if p, perr := netip.ParsePrefix(n.Value); perr == nil {
+					what := "this is one address"
+					if strings.HasPrefix(path, "control_plane.addresses") {
+						what = "a VIP is one address"
+					}
+					d.v.errorAt(n, path, n.Value, "%s; write %s without /%d", what, p.Addr(), p.Bits())
+					return
+				}
 				d.v.errorAt(n, path, n.Value, "%v", err)
 				return
 			}
@@ -93,7 +107,12 @@ func (d *decoder) decode(n *yaml.Node, out reflect.Value, path string) {
 		}
 		s := reflect.MakeSlice(t, len(n.Content), len(n.Content))
 		for i, c := range n.Content {
-			d.decode(c, s.Index(i), fmt.Sprintf("%s[%d]", path, i))
+			ip := fmt.Sprintf("%s[%d]", path, i)
+			if isNull(c) {
+				d.v.errorAt(c, ip, "", "an empty list item (a '-' with nothing after it, often left by a template); remove it or give it a value")
+				continue
+			}
+			d.decode(c, s.Index(i), ip)
 		}
 		out.Set(s)
 	case reflect.Map:
@@ -108,6 +127,10 @@ func (d *decoder) decode(n *yaml.Node, out reflect.Value, path string) {
 		}
 		b, err := strconv.ParseBool(n.Value)
 		if n.Tag != "!!bool" || err != nil {
+			if n.Tag == "!!str" && n.Style&(yaml.DoubleQuotedStyle|yaml.SingleQuotedStyle) != 0 && (n.Value == "true" || n.Value == "false") {
+				d.v.errorAt(n, path, n.Value, "true or false in quotes is a string; remove the quotes")
+				return
+			}
 			d.v.errorAt(n, path, n.Value, "want true or false")
 			return
 		}
@@ -125,6 +148,17 @@ func (d *decoder) structure(n *yaml.Node, out reflect.Value, path string) {
 		return
 	}
 	fields := yamlFields(out.Type())
+	if path == "" && d.manifest(n) {
+		return
+	}
+	// Sections written with nothing under them: a key of theirs found
+	// at this level was probably meant to be indented under them.
+	empty := map[string]*yaml.Node{}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		if _, ok := fields[n.Content[i].Value]; ok && isNull(n.Content[i+1]) {
+			empty[n.Content[i].Value] = n.Content[i]
+		}
+	}
 	seen := map[string]*yaml.Node{}
 	for i := 0; i+1 < len(n.Content); i += 2 {
 		k, val := n.Content[i], n.Content[i+1]
@@ -140,6 +174,15 @@ func (d *decoder) structure(n *yaml.Node, out reflect.Value, path string) {
 		seen[k.Value] = k
 		idx, ok := fields[k.Value]
 		if !ok {
+			if sec, at := misplaced(out.Type(), fields, empty, k.Value); sec != "" {
+				where := path
+				if where == "" {
+					where = "the top level"
+				}
+				d.v.errorAt(k, p, k.Value, "unknown key at %s; it belongs under %s, which is empty (line %d: '%s:' with nothing indented under it): indent it", where, sec, at.Line, sec)
+				d.v.structural = true
+				continue
+			}
 			hint, meant := suggest(k.Value, keys(fields), path)
 			d.v.errorAt(k, p, k.Value, "unknown key%s", hint)
 			if meant != "" {
@@ -150,6 +193,44 @@ func (d *decoder) structure(n *yaml.Node, out reflect.Value, path string) {
 		}
 		d.decode(val, out.Field(idx), p)
 	}
+}
+
+// misplaced finds the empty section (in empty) whose own keys include key.
+func misplaced(t reflect.Type, fields map[string]int, empty map[string]*yaml.Node, key string) (string, *yaml.Node) {
+	for _, sec := range slices.Sorted(maps.Keys(empty)) {
+		ft := t.Field(fields[sec]).Type
+		for ft.Kind() == reflect.Pointer || ft.Kind() == reflect.Slice {
+			ft = ft.Elem()
+		}
+		if ft.Kind() != reflect.Struct {
+			continue
+		}
+		if _, ok := yamlFields(ft)[key]; ok {
+			return sec, empty[sec]
+		}
+	}
+	return "", nil
+}
+
+// manifest reports a Kubernetes manifest fed to lbd (MetalLB's custom
+// resources, most likely) as the one problem with the file.
+func (d *decoder) manifest(n *yaml.Node) bool {
+	var kind, api *yaml.Node
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		switch n.Content[i].Value {
+		case "kind":
+			kind = n.Content[i+1]
+		case "apiVersion":
+			api = n.Content[i+1]
+		}
+	}
+	if kind == nil || api == nil {
+		return false
+	}
+	d.v.errs = append(d.v.errs, &Error{File: d.v.file, Line: n.Line, Column: n.Column,
+		Msg: fmt.Sprintf("this looks like a Kubernetes manifest (kind: %s), not /etc/lbd.yaml; convert MetalLB resources with `lbd import-metallb FILE` (docs/migrating.md)", value(kind))})
+	d.v.structural = true
+	return true
 }
 
 func (d *decoder) stringMap(n *yaml.Node, out reflect.Value, path string) {
@@ -183,6 +264,15 @@ func (d *decoder) duration(n *yaml.Node, out reflect.Value, path string) {
 	}
 	v, err := time.ParseDuration(n.Value)
 	if err != nil {
+		if m := daysRE.FindStringSubmatch(n.Value); m != nil {
+			days, _ := strconv.Atoi(m[1])
+			hours := days * 24
+			if m[2] == "w" {
+				hours *= 7
+			}
+			d.v.errorAt(n, path, n.Value, "Go durations have no days or weeks; write %dh", hours)
+			return
+		}
 		d.v.errorAt(n, path, n.Value, "not a duration; write e.g. 500ms, 3s, 1m30s")
 		return
 	}
@@ -193,12 +283,42 @@ func (d *decoder) duration(n *yaml.Node, out reflect.Value, path string) {
 	out.SetInt(int64(v))
 }
 
+var (
+	daysRE   = regexp.MustCompile(`^(\d+)([dw])$`)
+	asdotRE  = regexp.MustCompile(`^(\d{1,5})\.(\d{1,5})$`)
+	zeroedRE = regexp.MustCompile(`^[-+]?0[0-9_]+$`)
+)
+
 func (d *decoder) integer(n *yaml.Node, out reflect.Value, path string) {
 	if !d.scalar(n, path, "a whole number") {
 		return
 	}
+	if strings.HasSuffix(path, "asn") {
+		if m := asdotRE.FindStringSubmatch(n.Value); m != nil {
+			hi, _ := strconv.ParseUint(m[1], 10, 32)
+			lo, _ := strconv.ParseUint(m[2], 10, 32)
+			if hi <= 65535 && lo <= 65535 {
+				d.v.errorAt(n, path, n.Value, "asdot notation; write the AS number as one number: %d", hi<<16|lo)
+				return
+			}
+		}
+	}
 	if n.Tag != "!!int" {
+		if _, err := strconv.ParseInt(n.Value, 10, 64); err == nil && n.Style&(yaml.DoubleQuotedStyle|yaml.SingleQuotedStyle) != 0 {
+			d.v.errorAt(n, path, n.Value, "a number in quotes is a string; remove the quotes")
+			return
+		}
 		d.v.errorAt(n, path, n.Value, "want a whole number")
+		return
+	}
+	if zeroedRE.MatchString(n.Value) || strings.HasPrefix(strings.TrimLeft(n.Value, "+-"), "0o") {
+		// YAML 1.1 reads 0644 as octal; nobody means that in this file.
+		dec := strings.TrimLeft(strings.TrimLeft(strings.TrimPrefix(strings.TrimLeft(n.Value, "+-"), "0o"), "0"), "_")
+		if dec == "" {
+			dec = "0"
+		}
+		oct, _ := strconv.ParseInt(strings.ReplaceAll(n.Value, "_", ""), 0, 64)
+		d.v.errorAt(n, path, n.Value, "a leading zero; write %s (YAML reads %s as the octal number %d)", dec, n.Value, oct)
 		return
 	}
 	i, err := strconv.ParseInt(strings.ReplaceAll(n.Value, "_", ""), 0, 64)

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+	"unicode/utf8"
 
 	"go.yaml.in/yaml/v3"
 )
@@ -59,6 +60,12 @@ type validator struct {
 	// bad holds fields whose value was already reported while decoding,
 	// so that validation does not report them again as missing.
 	bad map[string]bool
+	// structural is set when the file's shape is wrong (a manifest, a
+	// section whose keys are not indented under it, too many nodes):
+	// validation would only add follow-on errors, so it does not run.
+	structural bool
+	// limited is set when a limit was hit; nothing more is reported.
+	limited bool
 }
 
 func newValidator(file string) *validator {
@@ -73,24 +80,37 @@ func (v *validator) record(path string, n *yaml.Node) {
 	}
 }
 
+// limit makes e the only problem: a structural limit was hit, and what
+// else was found (or would be) is not worth reading.
+func (v *validator) limit(e *Error) {
+	v.errs = Errors{e}
+	v.structural, v.limited = true, true
+}
+
 // errorAt reports a problem at a known node.
 func (v *validator) errorAt(n *yaml.Node, field, value, format string, args ...any) {
+	if v.limited {
+		return
+	}
 	v.bad[field] = true
 	v.errs = append(v.errs, &Error{
 		File: v.file, Line: n.Line, Column: n.Column,
-		Field: field, Value: value, Msg: fmt.Sprintf(format, args...),
+		Field: field, Value: clip(value), Msg: fmt.Sprintf(format, args...),
 	})
 }
 
 // errorf reports a problem with a field, placed where the field (or its
 // nearest written parent) is in the file.
 func (v *validator) errorf(field, value, format string, args ...any) {
+	if v.limited {
+		return
+	}
 	for p := field; p != ""; p = parent(p) {
 		if v.bad[p] {
 			return
 		}
 	}
-	e := &Error{File: v.file, Field: field, Value: value, Msg: fmt.Sprintf(format, args...)}
+	e := &Error{File: v.file, Field: field, Value: clip(value), Msg: fmt.Sprintf(format, args...)}
 	for p := field; ; p = parent(p) {
 		if n, ok := v.pos[p]; ok {
 			e.Line, e.Column = n.Line, n.Column
@@ -103,6 +123,22 @@ func (v *validator) errorf(field, value, format string, args ...any) {
 	v.errs = append(v.errs, e)
 }
 
+// maxValue is the longest value a message quotes whole: a pasted
+// certificate or key is named by its start and size, not echoed.
+const maxValue = 64
+
+// clip shortens a long value for a message.
+func clip(value string) string {
+	if len(value) <= maxValue {
+		return value
+	}
+	cut := maxValue - 16
+	for cut > 0 && !utf8.RuneStart(value[cut]) {
+		cut--
+	}
+	return fmt.Sprintf("%s… (%d bytes)", value[:cut], len(value))
+}
+
 // parent strips the last component of a dotted/indexed path.
 func parent(p string) string {
 	i := strings.LastIndexAny(p, ".[")
@@ -111,6 +147,11 @@ func parent(p string) string {
 	}
 	return p[:i]
 }
+
+// MaxErrors is how many problems one file reports at most; the rest are
+// counted in a last line. A generated file with thousands of mistakes
+// (one per line) would otherwise bury the first ones.
+const MaxErrors = 50
 
 func (v *validator) result() error {
 	if len(v.errs) == 0 {
@@ -123,5 +164,9 @@ func (v *validator) result() error {
 		}
 		return a.Column < b.Column
 	})
+	if n := len(v.errs); n > MaxErrors {
+		v.errs = append(v.errs[:MaxErrors:MaxErrors], &Error{File: v.file,
+			Msg: fmt.Sprintf("and %d more problems not shown; fix these first", n-MaxErrors)})
+	}
 	return v.errs
 }

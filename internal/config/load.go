@@ -27,8 +27,9 @@ const MaxFileSize = 4 << 20
 type Options struct {
 	// Hostname supplies node.name when the file leaves it out.
 	Hostname func() (string, error)
-	// Stat checks password files.
-	Stat func(name string) (fs.FileInfo, error)
+	// Open opens the files the configuration names (password files);
+	// default os.Open.
+	Open func(name string) (fs.File, error)
 }
 
 // Load reads, parses and validates the configuration file at path with the
@@ -58,8 +59,8 @@ func (o Options) Parse(file string, data []byte) (*Config, error) {
 	if o.Hostname == nil {
 		o.Hostname = os.Hostname
 	}
-	if o.Stat == nil {
-		o.Stat = os.Stat
+	if o.Open == nil {
+		o.Open = func(name string) (fs.File, error) { return os.Open(name) }
 	}
 	v := newValidator(file)
 	if len(data) > MaxFileSize {
@@ -72,7 +73,7 @@ func (o Options) Parse(file string, data []byte) (*Config, error) {
 		if errors.Is(err, io.EOF) {
 			v.errorf("", "", "file is empty; start with 'version: 1' (see docs/config.md)")
 		} else {
-			v.syntaxError(err)
+			v.syntaxError(err, data)
 		}
 		return nil, v.result()
 	}
@@ -80,7 +81,7 @@ func (o Options) Parse(file string, data []byte) (*Config, error) {
 	if err := dec.Decode(&extra); err == nil {
 		v.errorAt(&extra, "", "", "more than one YAML document ('---'); lbd reads exactly one")
 	} else if !errors.Is(err, io.EOF) {
-		v.syntaxError(err)
+		v.syntaxError(err, data)
 	}
 	root := &doc
 	if root.Kind == yaml.DocumentNode && len(root.Content) == 1 {
@@ -95,6 +96,9 @@ func (o Options) Parse(file string, data []byte) (*Config, error) {
 		}
 		return nil, v.result()
 	}
+	if v.structural {
+		return nil, v.result()
+	}
 	applyDefaults(c, v, o)
 	validate(c, v, o)
 	if err := v.result(); err != nil {
@@ -103,18 +107,107 @@ func (o Options) Parse(file string, data []byte) (*Config, error) {
 	return c, nil
 }
 
-var yamlLineRE = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)
+var (
+	yamlLineRE   = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)
+	yamlAnchorRE = regexp.MustCompile(`^yaml: unknown anchor '(.*)' referenced$`)
+)
 
-// syntaxError turns a YAML parser error into an Error with a line number.
-func (v *validator) syntaxError(err error) {
+// syntaxError turns a YAML parser error into an Error placed where the
+// problem is. The parser names the line of the enclosing block (or no
+// line at all for an unknown alias), so the line is found again: it is
+// the last line of the shortest prefix of the file that does not parse.
+func (v *validator) syntaxError(err error, data []byte) {
 	msg := err.Error()
 	e := &Error{File: v.file, Msg: "YAML syntax: " + strings.TrimPrefix(msg, "yaml: ")}
-	if m := yamlLineRE.FindStringSubmatch(msg); m != nil {
-		e.Line, _ = strconv.Atoi(m[1])
-		e.Column = 1
+	lines := strings.Split(string(data), "\n")
+	switch m := yamlLineRE.FindStringSubmatch(msg); {
+	case m != nil:
 		e.Msg = "YAML syntax: " + m[2]
+		e.Line, _ = strconv.Atoi(m[1])
+		if l := firstBadLine(lines); l > 0 {
+			e.Line = l
+		}
+		if e.Line <= len(lines) {
+			e.Column = syntaxColumn(lines[e.Line-1], m[2])
+		}
+	default:
+		if m := yamlAnchorRE.FindStringSubmatch(msg); m != nil {
+			e.Line, e.Column = find(lines, "*"+m[1])
+		}
 	}
 	v.errs = append(v.errs, e)
+}
+
+// firstBadLine returns the least n such that the first n lines do not
+// parse (0 if they all do), by bisection: log2(lines) parses.
+func firstBadLine(lines []string) int {
+	parses := func(n int) bool {
+		dec := yaml.NewDecoder(strings.NewReader(strings.Join(lines[:n], "\n")))
+		for {
+			var doc yaml.Node
+			if err := dec.Decode(&doc); err != nil {
+				return errors.Is(err, io.EOF)
+			}
+		}
+	}
+	if parses(len(lines)) {
+		return 0
+	}
+	lo, hi := 0, len(lines) // parses(lo), !parses(hi)
+	for hi-lo > 1 {
+		mid := (lo + hi) / 2
+		if parses(mid) {
+			lo = mid
+		} else {
+			hi = mid
+		}
+	}
+	return hi
+}
+
+// syntaxColumn guesses the column of a syntax problem on line: the bracket
+// left open, the tab, or else the first character of the line.
+func syntaxColumn(line, problem string) int {
+	open := func(o, c byte) int {
+		depth := 0
+		for i := len(line) - 1; i >= 0; i-- {
+			switch line[i] {
+			case c:
+				depth++
+			case o:
+				if depth == 0 {
+					return i + 1
+				}
+				depth--
+			}
+		}
+		return 0
+	}
+	col := 0
+	switch {
+	case strings.Contains(problem, "']'"):
+		col = open('[', ']')
+	case strings.Contains(problem, "'}'"):
+		col = open('{', '}')
+	case strings.Contains(problem, "cannot start any token"):
+		col = strings.IndexByte(line, '\t') + 1
+	}
+	if col == 0 {
+		col = len(line) - len(strings.TrimLeft(line, " ")) + 1
+	}
+	return col
+}
+
+// find returns the line and column (from 1) of the first occurrence of s
+// outside a comment, or 0, 0.
+func find(lines []string, s string) (int, int) {
+	for i, l := range lines {
+		code, _, _ := strings.Cut(l, "#")
+		if j := strings.Index(code, s); j >= 0 {
+			return i + 1, j + 1
+		}
+	}
+	return 0, 0
 }
 
 // Defaults, also documented in docs/config.md.

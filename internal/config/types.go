@@ -112,6 +112,21 @@ func (p *Pool) Contains(a netip.Addr) bool {
 	return slices.ContainsFunc(p.Addresses, func(r Range) bool { return r.Contains(a) })
 }
 
+// poolRange finds the pool and range that hold a.
+func (c *Config) poolRange(a netip.Addr) (pool *Pool, pi, ri int, ok bool) {
+	if !a.IsValid() {
+		return nil, 0, 0, false
+	}
+	for pi := range c.Pools {
+		for ri, r := range c.Pools[pi].Addresses {
+			if r.Contains(a.Unmap()) {
+				return &c.Pools[pi], pi, ri, true
+			}
+		}
+	}
+	return nil, 0, 0, false
+}
+
 // PoolOf returns the pool that holds a, or nil. Pools never overlap (Load
 // checks), so there is at most one.
 func (c *Config) PoolOf(a netip.Addr) *Pool {
@@ -195,6 +210,12 @@ type Peer struct {
 	PasswordFile    string          `yaml:"password_file"`
 	GracefulRestart GracefulRestart `yaml:"graceful_restart"`
 	NodeSelector    *Selector       `yaml:"node_selector"`
+
+	// PasswordFingerprint identifies the password in PasswordFile when
+	// the file was read (Fingerprint; not a YAML key): a reload after the
+	// password changed is a change, and `lbd status` can show which
+	// password is in use without showing it.
+	PasswordFingerprint string `yaml:"-"`
 }
 
 // GracefulRestart configures BGP graceful restart (RFC 4724) for a peer.

@@ -6,7 +6,7 @@ import (
 	"net/netip"
 	"net/url"
 	"path/filepath"
-	"sort"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -37,7 +37,7 @@ func validate(c *Config, v *validator, o Options) {
 	validateL2(c, v)
 	validateBGP(c, v, o)
 	validateAnnounced(c, v)
-	validateListen(&c.Listen, v)
+	validateListen(c, v)
 }
 
 func validateKubernetes(k *Kubernetes, v *validator) {
@@ -51,6 +51,9 @@ func validateKubernetes(k *Kubernetes, v *validator) {
 	validateLease(v, "kubernetes.allocator_lease", k.AllocatorLease)
 	l := k.Liveness
 	positive(v, "kubernetes.liveness.renew_interval", l.RenewInterval)
+	if !atMost(v, "kubernetes.liveness.duration", l.Duration, maxLiveness) || !atMost(v, "kubernetes.liveness.renew_interval", l.RenewInterval, maxLiveness) {
+		return
+	}
 	if l.RenewInterval > 0 && l.Duration < 2*l.RenewInterval {
 		v.errorf("kubernetes.liveness.duration", l.Duration.String(), "must be at least twice renew_interval (%s), so that one late renew does not make this node look dead", l.RenewInterval)
 	}
@@ -63,7 +66,10 @@ func validateLease(v *validator, path string, l Lease) {
 		v.errorf(path+".name", l.Name, "not a valid Lease name (lower-case letters, digits, '-' and '.')")
 	}
 	namespace(v, path+".namespace", l.Namespace)
-	if !positive(v, path+".retry_period", l.RetryPeriod) {
+	inRange := atMost(v, path+".duration", l.Duration, maxLease)
+	inRange = atMost(v, path+".renew_deadline", l.RenewDeadline, maxLease) && inRange
+	inRange = atMost(v, path+".retry_period", l.RetryPeriod, maxLease) && inRange
+	if !positive(v, path+".retry_period", l.RetryPeriod) || !inRange {
 		return
 	}
 	if l.RenewDeadline*10 <= l.RetryPeriod*12 {
@@ -171,6 +177,12 @@ func validatePools(c *Config, v *validator) {
 				v.errorf(rp, r.String(), "%s", msg)
 			} else if msg := unicastProblem(r.To); msg != "" {
 				v.errorf(rp, r.String(), "%s", msg)
+			} else if b, ok := specialBlockIn(r); ok {
+				hint := ""
+				if !b.prefix.Contains(r.From) && !b.prefix.Contains(r.To) {
+					hint = "; check the range's end for a typo"
+				}
+				v.errorf(rp, r.String(), "the range contains %s (%s), which cannot be announced%s", b.prefix, b.name, hint)
 			}
 			all = append(all, owned{r, i, j})
 		}
@@ -184,27 +196,33 @@ func validatePools(c *Config, v *validator) {
 			seenNS[ns] = true
 		}
 	}
-	// Overlaps, within and across pools: sort by start, compare neighbours
-	// against the furthest end seen so far.
-	sort.SliceStable(all, func(i, j int) bool { return all[i].r.From.Less(all[j].r.From) })
-	for i := 1; i < len(all); i++ {
-		for j := i - 1; j >= 0; j-- {
-			a, b := all[j], all[i]
-			if !a.r.Overlaps(b.r) {
-				if a.r.From.BitLen() == b.r.From.BitLen() {
-					continue
-				}
-				break
+	// Overlaps, within and across pools, in O(n log n): sort by start;
+	// a range overlaps an earlier one exactly when it starts at or before
+	// the furthest end seen so far in its family. Each range is reported
+	// at most once, against the range that reaches furthest.
+	slices.SortStableFunc(all, func(a, b owned) int { return a.r.From.Compare(b.r.From) })
+	var reach [2]*owned // per family: the range with the furthest end so far
+	for i := range all {
+		b := &all[i]
+		fam := 0
+		if b.r.From.Is6() {
+			fam = 1
+		}
+		a := reach[fam]
+		if a != nil && b.r.From.Compare(a.r.To) <= 0 {
+			x, y := *a, *b
+			if x.pool > y.pool || (x.pool == y.pool && x.rIdx > y.rIdx) {
+				x, y = y, x
 			}
-			if a.pool > b.pool || (a.pool == b.pool && a.rIdx > b.rIdx) {
-				a, b = b, a
-			}
-			where := fmt.Sprintf("pool %q", c.Pools[a.pool].Name)
-			if a.pool == b.pool {
+			where := fmt.Sprintf("pool %q", c.Pools[x.pool].Name)
+			if x.pool == y.pool {
 				where = "another entry of the same pool"
 			}
-			v.errorf(fmt.Sprintf("pools[%d].addresses[%d]", b.pool, b.rIdx), b.r.String(),
-				"overlaps %s (pools[%d].addresses[%d] %s); every address may belong to one pool only", where, a.pool, a.rIdx, a.r)
+			v.errorf(fmt.Sprintf("pools[%d].addresses[%d]", y.pool, y.rIdx), y.r.String(),
+				"overlaps %s (pools[%d].addresses[%d] %s); every address may belong to one pool only", where, x.pool, x.rIdx, x.r)
+		}
+		if a == nil || b.r.To.Compare(a.r.To) > 0 {
+			reach[fam] = b
 		}
 	}
 }
@@ -278,7 +296,8 @@ func validateAnnounced(c *Config, v *validator) {
 	}
 }
 
-func validateListen(l *Listen, v *validator) {
+func validateListen(c *Config, v *validator) {
+	l := &c.Listen
 	host, port, err := net.SplitHostPort(l.HTTP)
 	if err != nil {
 		v.errorf("listen.http", l.HTTP, "not HOST:PORT, e.g. 127.0.0.1:7473 (use [::1]:7473 for IPv6)")
@@ -290,6 +309,8 @@ func validateListen(l *Listen, v *validator) {
 		}
 		if _, err := netip.ParseAddr(host); err != nil && host != "" && host != "localhost" {
 			v.errorf("listen.http", l.HTTP, "host must be an IP address, localhost, or empty for all addresses")
+		} else if cp := c.ControlPlane; cp != nil && clashes(host, port, cp.LocalAPIServer) {
+			v.errorf("listen.http", l.HTTP, "is the local API server's address (control_plane.local_api_server %s); pick another port (default %s)", cp.LocalAPIServer, DefaultHTTP)
 		}
 	}
 	absPath(v, "listen.socket", l.Socket)
@@ -298,7 +319,35 @@ func validateListen(l *Listen, v *validator) {
 	}
 }
 
+// Upper bounds on timings. Past them lbd would take minutes to notice a
+// dead node, and the arithmetic on them (client-go's 1.2 × retry_period,
+// Lease seconds in an int32) could overflow.
+const (
+	maxLease    = time.Hour
+	maxLiveness = time.Minute
+)
+
 // Shared small checks.
+
+// atMost reports whether d is within max, recording an error if not.
+func atMost(v *validator, path string, d, max time.Duration) bool {
+	if d > max {
+		v.errorf(path, d.String(), "must be at most %s", fmtDuration(max))
+		return false
+	}
+	return true
+}
+
+// fmtDuration writes whole hours and minutes without Go's trailing zeros
+// (1h, not 1h0m0s).
+func fmtDuration(d time.Duration) string {
+	s := d.String()
+	s = strings.TrimSuffix(s, "0s")
+	if strings.HasSuffix(s, "h0m") {
+		s = strings.TrimSuffix(s, "0m")
+	}
+	return s
+}
 
 func positive(v *validator, path string, d time.Duration) bool {
 	if d <= 0 {
@@ -381,6 +430,59 @@ func listOrNone(names []string) string {
 		return "(none)"
 	}
 	return strings.Join(names, ", ")
+}
+
+// clashes reports whether listening on host:port would take the port of
+// the API server at apiURL (an empty or unspecified host listens on every
+// address).
+func clashes(host, port, apiURL string) bool {
+	u, err := url.Parse(apiURL)
+	if err != nil || u.Port() != port {
+		return false
+	}
+	norm := func(h string) string {
+		if h == "localhost" {
+			return "127.0.0.1"
+		}
+		if a, err := netip.ParseAddr(h); err == nil && a.IsUnspecified() {
+			return ""
+		}
+		return h
+	}
+	a, b := norm(host), norm(u.Hostname())
+	return a == "" || b == "" || a == b
+}
+
+// specialBlock is an address block no pool may contain.
+type specialBlock struct {
+	prefix netip.Prefix
+	name   string
+}
+
+var specialBlocks = []specialBlock{
+	{netip.MustParsePrefix("0.0.0.0/8"), "this network"},
+	{netip.MustParsePrefix("127.0.0.0/8"), "loopback"},
+	{netip.MustParsePrefix("169.254.0.0/16"), "IPv4 link-local"},
+	{netip.MustParsePrefix("224.0.0.0/4"), "multicast"},
+	{netip.MustParsePrefix("240.0.0.0/4"), "reserved, and the broadcast address"},
+	{netip.MustParsePrefix("::/128"), "unspecified"},
+	{netip.MustParsePrefix("::1/128"), "loopback"},
+	{netip.MustParsePrefix("::ffff:0:0/96"), "IPv4-mapped"},
+	{netip.MustParsePrefix("fe80::/10"), "IPv6 link-local"},
+	{netip.MustParsePrefix("ff00::/8"), "multicast"},
+}
+
+// specialBlockIn returns the first special block r overlaps.
+func specialBlockIn(r Range) (specialBlock, bool) {
+	for _, b := range specialBlocks {
+		if b.prefix.Addr().BitLen() != r.From.BitLen() {
+			continue
+		}
+		if r.Overlaps(Range{From: b.prefix.Addr(), To: lastAddr(b.prefix)}) {
+			return b, true
+		}
+	}
+	return specialBlock{}, false
 }
 
 // unicastProblem says why a can't be a Service or VIP address, or "".

@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -32,7 +33,7 @@ func validateBGP(c *Config, v *validator, o Options) {
 	peerNames := map[string]int{}
 	peerAddrs := map[string]int{}
 	for i := range b.Peers {
-		validatePeer(v, o, b, i, peerNames, peerAddrs)
+		validatePeer(v, o, c, i, peerNames, peerAddrs)
 	}
 	names := map[string]int{}
 	for i, a := range b.Advertisements {
@@ -50,14 +51,21 @@ func validateBGP(c *Config, v *validator, o Options) {
 	}
 }
 
-func validatePeer(v *validator, o Options, b *BGP, i int, names, addrs map[string]int) {
+func validatePeer(v *validator, o Options, c *Config, i int, names, addrs map[string]int) {
+	b := &c.BGP
 	p := b.Peers[i]
 	path := fmt.Sprintf("bgp.peers[%d]", i)
 	uniqueName(v, names, "bgp.peers", i, p.Name, "peer", "a name for logs, metrics and advertisements")
 	if !p.Address.IsValid() {
 		v.errorf(path+".address", "", "required: the peer's IP address")
-	} else if msg := unicastProblem(p.Address); msg != "" && !p.Address.IsLinkLocalUnicast() {
+	} else if p.Address.Is6() && p.Address.IsLinkLocalUnicast() {
+		v.errorf(path+".address", p.Address.String(), "an IPv6 link-local peer needs an interface (zone) that lbd cannot take; use the router's global or unique-local address")
+	} else if msg := unicastProblem(p.Address); msg != "" {
 		v.errorf(path+".address", p.Address.String(), "%s", msg)
+	} else if c.ControlPlane != nil && slices.Contains(c.ControlPlane.Addresses, p.Address) {
+		v.errorf(path+".address", p.Address.String(), "is the control-plane VIP; a BGP peer is the router, not this cluster's VIP")
+	} else if pool, pi, ri, ok := c.poolRange(p.Address); ok {
+		v.errorf(path+".address", p.Address.String(), "the BGP peer's address lies inside pool %q (pools[%d].addresses[%d] %s); a Service could be given the router's address", pool.Name, pi, ri, pool.Addresses[ri])
 	} else if prev, dup := addrs[p.Address.String()]; dup {
 		v.errorf(path+".address", p.Address.String(), "a second peer at the same address (also bgp.peers[%d])", prev)
 	} else {
@@ -95,6 +103,8 @@ func validatePeer(v *validator, o Options, b *BGP, i int, names, addrs map[strin
 	}
 	if p.SourceAddress.IsValid() && p.Address.IsValid() && p.SourceAddress.Is4() != p.Address.Is4() {
 		v.errorf(path+".source_address", p.SourceAddress.String(), "is IPv%d but the peer address %s is IPv%d", family(p.SourceAddress), p.Address, family(p.Address))
+	} else if pool, pi, ri, ok := c.poolRange(p.SourceAddress); ok {
+		v.errorf(path+".source_address", p.SourceAddress.String(), "this node's source address lies inside pool %q (pools[%d].addresses[%d] %s); a Service could be given it", pool.Name, pi, ri, pool.Addresses[ri])
 	}
 	if p.EBGPMultihop < 0 || p.EBGPMultihop > 255 {
 		v.errorf(path+".ebgp_multihop", strconv.Itoa(p.EBGPMultihop), "must be a TTL 1-255, or 0 for a directly connected peer")
@@ -102,7 +112,7 @@ func validatePeer(v *validator, o Options, b *BGP, i int, names, addrs map[strin
 		v.errorf(path+".ebgp_multihop", strconv.Itoa(p.EBGPMultihop), "applies to eBGP only, but this peer's ASN equals bgp.asn (%d): it is an iBGP peer", b.ASN)
 	}
 	if p.PasswordFile != "" {
-		passwordFile(v, o, path+".password_file", p.PasswordFile)
+		passwordFile(v, o, path+".password_file", p.PasswordFile, &b.Peers[i])
 	}
 	if rt := p.GracefulRestart.RestartTime; p.GracefulRestart.IsEnabled() && (rt < time.Second || rt > 4095*time.Second || rt%time.Second != 0) {
 		v.errorf(path+".graceful_restart.restart_time", rt.String(), "must be whole seconds from 1s to 4095s (RFC 4724)")
@@ -110,25 +120,22 @@ func validatePeer(v *validator, o Options, b *BGP, i int, names, addrs map[strin
 	p.NodeSelector.validate(v, path+".node_selector")
 }
 
-// passwordFile checks that the MD5 password file exists and is private.
-func passwordFile(v *validator, o Options, path, name string) {
-	if !filepath.IsAbs(name) {
-		v.errorf(path, name, "must be an absolute path")
+// passwordFile checks the MD5 password file the way the daemon reads it
+// (ReadPassword), and notes the password's fingerprint so that a changed
+// password makes a reload that changes something.
+func passwordFile(v *validator, o Options, path, name string, p *Peer) {
+	if !filepath.IsAbs(name) || strings.ContainsAny(name, " \t\n") {
+		// Often the password itself, written where its file belongs:
+		// never repeat it (this text reaches the journal on reload).
+		v.errorf(path, "", "must be the absolute path of a file holding the password (the value written is not shown: it may be the password itself)")
 		return
 	}
-	fi, err := o.Stat(name)
-	switch {
-	case err != nil:
-		v.errorf(path, name, "cannot be read: %v (the password file must exist before lbd starts; e.g. written by Vault Agent)", trimPathErr(err))
-	case !fi.Mode().IsRegular():
-		v.errorf(path, name, "is not a regular file")
-	case fi.Mode().Perm()&0o077 != 0:
-		v.errorf(path, name, "is readable or writable by group or others (mode %04o); run chmod 600 %s", fi.Mode().Perm(), name)
-	case fi.Size() == 0:
-		v.errorf(path, name, "is empty; it must hold the TCP MD5 password")
-	case fi.Size() > 81:
-		v.errorf(path, name, "holds more than 80 bytes; a TCP MD5 password is at most 80 characters")
+	pw, err := readPassword(o.Open, name)
+	if err != nil {
+		v.errorf(path, name, "%v", err)
+		return
 	}
+	p.PasswordFingerprint = Fingerprint(pw)
 }
 
 func trimPathErr(err error) string {
@@ -140,8 +147,11 @@ func trimPathErr(err error) string {
 }
 
 func asn(v *validator, path string, n uint32) {
-	if n == ASTrans {
+	switch n {
+	case ASTrans:
 		v.errorf(path, strconv.FormatUint(uint64(n), 10), "AS 23456 is AS_TRANS (RFC 6793), not a real AS number")
+	case 65535, 4294967295:
+		v.errorf(path, strconv.FormatUint(uint64(n), 10), "AS %d is reserved (RFC 7300); private AS numbers are 64512-65534 and 4200000000-4294967294", n)
 	}
 }
 

@@ -42,6 +42,9 @@ func ParseRange(s string) (Range, error) {
 		}
 		b, err := parsePlainAddr(strings.TrimSpace(to))
 		if err != nil {
+			if full, ok := fullRangeEnd(a, strings.TrimSpace(to)); ok {
+				return Range{}, fmt.Errorf("write the end of a range in full: %s-%s", a, full)
+			}
 			return Range{}, fmt.Errorf("range end: %w", err)
 		}
 		if a.Is4() != b.Is4() {
@@ -57,6 +60,28 @@ func ParseRange(s string) (Range, error) {
 		return Range{}, err
 	}
 	return Range{From: a, To: a}, nil
+}
+
+// fullRangeEnd reads an IPv4 range end written as a shorthand of its
+// last octets (192.0.2.200-250, 192.0.2.200-3.10), as some tools allow,
+// and returns the address meant.
+func fullRangeEnd(from netip.Addr, end string) (netip.Addr, bool) {
+	if !from.Is4() {
+		return netip.Addr{}, false
+	}
+	parts := strings.Split(end, ".")
+	if len(parts) > 2 {
+		return netip.Addr{}, false
+	}
+	b := from.As4()
+	for i, p := range parts {
+		n, err := strconv.ParseUint(p, 10, 8)
+		if err != nil {
+			return netip.Addr{}, false
+		}
+		b[4-len(parts)+i] = byte(n)
+	}
+	return netip.AddrFrom4(b), true
 }
 
 // UnmarshalText implements encoding.TextUnmarshaler.

@@ -4,9 +4,9 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"path"
+	"slices"
 	"strings"
-	"time"
+	"testing/fstest"
 
 	"github.com/lbdproject/lbd/internal/config"
 )
@@ -19,12 +19,7 @@ import (
 func (c *converter) check(text []byte, origins map[string]*object) {
 	opts := config.Options{
 		Hostname: func() (string, error) { return "import-metallb", nil },
-		Stat: func(name string) (fs.FileInfo, error) {
-			if contains(c.passwordFiles, name) {
-				return passwordFileInfo(path.Base(name)), nil
-			}
-			return nil, &fs.PathError{Op: "stat", Path: name, Err: fs.ErrNotExist}
-		},
+		Open:     pretendPasswordFiles(c.passwordFiles),
 	}
 	_, err := opts.Parse("converted.yaml", text)
 	if err == nil {
@@ -107,12 +102,17 @@ func metallbField(field, prefix string) string {
 	return "spec." + camel
 }
 
-// passwordFileInfo is the pretend password file: private, not empty.
-type passwordFileInfo string
-
-func (f passwordFileInfo) Name() string       { return string(f) }
-func (f passwordFileInfo) Size() int64        { return 16 }
-func (f passwordFileInfo) Mode() fs.FileMode  { return 0o600 }
-func (f passwordFileInfo) ModTime() time.Time { return time.Time{} }
-func (f passwordFileInfo) IsDir() bool        { return false }
-func (f passwordFileInfo) Sys() any           { return nil }
+// pretendPasswordFiles opens each of names as a private file holding a
+// password; any other name does not exist.
+func pretendPasswordFiles(names []string) func(string) (fs.File, error) {
+	m := fstest.MapFS{}
+	for _, n := range names {
+		m[strings.TrimPrefix(n, "/")] = &fstest.MapFile{Data: []byte("pretend-password\n"), Mode: 0o600}
+	}
+	return func(name string) (fs.File, error) {
+		if !slices.Contains(names, name) {
+			return nil, &fs.PathError{Op: "open", Path: name, Err: fs.ErrNotExist}
+		}
+		return m.Open(strings.TrimPrefix(name, "/"))
+	}
+}

@@ -1,15 +1,11 @@
 package metallb
 
 import (
-	"io/fs"
 	"net/netip"
 	"os"
-	"path"
 	"path/filepath"
 	"reflect"
-	"slices"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -52,12 +48,7 @@ func load(t *testing.T, r *Result) *config.Config {
 	}
 	opts := config.Options{
 		Hostname: func() (string, error) { return "node1", nil },
-		Stat: func(name string) (fs.FileInfo, error) {
-			if slices.Contains(r.PasswordFiles, name) {
-				return passwordFileInfo(path.Base(name)), nil
-			}
-			return nil, &fs.PathError{Op: "stat", Path: name, Err: syscall.ENOENT}
-		},
+		Open:     pretendPasswordFiles(r.PasswordFiles),
 	}
 	c, err := opts.Parse("converted.yaml", r.Config)
 	if err != nil {
@@ -369,7 +360,7 @@ spec: {nodeSelectors: [{matchLabels: {rack: a}}, {}], peers: [a]}
 apiVersion: metallb.io/v1beta1
 kind: IPAddressPool
 metadata: {name: v6}
-spec: {addresses: [2001:db8::/120, 192.0.2.0/24]}
+spec: {addresses: [2001:db8::/120, 203.0.113.0/24]}
 ---
 apiVersion: metallb.io/v1beta1
 kind: BGPAdvertisement
