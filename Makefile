@@ -42,8 +42,8 @@ lint: ## gofmt, go vet, staticcheck, modernize, go mod tidy
 	$(GO) run $(MODERNIZE) ./...
 	@$(GO) mod tidy -diff >/dev/null || { echo "go.mod/go.sum are not tidy: run go mod tidy"; exit 1; }
 
-check-config: build ## validate CONFIG (default etc/lbd.yaml) with lbd check
-	./bin/lbd check -c $(CONFIG)
+check-config: build ## validate CONFIG (default etc/lbd.yaml) with lbd check --offline
+	./bin/lbd check --offline -c $(CONFIG)
 
 promtool: ## build the pinned promtool once into TOOLS_DIR and print its path
 	@test -x $(PROMTOOL) || GOBIN=$(dir $(PROMTOOL)) $(GO) install $(PROMTOOL_PKG)@$(PROMTOOL_VERSION) >&2

@@ -74,7 +74,9 @@ func TestCheck(t *testing.T) {
 	dir := t.TempDir()
 	// Ansible's validate passes a temporary file with an odd name.
 	good := filepath.Join(dir, ".ansible_tmp_x8k2lbd.yaml")
-	write(t, good, "version: 1\npools:\n  - {name: p, addresses: [192.0.2.0/28]}\nl2:\n  advertisements: [{name: a, pools: [p]}]\n")
+	kubeconfig := filepath.Join(dir, "kubeconfig")
+	write(t, kubeconfig, "apiVersion: v1\n")
+	write(t, good, "version: 1\nkubernetes: {kubeconfig: "+kubeconfig+"}\npools:\n  - {name: p, addresses: [192.0.2.16/28]}\nl2:\n  advertisements: [{name: a, pools: [p]}]\n")
 	code, out, errOut := lbd(t, "check", "-c", good)
 	if code != 0 || !strings.Contains(out, "ok: node ") || !strings.Contains(out, "1 pool (16 IPv4 addresses)") || errOut != "" {
 		t.Errorf("valid file: exit %d, stdout %q, stderr %q", code, out, errOut)
@@ -102,6 +104,54 @@ func TestCheck(t *testing.T) {
 	}
 	if code, _, _ := lbd(t, "check", "stray-arg"); code != 2 {
 		t.Errorf("stray argument: exit %d, want 2", code)
+	}
+}
+
+// TestCheckWarnings: warnings are printed and exit 0, --strict makes them
+// fail, --offline skips the machine's checks and says so, -o json carries
+// all of it for machines.
+func TestCheckWarnings(t *testing.T) {
+	dir := t.TempDir()
+	f := filepath.Join(dir, "w.yaml")
+	write(t, f, `version: 1
+kubernetes: {kubeconfig: /nonexistent/kubeconfig}
+pools:
+  - {name: p, addresses: [192.0.2.16/28]}
+bgp:
+  asn: 64512
+  peers:
+    - {name: tor, address: 198.51.100.1, asn: 64501, hold_time: 9s, keepalive: 9s, password_file: /nonexistent/pw}
+  advertisements: [{name: b, pools: [p]}]
+`)
+	// On this machine the password file is missing: a problem.
+	if code, _, errOut := lbd(t, "check", "-c", f); code != 1 || !strings.Contains(errOut, `password_file "/nonexistent/pw": cannot be read`) {
+		t.Errorf("missing password file: exit %d, %s", code, errOut)
+	}
+	code, out, errOut := lbd(t, "check", "--offline", "-c", f)
+	if code != 0 || !strings.Contains(errOut, "keepalive \"9s\": equals hold_time") || !strings.Contains(out, "1 warning") ||
+		!strings.Contains(out, "not checked (--offline): password files") {
+		t.Errorf("offline: exit %d, stdout %q, stderr %q", code, out, errOut)
+	}
+	if code, _, errOut := lbd(t, "check", "--offline", "--strict", "-c", f); code != 1 || !strings.Contains(errOut, "1 warning, which --strict counts as problems") {
+		t.Errorf("strict: exit %d, stderr %q", code, errOut)
+	}
+	code, out, _ = lbd(t, "check", "--offline", "-o", "json", "-c", f)
+	var res struct {
+		Valid    bool
+		Problems []struct{ Field, Message string }
+		Warnings []struct {
+			Line          int
+			Field, Value  string
+			Message, File string
+		}
+		Skipped []string
+	}
+	if err := json.Unmarshal([]byte(out), &res); err != nil || code != 0 {
+		t.Fatalf("json: exit %d, %v\n%s", code, err, out)
+	}
+	if !res.Valid || len(res.Problems) != 0 || len(res.Warnings) != 1 || res.Warnings[0].Field != "bgp.peers[0].keepalive" ||
+		res.Warnings[0].Line != 8 || len(res.Skipped) != 3 {
+		t.Errorf("json: %+v", res)
 	}
 }
 

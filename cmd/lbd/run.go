@@ -261,6 +261,7 @@ func cmdRun(args []string, stderr io.Writer) int {
 
 	ready.Store(true)
 	log.Info("lbd started", "version", version, "file", *path, "hash", hash, "summary", cfg.Summary())
+	daemon.LogWarnings(log, cfg)
 	sd.Ready(statusLine())
 	reloader.Run(ctx)
 	sd.Stopping()

@@ -16,13 +16,15 @@ import (
 // testOptions sees a machine called "testnode" with two password files.
 var testOptions = Options{
 	Hostname: func() (string, error) { return "TestNode", nil },
-	Open:     testFiles.open,
+	Open:       testFiles.open,
+	Interfaces: func() ([]string, error) { return []string{"lo", "eth0", "eth1", "bond0.40"}, nil },
 }
 
 // testFiles are the files the test machine has.
 var testFiles = files{
 	"etc/lbd/bgp-password":  {Data: []byte("s3cret-of-12\n"), Mode: 0o600},
 	"etc/lbd/open-password": {Data: []byte("s3cret-of-12\n"), Mode: 0o644},
+	"etc/lbd/kubeconfig":    {Data: []byte("apiVersion: v1\n"), Mode: 0o600},
 }
 
 // files is an in-memory file system opened by absolute path.
@@ -109,6 +111,78 @@ func TestBadConfigs(t *testing.T) {
 				t.Logf("errors:\n%v", err)
 			}
 		})
+	}
+}
+
+// TestWarnings loads every testdata/warn fixture: it must be valid, and
+// each "# warning: TEXT" line must match a warning of its own, with no
+// other warning. The good fixtures have none.
+func TestWarnings(t *testing.T) {
+	files, _ := filepath.Glob("testdata/warn/*.warn.yaml")
+	if len(files) < 5 {
+		t.Fatalf("found only %d warning fixtures", len(files))
+	}
+	for _, f := range files {
+		t.Run(strings.TrimSuffix(filepath.Base(f), ".warn.yaml"), func(t *testing.T) {
+			data, err := os.ReadFile(f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var want []string
+			for line := range strings.SplitSeq(string(data), "\n") {
+				if s, ok := strings.CutPrefix(line, "# warning: "); ok {
+					want = append(want, s)
+				}
+			}
+			c, err := testOptions.Load(f)
+			if err != nil {
+				t.Fatalf("a file with warnings only must load: %v", err)
+			}
+			used := make([]bool, len(c.Warnings))
+			for _, w := range want {
+				found := false
+				for i, e := range c.Warnings {
+					if !used[i] && strings.Contains(e.Error(), w) {
+						used[i], found = true, true
+						break
+					}
+				}
+				if !found {
+					t.Errorf("no warning of its own contains %q", w)
+				}
+			}
+			if len(c.Warnings) != len(want) {
+				t.Errorf("got %d warnings, want %d", len(c.Warnings), len(want))
+			}
+			if t.Failed() {
+				t.Logf("warnings:\n%v", c.Warnings)
+			}
+		})
+	}
+	good, _ := filepath.Glob("testdata/good/*.good.yaml")
+	for _, f := range good {
+		if c, err := testOptions.Load(f); err == nil && len(c.Warnings) > 0 {
+			t.Errorf("%s: warnings %v", f, c.Warnings)
+		}
+	}
+}
+
+// TestOffline: Offline skips the machine's checks and says so; the file's
+// own rules still apply.
+func TestOffline(t *testing.T) {
+	o := Options{Offline: true, Hostname: testOptions.Hostname,
+		Open:       func(string) (fs.File, error) { panic("Offline must not open files") },
+		Interfaces: func() ([]string, error) { panic("Offline must not list interfaces") },
+	}
+	c, err := o.Parse("c.yaml", []byte(peerWithPassword("/etc/lbd/nowhere")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(c.Skipped) != 3 || len(c.Warnings) != 0 {
+		t.Errorf("skipped %q, warnings %v", c.Skipped, c.Warnings)
+	}
+	if _, err := o.Parse("c.yaml", []byte(peerWithPassword("relative"))); err == nil {
+		t.Error("Offline accepted a relative password file")
 	}
 }
 

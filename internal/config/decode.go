@@ -191,6 +191,9 @@ func (d *decoder) structure(n *yaml.Node, out reflect.Value, path string) {
 			}
 			continue
 		}
+		if isNull(val) {
+			d.v.nulls[p] = k
+		}
 		d.decode(val, out.Field(idx), p)
 	}
 }

@@ -14,12 +14,12 @@ import (
 //
 //	/etc/lbd.yaml:14:7: pools[0].addresses[0] "192.0.2.20-192.0.2.10": range start is after its end; did you mean 192.0.2.10-192.0.2.20?
 type Error struct {
-	File   string
-	Line   int // 0 when the problem has no single place
-	Column int
-	Field  string // dotted path, e.g. bgp.peers[0].hold_time
-	Value  string // the offending value as written, if any
-	Msg    string
+	File   string `json:"file"`
+	Line   int    `json:"line,omitempty"` // 0 when the problem has no single place
+	Column int    `json:"column,omitempty"`
+	Field  string `json:"field,omitempty"` // dotted path, e.g. bgp.peers[0].hold_time
+	Value  string `json:"value,omitempty"` // the offending value as written, if any (clipped; never a secret)
+	Msg    string `json:"message"`
 }
 
 func (e *Error) Error() string {
@@ -66,10 +66,32 @@ type validator struct {
 	structural bool
 	// limited is set when a limit was hit; nothing more is reported.
 	limited bool
+	// warnings are legal but probably wrong; skipped are the checks of
+	// the machine that were not made (Options.Offline).
+	warnings Errors
+	skipped  []string
+	// nulls holds the keys written with no value (they keep their
+	// defaults), where they were written.
+	nulls map[string]*yaml.Node
+}
+
+// warnf records a warning on field, placed where the field was written.
+func (v *validator) warnf(field, value, format string, args ...any) {
+	e := &Error{File: v.file, Field: field, Value: clip(value), Msg: fmt.Sprintf(format, args...)}
+	for p := field; ; p = parent(p) {
+		if n, ok := v.pos[p]; ok {
+			e.Line, e.Column = n.Line, n.Column
+			break
+		}
+		if p == "" {
+			break
+		}
+	}
+	v.warnings = append(v.warnings, e)
 }
 
 func newValidator(file string) *validator {
-	return &validator{file: file, pos: map[string]*yaml.Node{}, bad: map[string]bool{}}
+	return &validator{file: file, pos: map[string]*yaml.Node{}, bad: map[string]bool{}, nulls: map[string]*yaml.Node{}}
 }
 
 // record notes where path was written; the first record wins so that a

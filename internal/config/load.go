@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"net"
 	"net/netip"
 	"os"
 	"reflect"
@@ -27,9 +28,17 @@ const MaxFileSize = 4 << 20
 type Options struct {
 	// Hostname supplies node.name when the file leaves it out.
 	Hostname func() (string, error)
-	// Open opens the files the configuration names (password files);
-	// default os.Open.
+	// Open opens the files the configuration names (password files, the
+	// kubeconfig); default os.Open.
 	Open func(name string) (fs.File, error)
+	// Interfaces lists this machine's network interfaces, for the
+	// warning about an interface that does not exist here; default the
+	// kernel's list.
+	Interfaces func() ([]string, error)
+	// Offline skips every check of the machine itself (password files,
+	// the kubeconfig, interfaces): for a CI or GitOps job that validates
+	// a file away from the node. Config.Skipped says what was skipped.
+	Offline bool
 }
 
 // Load reads, parses and validates the configuration file at path with the
@@ -61,6 +70,9 @@ func (o Options) Parse(file string, data []byte) (*Config, error) {
 	}
 	if o.Open == nil {
 		o.Open = func(name string) (fs.File, error) { return os.Open(name) }
+	}
+	if o.Interfaces == nil {
+		o.Interfaces = systemInterfaces
 	}
 	v := newValidator(file)
 	if len(data) > MaxFileSize {
@@ -104,7 +116,21 @@ func (o Options) Parse(file string, data []byte) (*Config, error) {
 	if err := v.result(); err != nil {
 		return nil, err
 	}
+	warn(c, v, o)
+	c.Warnings, c.Skipped = v.warnings, v.skipped
 	return c, nil
+}
+
+func systemInterfaces() ([]string, error) {
+	ifs, err := net.Interfaces()
+	if err != nil {
+		return nil, err
+	}
+	out := make([]string, len(ifs))
+	for i, f := range ifs {
+		out[i] = f.Name
+	}
+	return out, nil
 }
 
 var (
@@ -323,6 +349,8 @@ func Equal(a, b *Config) bool {
 	}
 	x, y := *a, *b
 	x.Path, y.Path = "", ""
+	x.Warnings, y.Warnings = nil, nil
+	x.Skipped, y.Skipped = nil, nil
 	return reflect.DeepEqual(x, y)
 }
 

@@ -66,7 +66,7 @@ func TestReadPassword(t *testing.T) {
 func peerWithPassword(file string) string {
 	return `version: 1
 pools:
-  - {name: p, addresses: [192.0.2.0/28]}
+  - {name: p, addresses: [192.0.2.16/28]}
 bgp:
   asn: 64512
   peers:

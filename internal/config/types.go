@@ -26,6 +26,12 @@ type Config struct {
 
 	// Path is the file the configuration was read from (not a YAML key).
 	Path string `yaml:"-"`
+	// Warnings are what is legal but probably wrong (`lbd check` prints
+	// them; --strict makes them errors). Not YAML keys.
+	Warnings Errors `yaml:"-"`
+	// Skipped names the checks of the machine that Options.Offline
+	// skipped.
+	Skipped []string `yaml:"-"`
 }
 
 // Node identifies the machine lbd runs on.

@@ -130,6 +130,9 @@ func passwordFile(v *validator, o Options, path, name string, p *Peer) {
 		v.errorf(path, "", "must be the absolute path of a file holding the password (the value written is not shown: it may be the password itself)")
 		return
 	}
+	if o.Offline {
+		return // named in Config.Skipped
+	}
 	pw, err := readPassword(o.Open, name)
 	if err != nil {
 		v.errorf(path, name, "%v", err)

@@ -62,6 +62,13 @@ type Reloader struct {
 	subs []Subsystem
 	opts config.Options
 	reqs chan request
+	// parse reads and validates the file (opts.Parse; tests slow it).
+	parse func(file string, data []byte) (*config.Config, error)
+	// parseTimeout bounds one parse; parsing runs in a goroutine of its
+	// own so that the heartbeat (systemd's watchdog) keeps beating.
+	parseTimeout time.Duration
+	// parsing is closed when the parse in flight ends; nil when none is.
+	parsing chan struct{}
 
 	mu      sync.Mutex // guards the fields below, read by Status
 	current *config.Config
@@ -85,6 +92,7 @@ func NewReloader(path string, cfg *config.Config, hash string, log *slog.Logger,
 		subs:    subs,
 		reqs:    make(chan request),
 		current: cfg,
+		parseTimeout: DefaultParseTimeout,
 		hash:    hash,
 		last:    Result{Source: "start", Outcome: OutcomeSuccess, Hash: hash, At: time.Now()},
 		lastOK: prometheus.NewGauge(prometheus.GaugeOpts{
@@ -108,6 +116,11 @@ func NewReloader(path string, cfg *config.Config, hash string, log *slog.Logger,
 	reg.MustRegister(r.lastOK, r.lastOKTime, r.reloadsByKind)
 	return r
 }
+
+// DefaultParseTimeout bounds how long a reload may spend reading and
+// validating the file (a valid /16 written out address by address takes
+// about 0.2s; the size and node limits bound the worst file).
+const DefaultParseTimeout = 10 * time.Second
 
 // Current returns the configuration in force.
 func (r *Reloader) Current() (*config.Config, string) {
@@ -161,13 +174,58 @@ func (r *Reloader) Run(ctx context.Context) {
 		case <-tick:
 			r.beat()
 		case req := <-r.reqs:
-			res := r.reload(ctx, req.source)
+			res := r.reload(ctx, req.source, tick)
 			req.reply <- res
 		}
 	}
 }
 
-func (r *Reloader) reload(ctx context.Context, source string) Result {
+// load reads and validates the file in a goroutine of its own, beating
+// the heartbeat on tick meanwhile: a file that takes long to judge (or a
+// bug that hangs the parser) must not get the daemon killed by systemd's
+// watchdog. It gives up after parseTimeout; the parse left running is
+// waited for before the next one starts, so at most one runs.
+func (r *Reloader) load(ctx context.Context, data []byte, tick <-chan time.Time) (*config.Config, error) {
+	if r.parsing != nil {
+		select {
+		case <-r.parsing:
+		default:
+			return nil, fmt.Errorf("%s: still validating an earlier version of the file, which took more than %s; try again later", r.path, r.parseTimeout)
+		}
+	}
+	type result struct {
+		cfg *config.Config
+		err error
+	}
+	out := make(chan result, 1)
+	done := make(chan struct{})
+	r.parsing = done
+	parse := r.parse
+	if parse == nil {
+		parse = r.opts.Parse
+	}
+	go func() {
+		defer close(done)
+		c, err := parse(r.path, data)
+		out <- result{c, err}
+	}()
+	deadline := time.NewTimer(r.parseTimeout)
+	defer deadline.Stop()
+	for {
+		select {
+		case res := <-out:
+			return res.cfg, res.err
+		case <-tick:
+			r.beat()
+		case <-deadline.C:
+			return nil, fmt.Errorf("%s: validating the file took more than %s; it is not applied", r.path, r.parseTimeout)
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+}
+
+func (r *Reloader) reload(ctx context.Context, source string, tick <-chan time.Time) Result {
 	res := Result{Source: source, At: time.Now()}
 	prev, prevHash := r.Current()
 	var hash string
@@ -184,7 +242,7 @@ func (r *Reloader) reload(ctx context.Context, source string) Result {
 	}
 	var next *config.Config
 	if err == nil {
-		next, err = r.opts.Parse(r.path, data)
+		next, err = r.load(ctx, data, tick)
 	}
 	res.Hash = hash
 	switch {
@@ -216,7 +274,7 @@ func (r *Reloader) reload(ctx context.Context, source string) Result {
 	case OutcomeFailure:
 		r.lastOK.Set(0)
 		r.log.Error("configuration rejected; the previous one stays in force",
-			"event", event.ConfigRejected, "source", source, "file", r.path, "running_hash", prevHash, "err", res.Err)
+			event.Attr(event.ConfigRejected), "source", source, "file", r.path, "running_hash", prevHash, "err", res.Err)
 	case OutcomeUnchanged:
 		r.lastOK.Set(1)
 		r.lastOKTime.Set(float64(res.At.UnixNano()) / 1e9)
@@ -224,10 +282,23 @@ func (r *Reloader) reload(ctx context.Context, source string) Result {
 	default:
 		r.lastOK.Set(1)
 		r.lastOKTime.Set(float64(res.At.UnixNano()) / 1e9)
-		r.log.Info("configuration reloaded", "event", event.ConfigApplied, "source", source, "file", r.path,
+		r.log.Info("configuration reloaded", event.Attr(event.ConfigApplied), "source", source, "file", r.path,
 			"hash", hash, "previous_hash", prevHash, "summary", next.Summary())
 	}
+	if res.Outcome != OutcomeFailure {
+		LogWarnings(r.log, next)
+	}
 	return res
+}
+
+// LogWarnings logs what lbd check would warn about in cfg.
+func LogWarnings(log *slog.Logger, cfg *config.Config) {
+	if cfg == nil {
+		return
+	}
+	for _, w := range cfg.Warnings {
+		log.Warn("configuration warning", "file", w.File, "line", w.Line, "field", w.Field, "value", w.Value, "warning", w.Msg)
+	}
 }
 
 // apply checks next with every subsystem, then applies it, rolling back the

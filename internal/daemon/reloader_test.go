@@ -12,6 +12,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"testing/synctest"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
@@ -40,6 +42,10 @@ func (f *fakeSub) Apply(_ context.Context, _, next *config.Config) error {
 			f.overlaps.Add(1)
 		}
 		defer f.inFlight.Add(-1)
+		// Real work takes time: two applies that are not serialised
+		// overlap within it (without it this test passed with the
+		// serialisation removed).
+		time.Sleep(5 * time.Millisecond)
 	}
 	f.mu.Lock()
 	f.applied = append(f.applied, string(next.Log.Level))
@@ -201,4 +207,70 @@ func TestReloadsNeverOverlap(t *testing.T) {
 	if a.history() == "" {
 		t.Error("nothing was applied")
 	}
+}
+
+// TestReloadParseKeepsTheWatchdogFed: a file that takes long to validate
+// is parsed off the reloader's loop, which keeps beating the heartbeat
+// (systemd's watchdog); past the deadline the reload fails and the old
+// configuration stays; while that parse still runs, another reload is
+// refused rather than piled up; afterwards reloads work again.
+func TestReloadParseKeepsTheWatchdogFed(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		path := filepath.Join(t.TempDir(), "lbd.yaml")
+		writeLevel(t, path, "info")
+		data, _ := os.ReadFile(path)
+		cfg, err := testOpts.Parse(path, data)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r := NewReloader(path, cfg, config.Hash(data), slog.New(slog.DiscardHandler), prometheus.NewRegistry())
+		r.parseTimeout = 10 * time.Second
+		release := make(chan struct{})
+		var slow atomic.Bool
+		r.parse = func(file string, data []byte) (*config.Config, error) {
+			if slow.Load() {
+				time.Sleep(3 * time.Second)
+			} else {
+				<-release // hangs until the test lets it go
+			}
+			return testOpts.Parse(file, data)
+		}
+		var beats atomic.Int32
+		r.SetHeartbeat(time.Second, func() { beats.Add(1) })
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan struct{})
+		go func() { r.Run(ctx); close(done) }()
+		defer func() { cancel(); <-done }()
+
+		writeLevel(t, path, "debug")
+		start := time.Now()
+		res, err := r.Reload(ctx, "socket")
+		if err != nil || res.Outcome != OutcomeFailure || !strings.Contains(res.Err.Error(), "took more than 10s") {
+			t.Fatalf("hung parse: %+v, %v", res, err)
+		}
+		if took := time.Since(start); took != 10*time.Second {
+			t.Errorf("gave up after %v, want the 10s deadline", took)
+		}
+		if n := beats.Load(); n < 9 {
+			t.Errorf("%d heartbeats during a 10s parse, want one a second", n)
+		}
+		if level(r) != "info" {
+			t.Errorf("level %s after a failed reload", level(r))
+		}
+		res, _ = r.Reload(ctx, "socket")
+		if res.Outcome != OutcomeFailure || !strings.Contains(res.Err.Error(), "still validating") {
+			t.Errorf("reload during a hung parse: %+v", res)
+		}
+		close(release)
+		synctest.Wait()
+		slow.Store(true)
+		beats.Store(0)
+		res, _ = r.Reload(ctx, "socket")
+		if res.Outcome != OutcomeSuccess || level(r) != "debug" {
+			t.Errorf("a slow but valid parse: %+v, level %s", res, level(r))
+		}
+		if n := beats.Load(); n < 2 {
+			t.Errorf("%d heartbeats during a 3s parse", n)
+		}
+	})
 }
