@@ -15,7 +15,7 @@ import (
 
 // testOptions sees a machine called "testnode" with two password files.
 var testOptions = Options{
-	Hostname: func() (string, error) { return "TestNode", nil },
+	Hostname:   func() (string, error) { return "TestNode", nil },
 	Open:       testFiles.open,
 	Interfaces: func() ([]string, error) { return []string{"lo", "eth0", "eth1", "bond0.40"}, nil },
 }

@@ -87,14 +87,14 @@ type Reloader struct {
 // configuration, cfg (read from content with hash), is already in force.
 func NewReloader(path string, cfg *config.Config, hash string, log *slog.Logger, reg prometheus.Registerer, subs ...Subsystem) *Reloader {
 	r := &Reloader{
-		path:    path,
-		log:     log,
-		subs:    subs,
-		reqs:    make(chan request),
-		current: cfg,
+		path:         path,
+		log:          log,
+		subs:         subs,
+		reqs:         make(chan request),
+		current:      cfg,
 		parseTimeout: DefaultParseTimeout,
-		hash:    hash,
-		last:    Result{Source: "start", Outcome: OutcomeSuccess, Hash: hash, At: time.Now()},
+		hash:         hash,
+		last:         Result{Source: "start", Outcome: OutcomeSuccess, Hash: hash, At: time.Now()},
 		lastOK: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "lbd_config_last_reload_successful",
 			Help: "Whether the last configuration reload attempt succeeded (1) or was rejected (0).",
