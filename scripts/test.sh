@@ -54,3 +54,8 @@ go test -race -count=1 -timeout 20m ./...
 echo "== fuzzing the configuration loader for ${FUZZTIME:=300000x}"
 go test -run '^$' -fuzz FuzzParse -fuzztime "$FUZZTIME" -fuzzminimizetime 200x ./internal/config
 go test -run '^$' -fuzz FuzzMetalLBConvert -fuzztime "$FUZZTIME" -fuzzminimizetime 200x ./internal/metallb
+# The ARP and NDP receive paths run about 3,000 executions a second: a
+# third of the count keeps each near 30s.
+echo "== fuzzing the ARP and NDP receive paths for ${FUZZTIME_WIRE:=100000x}"
+go test -run '^$' -fuzz FuzzARPFrame -fuzztime "$FUZZTIME_WIRE" -fuzzminimizetime 200x ./internal/announce
+go test -run '^$' -fuzz FuzzNDPMessage -fuzztime "$FUZZTIME_WIRE" -fuzzminimizetime 200x ./internal/announce

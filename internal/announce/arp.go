@@ -32,6 +32,9 @@ func decideARP(frame []byte, iface string, mac net.HardwareAddr, o owners) (*arp
 	if req.Operation != arp.OperationRequest {
 		return nil, notRequest
 	}
+	if len(req.SenderHardwareAddr) != 6 || len(f.Source) != 6 {
+		return nil, malformed // not Ethernet: nobody to answer
+	}
 	if bytes.Equal(f.Source, mac) || bytes.Equal(req.SenderHardwareAddr, mac) {
 		return nil, fromSelf
 	}

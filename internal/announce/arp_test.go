@@ -26,7 +26,7 @@ var (
 	}
 )
 
-func arpFrame(t *testing.T, op arp.Operation, srcMAC net.HardwareAddr, srcIP netip.Addr, dstMAC net.HardwareAddr, dstIP netip.Addr) []byte {
+func arpFrame(t testing.TB, op arp.Operation, srcMAC net.HardwareAddr, srcIP netip.Addr, dstMAC net.HardwareAddr, dstIP netip.Addr) []byte {
 	t.Helper()
 	p, err := arp.NewPacket(op, srcMAC, srcIP, dstMAC, dstIP)
 	if err != nil {

@@ -196,7 +196,10 @@ func arpSender(frame []byte) (addr netip.Addr, mac net.HardwareAddr, ok bool) {
 	if err := p.UnmarshalBinary(f.Payload); err != nil {
 		return netip.Addr{}, nil, false
 	}
-	if !p.SenderIP.Is4() || p.SenderIP.IsUnspecified() {
+	if !p.SenderIP.Is4() || p.SenderIP.IsUnspecified() || len(p.SenderHardwareAddr) != 6 {
+		// Found by FuzzARPFrame: a frame with a hardware address length
+		// of 0 claimed an address for nobody, which conflict detection
+		// took for a foreign host.
 		return netip.Addr{}, nil, false
 	}
 	return p.SenderIP, p.SenderHardwareAddr, true
@@ -226,7 +229,7 @@ func ndpSender(in nsIn) (addr netip.Addr, mac net.HardwareAddr, ok bool) {
 	default:
 		return netip.Addr{}, nil, false
 	}
-	if mac == nil || !addr.Is6() || addr.Is4In6() || addr.IsLinkLocalUnicast() {
+	if len(mac) != 6 || !addr.Is6() || addr.Is4In6() || addr.IsLinkLocalUnicast() {
 		return netip.Addr{}, nil, false
 	}
 	return addr.WithZone(""), mac, true

@@ -7,7 +7,8 @@
 //
 // With -advertise it instead sends one unsolicited Neighbor Advertisement
 // (Override) for the target to all-nodes, as a host that takes the address
-// does, and exits.
+// does, and exits. With -flood DURATION it sends malformed and foreign ARP
+// and NDP frames for that long (flood.go) and prints how many.
 package main
 
 import (
@@ -27,7 +28,18 @@ func main() {
 	target := flag.String("target", "", "target address")
 	wait := flag.Duration("wait", time.Second, "how long to wait for an answer")
 	advertise := flag.Bool("advertise", false, "send an unsolicited advertisement for the target instead")
+	floodFor := flag.Duration("flood", 0, "send malformed and foreign ARP/NDP frames for this long instead")
+	rate := flag.Int("rate", 20000, "frames per second of the flood")
 	flag.Parse()
+	if *floodFor > 0 {
+		n, err := flood(*iface, netip.MustParseAddr(*target), *floodFor, *rate)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "nsprobe:", err)
+			os.Exit(1)
+		}
+		fmt.Println(n)
+		return
+	}
 	if *advertise {
 		if err := advertiseNA(*iface, *target); err != nil {
 			fmt.Fprintln(os.Stderr, "nsprobe:", err)
