@@ -47,6 +47,9 @@ export LBD_REQUIRE_TOOLS=1
 echo "== tests (race detector on)"
 go test -race -count=1 -timeout 20m ./...
 
+echo "== benchmarks, with regression bounds"
+scripts/bench.sh
+
 # Budgets are counts, not durations: Go 1.26's fuzz coordinator can fail a
 # run with a bare "context deadline exceeded" when a duration ends while it
 # minimizes a new input (go.dev/issue/75804, fixed in Go 1.27); a count has

@@ -55,8 +55,14 @@ func runCluster(ctx context.Context, cfg *config.Config, log *slog.Logger, state
 	// This node's liveness Lease, renewed from now on and deleted on the
 	// way out, before runCluster returns. It carries the interfaces and
 	// MACs the agent publishes.
+	cl := watch.NewCluster(client, k.LoadBalancerClass, cfg.Node.Name, log)
+	cl.WatchNodeLeases(k.Namespace)
 	live := &election.Liveness{
 		Client: client, Namespace: k.Namespace, Node: cfg.Node.Name,
+		// The informers back off while the API is away (up to 30s); the
+		// Leases are listed afresh at once, so this node sees its own
+		// renewals and plans again.
+		Recovered: func() { cl.RestartLeaseWatch(ctx) },
 		Duration: k.Liveness.Duration, Interval: k.Liveness.RenewInterval, Log: log,
 		Annotations: func() map[string]string {
 			return map[string]string{
@@ -68,8 +74,6 @@ func runCluster(ctx context.Context, cfg *config.Config, log *slog.Logger, state
 	wg.Go(func() { live.Run(ctx) })
 
 	state.set("syncing")
-	cl := watch.NewCluster(client, k.LoadBalancerClass, cfg.Node.Name, log)
-	cl.WatchNodeLeases(k.Namespace)
 	cl.OnServiceChange(alloc.Notify)
 	notify := func(string) { ag.Notify() }
 	cl.OnServiceChange(notify)

@@ -24,6 +24,7 @@ import (
 	"github.com/lbdproject/lbd/internal/daemon"
 	"github.com/lbdproject/lbd/internal/sink"
 	"github.com/lbdproject/lbd/internal/status"
+	"github.com/lbdproject/lbd/internal/watch"
 )
 
 // cmdRun is the daemon. It validates the file before binding anything, then
@@ -46,6 +47,10 @@ func cmdRun(args []string, stderr io.Writer) int {
 		return exitInvalid
 	}
 	hash := config.Hash(data)
+
+	// API connections that a cable pull or firewall killed are noticed in
+	// seconds, not 45 (watch.TuneHTTP2).
+	watch.TuneHTTP2()
 
 	// 2. Logging and metrics.
 	level := new(slog.LevelVar)

@@ -293,6 +293,11 @@ type loop struct {
 
 	everAlive bool
 	frozen    time.Time // when this node stopped seeing its own Lease alive
+	// selfRenew is the latest renewal of its own Lease this node saw, and
+	// liveSince the first renewal of the run of renewals it belongs to
+	// (none more than a Lease apart): since then this node's view has
+	// been live without a break.
+	selfRenew, liveSince time.Time
 	plan      []Decision
 	effective []Decision
 	applied   map[Mode][]Decision
@@ -417,14 +422,29 @@ func (a *Agent) step(ctx context.Context, l *loop, now time.Time, full bool) tim
 	}
 	var selfRenew time.Time
 	var members, peers []string
-	for _, ls := range l.cluster.NodeLeases() {
+	leases := l.cluster.NodeLeases()
+	for _, ls := range leases {
 		if ls.Node == a.node {
 			selfRenew = ls.RenewTime
-		} else {
+			if ls.RenewTime.After(l.selfRenew) {
+				if l.selfRenew.IsZero() || ls.RenewTime.Sub(l.selfRenew) > ls.Duration {
+					l.liveSince = ls.RenewTime // a break in the view: a new run
+				}
+				l.selfRenew = ls.RenewTime
+			}
+		}
+	}
+	for _, ls := range leases {
+		if ls.Node != a.node {
 			peers = append(peers, ls.MACs...)
 		}
 		if !now.Before(ls.Expires()) {
-			continue
+			if ls.Node == a.node || l.evidence(ls, now) {
+				continue // dead
+			}
+			if t := l.liveSince.Add(ls.Duration); !l.liveSince.IsZero() && t.After(now) && t.Before(next) {
+				next = t.Add(time.Millisecond) // when the evidence may be complete
+			}
 		}
 		v.Alive[ls.Node] = Member{Since: ls.Since, Interfaces: ls.Interfaces}
 		members = append(members, fmt.Sprintf("%s@%d%v", ls.Node, ls.Since.UnixNano(), ls.Interfaces))
@@ -503,6 +523,20 @@ func (a *Agent) step(ctx context.Context, l *loop, now time.Time, full bool) tim
 		a.plannedOnce.Do(func() { close(a.planned) })
 	}
 	return minTime(next, l.wakeups())
+}
+
+// evidence reports whether another node's expired Lease proves its death.
+// It does only when this node's own view was live, without a break, for a
+// whole Lease duration in which the other could have renewed: this node
+// saw its own Lease renewed after the other's expiry, and has seen its
+// renewals without a gap for at least one Lease duration. Without the
+// first, when the API becomes unreachable every Lease expires in turn and
+// whoever outlives an owner by a few milliseconds would take its
+// addresses just before freezing with them; without the second, when the
+// API comes back, the first node to renew would take the addresses of
+// the others before they could renew too.
+func (l *loop) evidence(ls cluster.Lease, now time.Time) bool {
+	return l.selfRenew.After(ls.Expires()) && !l.liveSince.IsZero() && !now.Before(l.liveSince.Add(ls.Duration))
 }
 
 // setPeers gives the sinks that want them the other nodes' MACs, when

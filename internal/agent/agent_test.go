@@ -326,3 +326,99 @@ func testAgentConflict(t *testing.T) {
 	r.a.ReportConflict(addr, false, "")
 	waitUntil(t, "the conflict to clear", func() bool { return r.a.State().Decisions[0].Reason == ReasonOwner })
 }
+
+// TestAgentOutageTakesNothing: the API becomes unreachable, so no Lease is
+// renewed any more; the owner's Lease happens to expire a little before
+// this node's own. Without a renewal of its own seen after the owner's
+// expiry, this node has no evidence that the owner died (its view is
+// simply stale), so it must not take the address before freezing. When
+// the API comes back, this node renews first and the owner 300ms later:
+// still no evidence (the owner had no Lease duration of reachable API to
+// renew in), so nothing moves. If the owner then stays silent for a Lease
+// duration, that is evidence, and the address moves.
+func TestAgentOutageTakesNothing(t *testing.T) { synctest.Test(t, testAgentOutageTakesNothing) }
+
+func testAgentOutageTakesNothing(t *testing.T) {
+	r := startAgent(t, "0s")
+	// A second Service, owned by another node, whose address would come
+	// to node-a if its owner died.
+	cfg := r.a.cfg.Load()
+	other := cluster.Service{Spec: pool.Service{Key: "ns/other"}, Created: created, Status: addrs("192.0.2.11")}
+	successor := func() string {
+		v := threeNodes(other)
+		delete(v.Alive, Plan(cfg, "node-a", v)[0].Owner)
+		return Plan(cfg, "node-a", v)[0].Owner
+	}
+	for i := 0; Plan(cfg, "node-a", threeNodes(other))[0].Owner == "node-a" || successor() != "node-a"; i++ {
+		other.Spec.Key = fmt.Sprintf("ns/other%d", i)
+	}
+	owner := Plan(cfg, "node-a", threeNodes(other))[0].Owner
+	var rest []string // node-a and the third node
+	for _, n := range []string{"node-a", "node-b", "node-c"} {
+		if n != owner {
+			rest = append(rest, n)
+		}
+	}
+	r.c.mu.Lock()
+	r.c.services = append(r.c.services, other)
+	r.c.mu.Unlock()
+	r.a.Notify()
+	waitUntil(t, "a plan with both Services", func() bool { return len(r.a.State().Decisions) == 2 })
+	never := func(what string, d time.Duration) {
+		t.Helper()
+		for end := time.Now().Add(d); time.Now().Before(end); {
+			time.Sleep(50 * time.Millisecond)
+			synctest.Wait()
+			if got := r.sink.announced(); got["192.0.2.11"] != "" {
+				t.Fatalf("%s: took %s's address (%v)", what, owner, got)
+			}
+		}
+	}
+	// renewing renews nodes every 500ms until stopped.
+	renewing := func(nodes ...string) (stop func()) {
+		done := make(chan struct{})
+		var wg sync.WaitGroup
+		wg.Go(func() {
+			for {
+				r.c.renew(nodes...)
+				r.a.NotifyLeases()
+				select {
+				case <-done:
+					return
+				case <-time.After(500 * time.Millisecond):
+				}
+			}
+		})
+		return func() { close(done); wg.Wait() }
+	}
+
+	// The last renewals before the outage: the owner's first, this
+	// node's and the third one's 100ms later. Then every Lease expires.
+	r.c.renew(owner)
+	time.Sleep(100 * time.Millisecond)
+	r.c.renew(rest...)
+	r.a.NotifyLeases()
+	never("during the outage", 2500*time.Millisecond)
+	if st := r.a.State(); st.Phase != PhaseFrozen {
+		t.Fatalf("phase %s after every Lease expired", st.Phase)
+	}
+
+	// The API is back: node-a and the third node renew at once, the owner
+	// 300ms later. Nothing moves.
+	stopRest := renewing(rest...)
+	defer stopRest()
+	never("as the API came back, before the owner renewed", 300*time.Millisecond)
+	stopOwner := renewing(owner)
+	never("after the API came back", 3*time.Second)
+	if st := r.a.State(); st.Phase != PhaseAnnouncing {
+		t.Fatalf("phase %s after the API came back", st.Phase)
+	}
+
+	// Now the owner dies: its address moves to node-a after its Lease.
+	stopOwner()
+	start := time.Now()
+	waitUntil(t, "the dead owner's address to move", func() bool { return r.sink.announced()["192.0.2.11"] == ReasonOwner })
+	if took := time.Since(start); took < 2*time.Second || took > 3*time.Second {
+		t.Errorf("the address moved %v after the owner's last renewal, want within a renew interval after its 2s Lease", took)
+	}
+}

@@ -28,7 +28,7 @@ l2:
       node_selector: {match_labels: {rack: "1"}}
 bgp:
   asn: 64512
-  peers: [{name: tor, address: 198.51.100.1, asn: 64501}]
+  peers: [{name: tor, address: 198.51.100.254, asn: 64501}]
   advertisements:
     - {name: tor-routes, pools: [routed]}
 `

@@ -32,6 +32,9 @@ type Liveness struct {
 	// Annotations, if set, are written with every renewal (the node
 	// agent publishes its interfaces this way, at no extra write).
 	Annotations func() map[string]string
+	// Recovered, if set, is called (from Run's goroutine) when a renewal
+	// succeeds after failures: the API is reachable again.
+	Recovered func()
 }
 
 // Run renews the Lease every Interval until ctx ends, then deletes it.
@@ -64,6 +67,9 @@ func (l *Liveness) Run(ctx context.Context) {
 		case err == nil:
 			if failing {
 				log.Info("liveness Lease renewed again")
+				if l.Recovered != nil {
+					l.Recovered()
+				}
 			}
 			failing, cur, lastOK = false, next, time.Now()
 		}

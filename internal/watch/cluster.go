@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/netip"
 	"slices"
+	"sync"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
@@ -41,11 +42,16 @@ type Cluster struct {
 	nodes      cache.SharedIndexInformer
 	nodeLister corelisters.NodeLister
 	slices     cache.SharedIndexInformer
-	// leases and leaseFactory watch liveness Leases, if asked for.
-	leases       cache.SharedIndexInformer
-	leaseFactory informers.SharedInformerFactory
-	broadcaster  record.EventBroadcaster
-	recorder     record.EventRecorder
+	// leases watches liveness Leases, if asked for; RestartLeaseWatch
+	// replaces it.
+	leaseMu       sync.Mutex
+	leases        *leaseWatch
+	restarting    bool
+	leasesStarted bool
+	leaseNS       string
+	leaseHandlers []func()
+	broadcaster   record.EventBroadcaster
+	recorder      record.EventRecorder
 }
 
 // NewCluster prepares informers; nothing runs until Start. class is the
@@ -106,8 +112,18 @@ func (c *Cluster) Start(ctx context.Context) bool {
 	c.broadcaster.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: c.client.CoreV1().Events("")})
 	go func() { <-ctx.Done(); c.broadcaster.Shutdown() }()
 	c.factory.Start(ctx.Done())
-	if c.leaseFactory != nil {
-		c.leaseFactory.Start(ctx.Done())
+	if c.leases != nil {
+		c.leaseMu.Lock()
+		w := c.leases
+		w.start(w.stop)
+		c.leasesStarted = true
+		c.leaseMu.Unlock()
+		go func() {
+			<-ctx.Done()
+			c.leaseMu.Lock()
+			defer c.leaseMu.Unlock()
+			close(c.leases.stop)
+		}()
 	}
 	return cache.WaitForCacheSync(ctx.Done(), c.services.HasSynced, c.nodes.HasSynced, c.slices.HasSynced, c.leaseSynced)
 }

@@ -1,11 +1,13 @@
 package watch
 
 import (
+	"context"
 	"strings"
 	"time"
 
 	coordinationv1 "k8s.io/api/coordination/v1"
 	"k8s.io/client-go/informers"
+	"k8s.io/client-go/tools/cache"
 
 	"github.com/lbdproject/lbd/internal/cluster"
 )
@@ -25,12 +27,29 @@ const AnnotationMACs = "lbd.io/l2-macs"
 // address.
 const AnnotationInterfaces = "lbd.io/l2-interfaces"
 
+// leaseWatch is one informer on the liveness Leases, with the stop
+// channel of its factory.
+type leaseWatch struct {
+	informer cache.SharedIndexInformer
+	stop     chan struct{}
+	start    func(stop <-chan struct{})
+}
+
 // WatchNodeLeases adds an informer on the liveness Leases in namespace.
 // Call before Start.
 func (c *Cluster) WatchNodeLeases(namespace string) {
-	f := informers.NewSharedInformerFactoryWithOptions(c.client, 0, informers.WithNamespace(namespace))
-	c.leases = f.Coordination().V1().Leases().Informer()
-	c.leaseFactory = f
+	c.leaseNS = namespace
+	c.leases = c.newLeaseWatch()
+}
+
+func (c *Cluster) newLeaseWatch() *leaseWatch {
+	f := informers.NewSharedInformerFactoryWithOptions(c.client, 0, informers.WithNamespace(c.leaseNS))
+	w := &leaseWatch{informer: f.Coordination().V1().Leases().Informer(), stop: make(chan struct{})}
+	w.start = f.Start
+	for _, fn := range c.leaseHandlers {
+		_, _ = w.informer.AddEventHandler(onKey(func(string) { fn() }))
+	}
+	return w
 }
 
 // OnLeaseChange calls fn whenever a liveness Lease is added, renewed or
@@ -39,16 +58,70 @@ func (c *Cluster) OnLeaseChange(fn func()) {
 	if c.leases == nil {
 		return
 	}
-	_, _ = c.leases.AddEventHandler(onKey(func(string) { fn() }))
+	c.leaseHandlers = append(c.leaseHandlers, fn)
+	_, _ = c.leases.informer.AddEventHandler(onKey(func(string) { fn() }))
+}
+
+// RestartLeaseWatch replaces the Lease informer by a new one, which lists
+// the Leases at once. Call it when the API is reachable again after an
+// outage: the old informer's reflector backs off exponentially, up to 30s,
+// and this node could not see its own renewals (nor unfreeze) until then.
+// The old informer serves reads until the new one has synced.
+func (c *Cluster) RestartLeaseWatch(ctx context.Context) {
+	c.leaseMu.Lock()
+	if c.leases == nil || c.restarting || !c.leasesStarted {
+		c.leaseMu.Unlock()
+		return
+	}
+	c.restarting = true
+	c.leaseMu.Unlock()
+	w := c.newLeaseWatch()
+	go func() {
+		defer func() {
+			c.leaseMu.Lock()
+			c.restarting = false
+			c.leaseMu.Unlock()
+		}()
+		w.start(w.stop)
+		if !cache.WaitForCacheSync(ctx.Done(), w.informer.HasSynced) {
+			close(w.stop)
+			return
+		}
+		c.leaseMu.Lock()
+		if ctx.Err() != nil { // Start's goroutine stops the one in use
+			c.leaseMu.Unlock()
+			close(w.stop)
+			return
+		}
+		old := c.leases
+		c.leases = w
+		c.leaseMu.Unlock()
+		close(old.stop)
+		c.log.Info("liveness Leases listed afresh after the API came back")
+		for _, fn := range c.leaseHandlers {
+			fn()
+		}
+	}()
+}
+
+// leaseInformer is the informer in use.
+func (c *Cluster) leaseInformer() cache.SharedIndexInformer {
+	c.leaseMu.Lock()
+	defer c.leaseMu.Unlock()
+	if c.leases == nil {
+		return nil
+	}
+	return c.leases.informer
 }
 
 // NodeLeases returns every node's liveness Lease.
 func (c *Cluster) NodeLeases() []cluster.Lease {
-	if c.leases == nil {
+	inf := c.leaseInformer()
+	if inf == nil {
 		return nil
 	}
 	var out []cluster.Lease
-	for _, o := range c.leases.GetStore().List() {
+	for _, o := range inf.GetStore().List() {
 		if l, ok := convertLease(o.(*coordinationv1.Lease)); ok {
 			out = append(out, l)
 		}
@@ -91,7 +164,8 @@ func convertLease(l *coordinationv1.Lease) (cluster.Lease, bool) {
 
 // leaseSynced is true when no Lease informer was asked for.
 func (c *Cluster) leaseSynced() bool {
-	return c.leases == nil || c.leases.HasSynced()
+	inf := c.leaseInformer()
+	return inf == nil || inf.HasSynced()
 }
 
 func splitList(v string) []string {

@@ -1,0 +1,82 @@
+package main
+
+import (
+	"slices"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestL2APIOutage: the API server is unreachable from every node for 60s
+// (a blackhole route to it in each node's namespace: packets vanish, as
+// behind a firewall that drops them) while a client sends a request every
+// 20ms. Nothing is withdrawn and nothing moves: the owner keeps answering
+// ARP, every request is served by it, and every node's status says it is
+// frozen. When the API returns, every node plans again and the address,
+// its owner and the Service's status are unchanged.
+func TestL2APIOutage(t *testing.T) {
+	l := newL2Lab(t, "")
+	const web = "192.0.2.200"
+	l.createService("web")
+	waitIPs(t, l.kc.Client, "default", "web", web)
+	o := l.owner(web)
+	if _, err := l.get(web, 2*time.Second); err != nil {
+		t.Fatal(err)
+	}
+
+	stop := l.traffic(web)
+	for _, n := range l.nodes {
+		n.host.Must("ip", "route", "add", "blackhole", "192.0.2.100/32")
+	}
+	cut := time.Now()
+	frozen := map[string]bool{}
+	for time.Since(cut) < 60*time.Second {
+		if got := l.arpMACs(web, 1); !slices.Equal(got, []string{o.host.MAC}) {
+			t.Errorf("%.0fs into the outage, ARP answers for %s from %v, want only the owner %s", time.Since(cut).Seconds(), web, got, o.name)
+		}
+		for _, n := range l.nodes {
+			st := n.d.status(t)
+			if strings.HasPrefix(st.Agent, "frozen") {
+				frozen[n.name] = true
+			}
+			if a := l.addressOf(n, web); a.Owner != o.name {
+				t.Errorf("%.0fs into the outage, %s says the owner is %q, want %s", time.Since(cut).Seconds(), n.name, a.Owner, o.name)
+			}
+		}
+		time.Sleep(time.Second)
+	}
+	if len(frozen) != len(l.nodes) {
+		t.Errorf("frozen during the outage: %v; every node should have said so", frozen)
+	}
+	for _, n := range l.nodes {
+		n.host.Must("ip", "route", "del", "blackhole", "192.0.2.100/32")
+	}
+	// The Leases are listed afresh as soon as a renewal succeeds again
+	// (the informers' own backoff would take up to 30s): every node plans
+	// again within seconds. 15s is a generous bound for that.
+	healed := time.Now()
+	for deadline := healed.Add(15 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		back := 0
+		for _, n := range l.nodes {
+			if strings.HasPrefix(n.d.status(t).Agent, "announcing") {
+				back++
+			}
+		}
+		if back == len(l.nodes) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of %d nodes planning again 15s after the API returned", back, len(l.nodes))
+		}
+	}
+	t.Logf("every node planning again %.1fs after the API returned", time.Since(healed).Seconds())
+	time.Sleep(2 * time.Second) // a Lease duration: any move would have happened
+	failed, served := stop()
+	if failed != 0 || len(served) != 1 || served[o.name] == 0 {
+		t.Errorf("during the outage and after: %d requests failed, served by %v; want 0 failed, all by %s", failed, served, o.name)
+	}
+	if got := l.owner(web); got != o {
+		t.Errorf("owner after the outage %s, want %s (nothing moves)", got.name, o.name)
+	}
+	waitIPs(t, l.kc.Client, "default", "web", web)
+}
