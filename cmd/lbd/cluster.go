@@ -63,7 +63,7 @@ func runCluster(ctx context.Context, cfg *config.Config, log *slog.Logger, state
 		// Leases are listed afresh at once, so this node sees its own
 		// renewals and plans again.
 		Recovered: func() { cl.RestartLeaseWatch(ctx) },
-		Duration: k.Liveness.Duration, Interval: k.Liveness.RenewInterval, Log: log,
+		Duration:  k.Liveness.Duration, Interval: k.Liveness.RenewInterval, Log: log,
 		Annotations: func() map[string]string {
 			return map[string]string{
 				watch.AnnotationInterfaces: strings.Join(ag.Published(), ","),

@@ -298,9 +298,9 @@ type loop struct {
 	// (none more than a Lease apart): since then this node's view has
 	// been live without a break.
 	selfRenew, liveSince time.Time
-	plan      []Decision
-	effective []Decision
-	applied   map[Mode][]Decision
+	plan                 []Decision
+	effective            []Decision
+	applied              map[Mode][]Decision
 	// reapply: a reload happened; the next step applies every mode,
 	// including one whose decisions became empty (a pool moved from L2
 	// to BGP must stop being answered for).
