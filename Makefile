@@ -14,12 +14,10 @@ PKG_VERSION ?= $(shell git describe --tags --match 'v[0-9]*' 2>/dev/null | sed '
 PKG_ARCH    ?= $(shell $(GO) env GOARCH)
 DIST        ?= dist
 
-# Tools too big to `go run` each time: built once into TOOLS_DIR, one
-# directory per version.
+# promtool comes out of Debian's prometheus package (hack/promtool.sh; the
+# package itself is not installed), cached in TOOLS_DIR.
 TOOLS_DIR   ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/lbd/tools
-PROMTOOL_PKG     := github.com/prometheus/prometheus/cmd/promtool
-PROMTOOL_VERSION := v0.316.0
-PROMTOOL    := $(TOOLS_DIR)/promtool-$(PROMTOOL_VERSION)/promtool
+PROMTOOL    := $(TOOLS_DIR)/promtool-debian/promtool
 
 .PHONY: help build test test-all lint check-config check-rules promtool install package demo clean
 
@@ -45,9 +43,8 @@ lint: ## gofmt, go vet, staticcheck, modernize, go mod tidy
 check-config: build ## validate CONFIG (default etc/lbd.yaml) with lbd check --offline
 	./bin/lbd check --offline -c $(CONFIG)
 
-promtool: ## build the pinned promtool once into TOOLS_DIR and print its path
-	@test -x $(PROMTOOL) || GOBIN=$(dir $(PROMTOOL)) $(GO) install $(PROMTOOL_PKG)@$(PROMTOOL_VERSION) >&2
-	@echo $(PROMTOOL)
+promtool: ## put Debian's promtool into TOOLS_DIR once and print its path
+	@hack/promtool.sh $(TOOLS_DIR)/promtool-debian | tail -n 1
 
 check-rules: promtool ## promtool check and unit-test packaging/prometheus
 	$(PROMTOOL) check rules packaging/prometheus/lbd.rules.yml

@@ -20,9 +20,9 @@ func skipOrFail(t *testing.T, format string, args ...any) {
 	t.Skipf(format, args...)
 }
 
-// promtool returns the pinned promtool: $LBD_PROMTOOL if set, else the
-// one `make promtool` builds from the Go module proxy into the tool cache
-// (once; the first build takes minutes).
+// promtool returns promtool: $LBD_PROMTOOL if set, else the one `make
+// promtool` takes out of Debian's prometheus package into the tool cache
+// (once, in seconds).
 func promtool(t *testing.T) string {
 	t.Helper()
 	if p := os.Getenv("LBD_PROMTOOL"); p != "" {
