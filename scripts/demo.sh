@@ -77,7 +77,7 @@ listen: {http: "127.0.0.1:$2", socket: "$dir/$1.sock"}
 YAML
 }
 declare -A node_pid
-for n in node-a:17473 node-b:17474; do
+for n in node-a:17475 node-b:17474; do
 	name=${n%%:*}; port=${n##*:}
 	node_config "$name" "$port" > "$dir/$name.yaml"
 	$LBD run -c "$dir/$name.yaml" 2> "$dir/$name.log" &
@@ -157,11 +157,11 @@ step "a broken edit on $survivor is rejected; the running configuration stays"
 sed -i 's/192.0.2.200-192.0.2.250/192.0.2.250-192.0.2.200/' "$dir/$survivor.yaml"
 run $LBD reload -c "$dir/$survivor.yaml" || true
 step "so is an edit that would strand addresses in use"
-node_config "$survivor" 17473 | sed 's/192.0.2.200-192.0.2.250/192.0.2.240-192.0.2.250/' > "$dir/$survivor.yaml.new"
-[ "$survivor" = node-b ] && sed -i 's/17473/17474/' "$dir/$survivor.yaml.new"
+node_config "$survivor" 17475 | sed 's/192.0.2.200-192.0.2.250/192.0.2.240-192.0.2.250/' > "$dir/$survivor.yaml.new"
+[ "$survivor" = node-b ] && sed -i 's/17475/17474/' "$dir/$survivor.yaml.new"
 mv "$dir/$survivor.yaml.new" "$dir/$survivor.yaml"
 run $LBD reload -c "$dir/$survivor.yaml" || true
-port=17473; [ "$survivor" = node-b ] && port=17474
+port=17475; [ "$survivor" = node-b ] && port=17474
 curl -s "127.0.0.1:$port/metrics" | grep -E '^lbd_(config_last_reload_successful|pool_|allocator_leader)'
 
 step "lbd status on $survivor"

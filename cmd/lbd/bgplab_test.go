@@ -66,7 +66,7 @@ kubernetes:
 pools:
   - name: lan
     addresses: [%s]
-listen: {http: "127.0.0.1:7473", socket: %q}
+listen: {http: "127.0.0.1:7475", socket: %q}
 log: {level: debug}
 %s`, n.name, l.kc.Kubeconfig, l.pools, n.socket, bgpPeers(bgpAds)))
 	if code, out, errOut := lbd(l.t, "reload", "-c", n.path); code != 0 {

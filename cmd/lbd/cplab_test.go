@@ -86,7 +86,7 @@ control_plane:
   addresses: [%s, "%s"]
   interface: eth0
   local_api_server: https://%s:6443
-listen: {http: "127.0.0.1:7473", socket: %s}
+listen: {http: "127.0.0.1:7475", socket: %s}
 log: {level: info}
 `, n.name, l.kc, vip4, vip6, n.ip, filepath.Join(l.dir, n.name+".sock")))
 	}
@@ -269,7 +269,7 @@ func nodeNames(ns []*cpNode) []string {
 func (n *cpNode) metrics(t testing.TB) map[string]string {
 	t.Helper()
 	hc := &http.Client{Timeout: 2 * time.Second, Transport: &http.Transport{DialContext: n.host.DialContext}}
-	resp, err := hc.Get("http://127.0.0.1:7473/metrics")
+	resp, err := hc.Get("http://127.0.0.1:7475/metrics")
 	if err != nil {
 		t.Fatalf("scrape %s: %v", n.name, err)
 	}

@@ -156,7 +156,7 @@ pools:
 l2:
   advertisements:
     - {name: lan, pools: [lan], interfaces: [eth0]}
-listen: {http: "127.0.0.1:7473", socket: %q}
+listen: {http: "127.0.0.1:7475", socket: %q}
 log: {level: debug}
 %s`, n.name, l.kc.Kubeconfig, l.pools, n.socket, l.extra))
 	n.d = startDaemonCmd(l.root, n.host.Command(lbdBin, "run", "-c", n.path), n.path, n.socket)
@@ -406,7 +406,7 @@ func (l *l2Lab) cordon(node string, on bool) {
 // metricsIn scrapes n's metrics from inside its namespace.
 func (l *l2Lab) metricsIn(n *labNode) string {
 	c := &http.Client{Timeout: 2 * time.Second, Transport: &http.Transport{DialContext: n.host.DialContext}}
-	resp, err := c.Get("http://127.0.0.1:7473/metrics")
+	resp, err := c.Get("http://127.0.0.1:7475/metrics")
 	if err != nil {
 		l.t.Fatal(err)
 	}

@@ -256,7 +256,7 @@ bgp:
 		{"graceful restart", c.BGP.Peers[0].GracefulRestart.IsEnabled(), true},
 		{"aggregation", c.BGP.Advertisements[0].AggregationLength, 32},
 		{"aggregation v6", c.BGP.Advertisements[0].AggregationLengthV6, 128},
-		{"http", c.Listen.HTTP, "127.0.0.1:7473"},
+		{"http", c.Listen.HTTP, "127.0.0.1:7475"},
 		{"socket", c.Listen.Socket, "/run/lbd/lbd.sock"},
 		{"log", c.Log.Level, LogInfo},
 	}

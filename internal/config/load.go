@@ -243,7 +243,7 @@ const (
 	DefaultAllocatorLease = "lbd-allocator"
 	DefaultCPLease        = "lbd-cp"
 	DefaultAPIPort        = 6443
-	DefaultHTTP           = "127.0.0.1:7473"
+	DefaultHTTP           = "127.0.0.1:7475"
 	DefaultSocket         = "/run/lbd/lbd.sock"
 	DefaultBGPPort        = 179
 )

@@ -300,12 +300,12 @@ func validateListen(c *Config, v *validator) {
 	l := &c.Listen
 	host, port, err := net.SplitHostPort(l.HTTP)
 	if err != nil {
-		v.errorf("listen.http", l.HTTP, "not HOST:PORT, e.g. 127.0.0.1:7473 (use [::1]:7473 for IPv6)")
+		v.errorf("listen.http", l.HTTP, "not HOST:PORT, e.g. 127.0.0.1:7475 (use [::1]:7475 for IPv6)")
 	} else {
 		if n, err := strconv.ParseUint(port, 10, 16); err != nil {
 			v.errorf("listen.http", l.HTTP, "port %q is not a number 0-65535", port)
-		} else if n == 7472 || n == 7946 {
-			v.errorf("listen.http", l.HTTP, "port %d is MetalLB's; running both during a migration would clash, pick another (default 7473)", n)
+		} else if name, taken := takenPorts[n]; taken {
+			v.errorf("listen.http", l.HTTP, "port %d is %s; running both during a migration would clash, pick another (default 7475)", n, name)
 		}
 		if _, err := netip.ParseAddr(host); err != nil && host != "" && host != "localhost" {
 			v.errorf("listen.http", l.HTTP, "host must be an IP address, localhost, or empty for all addresses")
@@ -430,6 +430,15 @@ func listOrNone(names []string) string {
 		return "(none)"
 	}
 	return strings.Join(names, ", ")
+}
+
+// takenPorts are the ports of the tools lbd replaces, which may run beside
+// it during a migration.
+var takenPorts = map[uint64]string{
+	7472: "MetalLB's metrics port",
+	7473: "MetalLB's FRR-mode metrics port",
+	7946: "MetalLB's memberlist port",
+	2112: "kube-vip's metrics port",
 }
 
 // clashes reports whether listening on host:port would take the port of
