@@ -51,6 +51,8 @@ export KUBECONFIG; KUBECONFIG=$(head -n 1 "$dir/lab.out")
 [ -n "$KUBECONFIG" ] || { cat "$dir/lab.log"; exit 1; }
 kubectl() { "$KUBECTL" "$@"; }
 run kubectl version 2>/dev/null | tail -n 1
+# lbd's namespace and rights (least privilege; docs/vip.md, "RBAC").
+run kubectl apply -f etc/lbd-rbac.yaml
 
 step "two lbd nodes with the same pools"
 node_config() { # name port
@@ -83,15 +85,15 @@ for n in node-a:17475 node-b:17474; do
 	$LBD run -c "$dir/$name.yaml" 2> "$dir/$name.log" &
 	pids+=($!); node_pid[$name]=$!
 done
-for _ in $(seq 100); do kubectl get lease -n kube-system lbd-allocator >/dev/null 2>&1 && break; sleep 0.2; done
+for _ in $(seq 100); do kubectl get lease -n lbd lbd-allocator >/dev/null 2>&1 && break; sleep 0.2; done
 sleep 1
-run kubectl get lease -n kube-system lbd-allocator
+run kubectl get lease -n lbd lbd-allocator
 # No kubelet runs here, so the demo registers the two Nodes itself, as
 # kubelets would; each lbd's own liveness Lease says it is alive.
 for name in node-a node-b; do
 	printf 'apiVersion: v1\nkind: Node\nmetadata: {name: %s}\n' "$name" | kubectl apply -f - >/dev/null
 done
-run kubectl get lease -n kube-system
+run kubectl get lease -n lbd
 
 step "LoadBalancer Services get addresses (no more <pending>)"
 kubectl create namespace ingress >/dev/null
@@ -137,15 +139,15 @@ step "the restricted pool refused the default namespace, and said why"
 run kubectl get events --field-selector involvedObject.name=grabby -o custom-columns=TYPE:.type,REASON:.reason,MESSAGE:.message
 
 step "kill -9 the allocator holder: the other node takes over, no address changes"
-holder=$(kubectl get lease -n kube-system lbd-allocator -o jsonpath='{.spec.holderIdentity}')
+holder=$(kubectl get lease -n lbd lbd-allocator -o jsonpath='{.spec.holderIdentity}')
 before=$(kubectl get svc -A -o jsonpath='{range .items[*]}{.metadata.name}={.status.loadBalancer.ingress[*].ip}{"\n"}{end}')
 run kill -9 "${node_pid[$holder]}"
 wait "${node_pid[$holder]}" 2>/dev/null || true
 for _ in $(seq 50); do
-	now=$(kubectl get lease -n kube-system lbd-allocator -o jsonpath='{.spec.holderIdentity}')
+	now=$(kubectl get lease -n lbd lbd-allocator -o jsonpath='{.spec.holderIdentity}')
 	[ "$now" != "$holder" ] && break; sleep 0.2
 done
-run kubectl get lease -n kube-system lbd-allocator
+run kubectl get lease -n lbd lbd-allocator
 run kubectl create service loadbalancer after-failover --tcp=80:80
 sleep 1
 after=$(kubectl get svc -A -o jsonpath='{range .items[*]}{.metadata.name}={.status.loadBalancer.ingress[*].ip}{"\n"}{end}' | grep -v '^after-failover=')

@@ -54,11 +54,11 @@ func startNode(t testing.TB, kc *kubetest.Cluster, name, extra string) *lbdNode 
 	path := filepath.Join(dir, "lbd.yaml")
 	socket := filepath.Join(dir, "lbd.sock")
 	httpAddr := freePort(t)
-	write(t, path, nodeConfig(kc, name, socket, httpAddr, extra))
+	write(t, path, nodeConfig(t, kc, name, socket, httpAddr, extra))
 	return &lbdNode{daemonProc: startDaemon(t, path, socket), name: name, http: httpAddr}
 }
 
-func nodeConfig(kc *kubetest.Cluster, name, socket, httpAddr, extra string) string {
+func nodeConfig(t testing.TB, kc *kubetest.Cluster, name, socket, httpAddr, extra string) string {
 	return fmt.Sprintf(`version: 1
 node: {name: %s}
 kubernetes:
@@ -67,7 +67,7 @@ kubernetes:
   liveness: {duration: 3s, renew_interval: 500ms}
 listen: {http: %q, socket: %q}
 log: {level: debug}
-%s`, name, kc.Kubeconfig, httpAddr, socket, extra)
+%s`, name, lbdKubeconfig(t, kc, name, false, ""), httpAddr, socket, extra)
 }
 
 func lbSvc(ns, name string, mods ...func(*corev1.Service)) *corev1.Service {
@@ -146,7 +146,7 @@ func waitEvent(t testing.TB, c kubernetes.Interface, ns, name, text string) {
 
 func leaseHolder(t testing.TB, c kubernetes.Interface) string {
 	t.Helper()
-	l, err := c.CoordinationV1().Leases("kube-system").Get(context.Background(), "lbd-allocator", metav1.GetOptions{})
+	l, err := c.CoordinationV1().Leases("lbd").Get(context.Background(), "lbd-allocator", metav1.GetOptions{})
 	if err != nil || l.Spec.HolderIdentity == nil {
 		return ""
 	}
@@ -208,7 +208,7 @@ func TestAllocation(t *testing.T) {
 
 	// A reload that would strand an address is refused, naming the Service.
 	shrunk := strings.Replace(allocPools, "192.0.2.10-192.0.2.13", "192.0.2.10-192.0.2.11", 1)
-	write(t, n.path, nodeConfig(kc, "node-a", n.socket, n.http, shrunk))
+	write(t, n.path, nodeConfig(t, kc, "node-a", n.socket, n.http, shrunk))
 	code, _, errOut := lbd(t, "reload", "--socket", n.socket)
 	if code != 1 || !strings.Contains(errOut, "192.0.2.12 (default/web2): it would be in no pool") ||
 		!strings.Contains(errOut, "192.0.2.13 (default/dual): it would be in no pool") {
@@ -219,7 +219,7 @@ func TestAllocation(t *testing.T) {
 	before := allStatus(t, c)
 	n.cmd.Process.Signal(syscall.SIGTERM)
 	<-n.done
-	write(t, n.path, nodeConfig(kc, "node-a", n.socket, n.http, allocPools))
+	write(t, n.path, nodeConfig(t, kc, "node-a", n.socket, n.http, allocPools))
 	n2 := startDaemon(t, n.path, n.socket)
 	waitFor(t, "the restarted lbd to lead", func() bool { return n2.status(t).Allocator != "following" })
 	create(t, c, lbSvc("default", "after-restart", func(s *corev1.Service) {
@@ -369,7 +369,7 @@ func TestLiveness(t *testing.T) {
 	a := startNode(t, kc, "node-a", allocPools)
 	b := startNode(t, kc, "node-b", allocPools)
 	view := watch.NewCluster(c, "", "observer", slog.New(slog.NewTextHandler(io.Discard, nil)))
-	view.WatchNodeLeases("kube-system")
+	view.WatchNodeLeases("lbd")
 	ctx := t.Context()
 	if !view.Start(ctx) {
 		t.Fatal("informers did not sync")
@@ -385,7 +385,7 @@ func TestLiveness(t *testing.T) {
 	waitFor(t, "both nodes alive", func() bool { return alive() == "node-a,node-b" })
 
 	renewTime := func(node string) time.Time {
-		l, err := c.CoordinationV1().Leases("kube-system").Get(ctx, "lbd-node-"+node, metav1.GetOptions{})
+		l, err := c.CoordinationV1().Leases("lbd").Get(ctx, "lbd-node-"+node, metav1.GetOptions{})
 		if err != nil || l.Spec.RenewTime == nil {
 			return time.Time{}
 		}
@@ -396,7 +396,7 @@ func TestLiveness(t *testing.T) {
 
 	b.cmd.Process.Signal(syscall.SIGTERM)
 	<-b.done
-	if _, err := c.CoordinationV1().Leases("kube-system").Get(ctx, "lbd-node-node-b", metav1.GetOptions{}); err == nil {
+	if _, err := c.CoordinationV1().Leases("lbd").Get(ctx, "lbd-node-node-b", metav1.GetOptions{}); err == nil {
 		t.Error("node-b stopped cleanly but its liveness Lease is still there")
 	}
 	waitFor(t, "node-b to be gone", func() bool { return alive() == "node-a" })
@@ -404,7 +404,7 @@ func TestLiveness(t *testing.T) {
 	// A crash and restart within the Lease keeps the term of life (the
 	// others never saw the node dead); nothing should move for it.
 	acquired := func(node string) time.Time {
-		l, err := c.CoordinationV1().Leases("kube-system").Get(ctx, "lbd-node-"+node, metav1.GetOptions{})
+		l, err := c.CoordinationV1().Leases("lbd").Get(ctx, "lbd-node-"+node, metav1.GetOptions{})
 		if err != nil || l.Spec.AcquireTime == nil {
 			return time.Time{}
 		}

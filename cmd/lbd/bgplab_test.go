@@ -68,7 +68,7 @@ pools:
     addresses: [%s]
 listen: {http: "127.0.0.1:7475", socket: %q}
 log: {level: debug}
-%s`, n.name, l.kc.Kubeconfig, l.pools, n.socket, bgpPeers(bgpAds)))
+%s`, n.name, lbdKubeconfig(l.root, l.kc, n.name, false, ""), l.pools, n.socket, bgpPeers(bgpAds)))
 	if code, out, errOut := lbd(l.t, "reload", "-c", n.path); code != 0 {
 		l.t.Fatalf("lbd reload on %s: exit %d\n%s%s", n.name, code, out, errOut)
 	}
@@ -171,6 +171,8 @@ func TestBGPLab(t *testing.T) {
 	l.createService("web")
 	waitIPs(t, c, "default", "web", web)
 	o := l.owner(web)
+	// The owner answers once its conflict probe (3 x 100ms) is over.
+	waitFor(t, "the owner to answer ARP", func() bool { return slices.Contains(l.arpMACs(web, 1), o.host.MAC) })
 	if got := l.arpMACs(web, 2); !slices.Equal(got, []string{o.host.MAC}) {
 		t.Fatalf("ARP answers for %s in L2 mode: %v, want the owner's %s", web, got, o.host.MAC)
 	}

@@ -38,19 +38,20 @@ func (s *apiState) Report(_ context.Context, st *status.Status) { st.Kubernetes 
 // kubeconfig that does not exist yet (a node being bootstrapped) is waited
 // for, not an error. It returns once the Leases are released.
 func runCluster(ctx context.Context, cfg *config.Config, log *slog.Logger, state *apiState,
-	alloc *allocate.Controller, ag *agent.Agent, bgp *sink.BGP) {
+	alloc *allocate.Controller, ag *agent.Agent, bgp *sink.BGP, certs *watch.CertExpiry) {
 	// client-go logs through klog; send it to our logger, as structured
 	// records like the rest.
 	klog.SetSlogLogger(log.With("component", "client-go"))
 	log = log.With("component", "kubernetes")
 	k := cfg.Kubernetes
 	state.set("waiting for " + k.Kubeconfig)
-	client := watch.Connect(ctx, k.Kubeconfig, "lbd/"+version, log)
+	client, rc := watch.Connect(ctx, k.Kubeconfig, "lbd/"+version, log)
 	if client == nil {
 		return
 	}
 	var wg sync.WaitGroup
 	defer wg.Wait()
+	wg.Go(func() { certs.Watch(ctx, rc, log) })
 
 	// This node's liveness Lease, renewed from now on and deleted on the
 	// way out, before runCluster returns. It carries the interfaces and

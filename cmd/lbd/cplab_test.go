@@ -37,7 +37,6 @@ type cpLab struct {
 	lab    *netlab.Lab
 	kube   *kubetest.Cluster
 	dir    string
-	kc     string // the kubeconfig lbd uses (server: the VIP)
 	client *netlab.Host
 	nodes  []*cpNode
 }
@@ -48,6 +47,7 @@ type cpNode struct {
 	host *netlab.Host
 	api  *kubetest.APIServer
 	cfg  string
+	kc   string // its kubeconfig (server: the VIP)
 	lbd  *labDaemon
 }
 
@@ -76,9 +76,9 @@ func newCPLab(t testing.TB) *cpLab {
 	l.kube = netlab.StartKube(t, db, "192.0.2.9",
 		kubetest.WithSharedEtcd(),
 		kubetest.WithServingIPs(vip4, vip6, "192.0.2.11", "192.0.2.12", "192.0.2.13"))
-	l.kc = filepath.Join(l.dir, "kubeconfig")
 	for _, n := range l.nodes {
 		n.cfg = filepath.Join(l.dir, n.name+".yaml")
+		n.kc = filepath.Join(l.dir, n.name+".kubeconfig")
 		write(t, n.cfg, fmt.Sprintf(`version: 1
 node: {name: %s}
 kubernetes: {kubeconfig: %s}
@@ -88,20 +88,22 @@ control_plane:
   local_api_server: https://%s:6443
 listen: {http: "127.0.0.1:7475", socket: %s}
 log: {level: info}
-`, n.name, l.kc, vip4, vip6, n.ip, filepath.Join(l.dir, n.name+".sock")))
+`, n.name, n.kc, vip4, vip6, n.ip, filepath.Join(l.dir, n.name+".sock")))
 	}
 	return l
 }
 
-// writeKubeconfig writes lbd's kubeconfig as kubeadm's admin.conf looks
-// with --control-plane-endpoint: its server is the VIP.
+// writeKubeconfig writes each node's own kubeconfig, its server the VIP
+// (as kubeadm writes them with --control-plane-endpoint), for a user in
+// lbd:nodes and lbd:control-plane under the shipped RBAC manifest.
 func (l *cpLab) writeKubeconfig() {
-	data, err := os.ReadFile(l.kube.Kubeconfig)
-	if err != nil {
-		l.t.Fatal(err)
+	for _, n := range l.nodes {
+		data, err := os.ReadFile(lbdKubeconfig(l.t, l.kube, n.name, true, "https://"+vip4+":6443"))
+		if err != nil {
+			l.t.Fatal(err)
+		}
+		write(l.t, n.kc, string(data))
 	}
-	s := strings.Replace(string(data), l.kube.URL, "https://"+vip4+":6443", 1)
-	write(l.t, l.kc, s)
 }
 
 // startAPI starts n's kube-apiserver and returns when it is ready.

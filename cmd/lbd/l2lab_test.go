@@ -66,7 +66,7 @@ type l2Lab struct {
 	client *netlab.Host
 	nodes  []*labNode
 	dir    string
-	extra  string // more configuration for every node
+	extra  string // more configuration for every node; {{node}} is its name
 	pools  string // the pool's addresses
 }
 
@@ -158,7 +158,7 @@ l2:
     - {name: lan, pools: [lan], interfaces: [eth0]}
 listen: {http: "127.0.0.1:7475", socket: %q}
 log: {level: debug}
-%s`, n.name, l.kc.Kubeconfig, l.pools, n.socket, l.extra))
+%s`, n.name, lbdKubeconfig(l.root, l.kc, n.name, false, ""), l.pools, n.socket, strings.ReplaceAll(l.extra, "{{node}}", n.name)))
 	n.d = startDaemonCmd(l.root, n.host.Command(lbdBin, "run", "-c", n.path), n.path, n.socket)
 }
 
@@ -425,6 +425,8 @@ func TestL2Lab(t *testing.T) {
 	t.Run("owner answers ARP and serves", func(t *testing.T) {
 		l.t = t
 		o := l.owner(web)
+		// The owner answers once its conflict probe (3 x 100ms) is over.
+		waitFor(t, "the owner to answer ARP", func() bool { return slices.Contains(l.arpMACs(web, 1), o.host.MAC) })
 		if got := l.arpMACs(web, 3); !slices.Equal(got, []string{o.host.MAC}) {
 			t.Errorf("ARP answers for %s from %v, want only the owner %s (%s)", web, got, o.name, o.host.MAC)
 		}
@@ -447,7 +449,7 @@ func TestL2Lab(t *testing.T) {
 		if m := l.metricsIn(o); !strings.Contains(m, `lbd_announced_addresses{mode="l2"} 1`) || !strings.Contains(m, `lbd_address_decisions{reason="owner"} 1`) {
 			t.Errorf("owner's metrics:\n%s", grepLines(m, "lbd_a"))
 		}
-		lease, err := c.CoordinationV1().Leases("kube-system").Get(context.Background(), "lbd-node-"+o.name, metav1.GetOptions{})
+		lease, err := c.CoordinationV1().Leases("lbd").Get(context.Background(), "lbd-node-"+o.name, metav1.GetOptions{})
 		if err != nil || lease.Annotations["lbd.io/l2-interfaces"] != "*,eth0" {
 			t.Errorf("%s's liveness Lease does not publish its interfaces: %v %v", o.name, lease.Annotations, err)
 		}

@@ -6,6 +6,7 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -21,6 +22,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/lbdproject/lbd/internal/kubetest"
 	"github.com/lbdproject/lbd/internal/status"
 )
 
@@ -494,3 +496,38 @@ func TestSystemdNotify(t *testing.T) {
 	for m := next("STOPPING"); m != "STOPPING=1"; m = next("STOPPING") {
 	}
 }
+
+// rbacApplied remembers the clusters the shipped manifest went to.
+var rbacApplied sync.Map
+
+// lbdKubeconfig gives node its own identity, as docs/vip.md sets it up:
+// user lbd:node:NODE in group lbd:nodes (and lbd:control-plane when cp),
+// with a client certificate of the cluster's CA, under the shipped
+// etc/lbd-rbac.yaml (applied once per cluster). Every test runs lbd with
+// exactly the rights it ships with, never as an admin. server replaces
+// the API server's URL when not empty (the VIP).
+func lbdKubeconfig(t testing.TB, kc *kubetest.Cluster, node string, cp bool, server string) string {
+	t.Helper()
+	if _, done := rbacApplied.LoadOrStore(kc, true); !done {
+		if err := kubetest.Apply(context.Background(), kc.Client, "../../etc/lbd-rbac.yaml"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	key := fmt.Sprintf("%p %s %v %s", kc, node, cp, server)
+	if path, ok := identities.Load(key); ok {
+		return path.(string) // the same file each time: a reload keeps it
+	}
+	groups := []string{"lbd:nodes"}
+	if cp {
+		groups = append(groups, "lbd:control-plane")
+	}
+	path, err := kc.UserKubeconfig("lbd:node:"+node, groups, 365*24*time.Hour, server)
+	if err != nil {
+		t.Fatal(err)
+	}
+	identities.Store(key, path)
+	return path
+}
+
+// identities are the kubeconfigs lbdKubeconfig made.
+var identities sync.Map

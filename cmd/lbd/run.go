@@ -140,6 +140,9 @@ func cmdRun(args []string, stderr io.Writer) int {
 		cp,
 	)
 
+	// 5a. When the client certificate lbd authenticates with expires.
+	certs := watch.NewCertExpiry(reg)
+
 	// 6. Control socket for `lbd reload` and `lbd status`; each part
 	// reports its own status.
 	var api apiState
@@ -167,7 +170,7 @@ func cmdRun(args []string, stderr io.Writer) int {
 	clusterDone := make(chan struct{})
 	go func() {
 		defer close(clusterDone)
-		runCluster(ctx, cfg, log, &api, alloc, ag, bgp)
+		runCluster(ctx, cfg, log, &api, alloc, ag, bgp, certs)
 	}()
 	defer func() {
 		select {
@@ -243,6 +246,12 @@ func cmdRun(args []string, stderr io.Writer) int {
 	watcher := daemon.NewFileWatcher(*path, daemon.DefaultDebounce, log, func(ctx context.Context) {
 		_, _ = reloader.Reload(ctx, "file")
 	})
+	// A rewritten password file (Vault Agent, the Ansible role) is a
+	// reload too: the new password goes to that peer alone.
+	watcher.Also = func() []string {
+		cfg, _ := reloader.Current()
+		return daemon.PasswordFiles(cfg)
+	}
 	wg.Go(func() {
 		if err := watcher.Run(ctx); err != nil {
 			log.Warn("not watching the configuration file; use systemctl reload", "err", err)

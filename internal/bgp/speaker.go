@@ -83,6 +83,7 @@ type session struct {
 	multihop     int
 	passwordFile string
 	passwordSum  [32]byte // of the password, to notice a changed file; never shown
+	passwordFP   string   // config.Fingerprint of the password, for lbd status
 	gr           bool
 	restartTime  time.Duration
 }
@@ -231,6 +232,7 @@ func sessions(peers []config.Peer) (map[netip.Addr]session, map[netip.Addr]strin
 			}
 			passwords[p.Address] = pw
 			w.passwordSum = sha256.Sum256([]byte(pw))
+			w.passwordFP = config.Fingerprint(pw)
 		}
 		want[p.Address] = w
 	}

@@ -30,6 +30,9 @@ type PeerStatus struct {
 	UpdatesSent uint64 `json:"updates_sent"`
 	// Problem is why the session is not established, with a hint.
 	Problem string `json:"problem,omitempty"`
+	// PasswordFingerprint identifies the TCP MD5 password in use
+	// (config.Fingerprint), never the password; "" without one.
+	PasswordFingerprint string `json:"password_fingerprint,omitempty"`
 }
 
 // Status is the Speaker's state for lbd status.
@@ -49,7 +52,7 @@ func (s *Speaker) Status(ctx context.Context) Status {
 	s.states.mu.Lock()
 	defer s.states.mu.Unlock()
 	for addr, e := range s.peers {
-		p := PeerStatus{Name: e.s.name, Address: addr, ASN: e.s.asn, State: "idle"}
+		p := PeerStatus{Name: e.s.name, Address: addr, ASN: e.s.asn, State: "idle", PasswordFingerprint: e.s.passwordFP}
 		if ps, ok := s.states.m[addr]; ok {
 			p.State, p.Since, p.Problem = ps.state, ps.since, ps.problem
 			if ps.up {

@@ -236,9 +236,9 @@ bgp:
 	}{
 		{"node name is the lower-cased hostname", c.Node.Name, "testnode"},
 		{"kubeconfig", c.Kubernetes.Kubeconfig, DefaultKubeconfig},
-		{"namespace", c.Kubernetes.Namespace, "kube-system"},
+		{"namespace", c.Kubernetes.Namespace, "lbd"},
 		{"allocator lease", c.Kubernetes.AllocatorLease.Name, "lbd-allocator"},
-		{"allocator lease namespace follows kubernetes.namespace", c.Kubernetes.AllocatorLease.Namespace, "kube-system"},
+		{"allocator lease namespace follows kubernetes.namespace", c.Kubernetes.AllocatorLease.Namespace, "lbd"},
 		{"local API server follows the port", c.ControlPlane.LocalAPIServer, "https://127.0.0.1:8443"},
 		{"cp lease", c.ControlPlane.Lease.Name, "lbd-cp"},
 		{"cp lease duration", c.ControlPlane.Lease.Duration, 2 * time.Second},

@@ -239,7 +239,8 @@ func find(lines []string, s string) (int, int) {
 // Defaults, also documented in docs/config.md.
 const (
 	DefaultKubeconfig     = "/etc/lbd/kubeconfig"
-	DefaultNamespace      = "kube-system"
+	DefaultNamespace      = "lbd" // lbd's own: see etc/lbd-rbac.yaml
+	DefaultCPNamespace    = "kube-system"
 	DefaultAllocatorLease = "lbd-allocator"
 	DefaultCPLease        = "lbd-cp"
 	DefaultAPIPort        = 6443
@@ -278,7 +279,7 @@ func applyDefaults(c *Config, v *validator, o Options) {
 	if cp := c.ControlPlane; cp != nil {
 		set("control_plane.port", &cp.Port, uint16(DefaultAPIPort))
 		set("control_plane.local_api_server", &cp.LocalAPIServer, fmt.Sprintf("https://127.0.0.1:%d", cp.Port))
-		leaseDefaults(set, "control_plane.lease", &cp.Lease, DefaultCPLease, DefaultNamespace,
+		leaseDefaults(set, "control_plane.lease", &cp.Lease, DefaultCPLease, DefaultCPNamespace,
 			2*time.Second, 1500*time.Millisecond, 400*time.Millisecond)
 		set("control_plane.health.interval", &cp.Health.Interval, 500*time.Millisecond)
 		set("control_plane.health.timeout", &cp.Health.Timeout, 400*time.Millisecond)

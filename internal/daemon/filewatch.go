@@ -24,6 +24,10 @@ type FileWatcher struct {
 	debounce time.Duration
 	log      *slog.Logger
 	reload   func(ctx context.Context)
+	// Also, if set, names more files whose change asks for a reload (the
+	// BGP password files of the configuration in force, which Vault
+	// Agent or Ansible rewrite); asked again after each reload.
+	Also func() []string
 }
 
 // NewFileWatcher returns a watcher that calls reload after path changes.
@@ -43,9 +47,12 @@ func (w *FileWatcher) Run(ctx context.Context) error {
 	// watchDirs (re)adds the directories of the path and of the file it
 	// resolves to now; a symlink swap may point it somewhere new.
 	watchDirs := func() error {
-		want := []string{filepath.Dir(w.path)}
-		if real, err := filepath.EvalSymlinks(w.path); err == nil {
-			want = append(want, filepath.Dir(real))
+		var want []string
+		for _, p := range w.files() {
+			want = append(want, filepath.Dir(p))
+			if real, err := filepath.EvalSymlinks(p); err == nil {
+				want = append(want, filepath.Dir(real))
+			}
 		}
 		for _, d := range want {
 			if dirs[d] {
@@ -89,14 +96,28 @@ func (w *FileWatcher) Run(ctx context.Context) error {
 	}
 }
 
-// relevant reports whether an event on name may have changed the file.
+// files are the configuration file and the others it names.
+func (w *FileWatcher) files() []string {
+	out := []string{w.path}
+	if w.Also != nil {
+		out = append(out, w.Also()...)
+	}
+	return out
+}
+
+// relevant reports whether an event on name may have changed a file.
 func (w *FileWatcher) relevant(name string) bool {
 	base := filepath.Base(name)
-	if base == filepath.Base(w.path) || strings.HasPrefix(base, "..") {
+	if strings.HasPrefix(base, "..") {
 		return true
 	}
-	if real, err := filepath.EvalSymlinks(w.path); err == nil && filepath.Base(real) == base {
-		return true
+	for _, p := range w.files() {
+		if base == filepath.Base(p) {
+			return true
+		}
+		if real, err := filepath.EvalSymlinks(p); err == nil && filepath.Base(real) == base {
+			return true
+		}
 	}
 	return false
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"strings"
 	"sync"
 	"time"
 
@@ -74,6 +75,10 @@ type Reloader struct {
 	current *config.Config
 	hash    string
 	last    Result
+	// judged identifies what the last reload judged: the file's bytes
+	// and the passwords its password files held (a rotated password is
+	// a change even when the file is not).
+	judged string
 
 	beatEvery time.Duration // how often Run calls beat
 	beat      func()
@@ -235,9 +240,15 @@ func (r *Reloader) reload(ctx context.Context, source string, tick <-chan time.T
 	} else {
 		hash = config.Hash(data)
 	}
-	if last := r.Last(); source == "file" && err == nil && hash == last.Hash {
-		// The same bytes were judged already (a reload through the socket
-		// usually races the file watcher): no work, no new verdict.
+	judged := hash + passwordsKey(prev)
+	r.mu.Lock()
+	same := judged == r.judged
+	r.judged = judged
+	r.mu.Unlock()
+	if last := r.Last(); source == "file" && err == nil && same {
+		// The same bytes (and passwords) were judged already (a reload
+		// through the socket usually races the file watcher): no work, no
+		// new verdict.
 		return last
 	}
 	var next *config.Config
@@ -289,6 +300,30 @@ func (r *Reloader) reload(ctx context.Context, source string, tick <-chan time.T
 		LogWarnings(r.log, next)
 	}
 	return res
+}
+
+// PasswordFiles lists the password files cfg names, for the file watcher.
+func PasswordFiles(cfg *config.Config) []string {
+	var out []string
+	for _, p := range cfg.BGP.Peers {
+		if p.PasswordFile != "" {
+			out = append(out, p.PasswordFile)
+		}
+	}
+	return out
+}
+
+// passwordsKey fingerprints what the password files cfg names hold now.
+func passwordsKey(cfg *config.Config) string {
+	var b strings.Builder
+	for _, f := range PasswordFiles(cfg) {
+		pw, err := config.ReadPassword(f)
+		if err != nil {
+			pw = err.Error()
+		}
+		b.WriteString(" " + config.Fingerprint(pw))
+	}
+	return b.String()
 }
 
 // LogWarnings logs what lbd check would warn about in cfg.

@@ -240,6 +240,7 @@ func apiServerArgv(bins, dir, etcdURL string, cfg config, port int) []string {
 		"--tls-cert-file="+filepath.Join(dir, servingCert),
 		"--tls-private-key-file="+filepath.Join(dir, servingKey),
 		"--token-auth-file="+filepath.Join(dir, tokenFile),
+		"--client-ca-file="+filepath.Join(dir, caCertFile),
 		"--authorization-mode=RBAC",
 		"--service-account-key-file="+filepath.Join(dir, saKeyFile),
 		"--service-account-signing-key-file="+filepath.Join(dir, saKeyFile),

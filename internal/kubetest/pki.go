@@ -1,6 +1,7 @@
 package kubetest
 
 import (
+	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -9,17 +10,28 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/pem"
+	"errors"
 	"fmt"
 	"math/big"
 	"net"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/kubernetes/scheme"
 )
 
 // Names of the files Start writes into the cluster directory.
 const (
 	caCertFile     = "ca.crt"
+	caKeyFile      = "ca.key"
 	servingCert    = "apiserver.crt"
 	servingKey     = "apiserver.key"
 	saKeyFile      = "service-account.key"
@@ -106,6 +118,10 @@ func writeCredentials(dir string, host net.IP, extra []net.IP) (credentials, err
 	if err != nil {
 		return credentials{}, err
 	}
+	caKeyPEM, err := ecKeyPEM(caKey)
+	if err != nil {
+		return credentials{}, err
+	}
 	saPEM, err := ecKeyPEM(saKey)
 	if err != nil {
 		return credentials{}, err
@@ -115,6 +131,7 @@ func writeCredentials(dir string, host net.IP, extra []net.IP) (credentials, err
 		data []byte
 	}{
 		{caCertFile, caPEM},
+		{caKeyFile, caKeyPEM},
 		{servingCert, certPEM},
 		{servingKey, keyPEM},
 		{saKeyFile, saPEM},
@@ -163,4 +180,145 @@ current-context: kubetest
 		return fmt.Errorf("writing kubeconfig: %w", err)
 	}
 	return nil
+}
+
+// UserKubeconfig writes a kubeconfig for the user name in groups,
+// authenticated by a client certificate the cluster's CA signs (as
+// `kubeadm kubeconfig user --client-name NAME --org GROUP` makes), valid
+// for validFor from now, and returns its path. RBAC then decides what the
+// user may do: tests run lbd under exactly the rights its manifest grants.
+// server replaces the cluster's URL when not empty (e.g. a VIP).
+func (c *Cluster) UserKubeconfig(name string, groups []string, validFor time.Duration, server string) (string, error) {
+	caCert, caKey, err := c.loadCA()
+	if err != nil {
+		return "", err
+	}
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return "", err
+	}
+	serial, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 62))
+	if err != nil {
+		return "", err
+	}
+	now := time.Now()
+	tmpl := &x509.Certificate{
+		SerialNumber: serial,
+		Subject:      pkix.Name{CommonName: name, Organization: groups},
+		NotBefore:    now.Add(-time.Minute),
+		NotAfter:     now.Add(validFor),
+		KeyUsage:     x509.KeyUsageDigitalSignature,
+		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, caCert, &key.PublicKey, caKey)
+	if err != nil {
+		return "", err
+	}
+	keyPEM, err := ecKeyPEM(key)
+	if err != nil {
+		return "", err
+	}
+	if server == "" {
+		server = c.URL
+	}
+	caPEM, err := os.ReadFile(filepath.Join(c.Dir, caCertFile))
+	if err != nil {
+		return "", err
+	}
+	b64 := base64.StdEncoding.EncodeToString
+	data := fmt.Sprintf(`apiVersion: v1
+kind: Config
+clusters:
+- name: kubetest
+  cluster:
+    server: %s
+    certificate-authority-data: %s
+users:
+- name: %s
+  user:
+    client-certificate-data: %s
+    client-key-data: %s
+contexts:
+- name: kubetest
+  context:
+    cluster: kubetest
+    user: %s
+current-context: kubetest
+`, server, b64(caPEM), name, b64(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})), b64(keyPEM), name)
+	path := filepath.Join(c.Dir, "kubeconfig-"+strings.NewReplacer(":", "_", "/", "_").Replace(name)+"-"+serial.String())
+	if err := os.WriteFile(path, []byte(data), 0o600); err != nil {
+		return "", err
+	}
+	return path, nil
+}
+
+func (c *Cluster) loadCA() (*x509.Certificate, *ecdsa.PrivateKey, error) {
+	certPEM, err := os.ReadFile(filepath.Join(c.Dir, caCertFile))
+	if err != nil {
+		return nil, nil, err
+	}
+	keyPEM, err := os.ReadFile(filepath.Join(c.Dir, caKeyFile))
+	if err != nil {
+		return nil, nil, err
+	}
+	cb, _ := pem.Decode(certPEM)
+	kb, _ := pem.Decode(keyPEM)
+	if cb == nil || kb == nil {
+		return nil, nil, errors.New("kubetest: cannot read the CA")
+	}
+	cert, err := x509.ParseCertificate(cb.Bytes)
+	if err != nil {
+		return nil, nil, err
+	}
+	key, err := x509.ParseECPrivateKey(kb.Bytes)
+	return cert, key, err
+}
+
+// Apply creates the objects of a manifest file (Namespaces and RBAC
+// objects, the kinds lbd ships) with client, as `kubectl apply -f` would
+// on an empty cluster; objects that exist already are left as they are.
+func Apply(ctx context.Context, client kubernetes.Interface, path string) error {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return err
+	}
+	dec := scheme.Codecs.UniversalDeserializer()
+	for doc := range strings.SplitSeq(string(data), "\n---") {
+		if strings.TrimSpace(stripComments(doc)) == "" {
+			continue
+		}
+		obj, _, err := dec.Decode([]byte(doc), nil, nil)
+		if err != nil {
+			return fmt.Errorf("%s: %w", path, err)
+		}
+		opts := metav1.CreateOptions{}
+		switch o := obj.(type) {
+		case *corev1.Namespace:
+			_, err = client.CoreV1().Namespaces().Create(ctx, o, opts)
+		case *rbacv1.ClusterRole:
+			_, err = client.RbacV1().ClusterRoles().Create(ctx, o, opts)
+		case *rbacv1.ClusterRoleBinding:
+			_, err = client.RbacV1().ClusterRoleBindings().Create(ctx, o, opts)
+		case *rbacv1.Role:
+			_, err = client.RbacV1().Roles(o.Namespace).Create(ctx, o, opts)
+		case *rbacv1.RoleBinding:
+			_, err = client.RbacV1().RoleBindings(o.Namespace).Create(ctx, o, opts)
+		default:
+			return fmt.Errorf("%s: kubetest.Apply does not handle %T", path, obj)
+		}
+		if err != nil && !apierrors.IsAlreadyExists(err) {
+			return fmt.Errorf("%s: %w", path, err)
+		}
+	}
+	return nil
+}
+
+func stripComments(doc string) string {
+	var b strings.Builder
+	for line := range strings.SplitSeq(doc, "\n") {
+		if !strings.HasPrefix(strings.TrimSpace(line), "#") {
+			b.WriteString(line + "\n")
+		}
+	}
+	return b.String()
 }

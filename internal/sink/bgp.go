@@ -159,6 +159,7 @@ func (b *BGP) Report(ctx context.Context, st *status.Status) {
 		out.Peers = append(out.Peers, status.BGPPeer{
 			Name: p.Name, Address: p.Address.String(), ASN: p.ASN, State: p.State, Since: p.Since,
 			Uptime: p.Uptime.String(), Advertised: p.Advertised, UpdatesSent: p.UpdatesSent, Problem: p.Problem,
+			PasswordFingerprint: p.PasswordFingerprint,
 		})
 	}
 	st.BGP = out

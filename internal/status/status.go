@@ -61,6 +61,9 @@ type BGPPeer struct {
 	Advertised  uint64    `json:"advertised_prefixes"`
 	UpdatesSent uint64    `json:"updates_sent"`
 	Problem     string    `json:"problem,omitempty"`
+	// PasswordFingerprint identifies the TCP MD5 password in use, never
+	// the password itself.
+	PasswordFingerprint string `json:"password_fingerprint,omitempty"`
 }
 
 // Address is this node's decision for one Service address in one

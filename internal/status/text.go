@@ -60,10 +60,10 @@ func WriteText(w io.Writer, s *Status, now time.Time) {
 	if s.BGP != nil {
 		fmt.Fprintf(w, "bgp:         AS %d, router ID %s, %d routes\n", s.BGP.ASN, s.BGP.RouterID, s.BGP.Routes)
 		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-		fmt.Fprintln(tw, "  PEER\tADDRESS\tAS\tSTATE\tSINCE\tPREFIXES\tUPDATES\tPROBLEM")
+		fmt.Fprintln(tw, "  PEER\tADDRESS\tAS\tSTATE\tSINCE\tPREFIXES\tUPDATES\tPASSWORD\tPROBLEM")
 		for _, p := range s.BGP.Peers {
-			fmt.Fprintf(tw, "  %s\t%s\t%d\t%s\t%s ago\t%d\t%d\t%s\n", p.Name, p.Address, p.ASN, p.State,
-				now.Sub(p.Since).Round(time.Second), p.Advertised, p.UpdatesSent, dash(p.Problem))
+			fmt.Fprintf(tw, "  %s\t%s\t%d\t%s\t%s ago\t%d\t%d\t%s\t%s\n", p.Name, p.Address, p.ASN, p.State,
+				now.Sub(p.Since).Round(time.Second), p.Advertised, p.UpdatesSent, dash(p.PasswordFingerprint), dash(p.Problem))
 		}
 		tw.Flush()
 	}

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 )
 
@@ -35,8 +36,8 @@ func TuneHTTP2() {
 
 // Connect builds a client from the kubeconfig at path, retrying every 2s
 // until it can (the file does not exist yet on a node being bootstrapped)
-// or ctx ends (nil then).
-func Connect(ctx context.Context, path, userAgent string, log *slog.Logger) kubernetes.Interface {
+// or ctx ends (nil then). It returns the configuration too.
+func Connect(ctx context.Context, path, userAgent string, log *slog.Logger) (kubernetes.Interface, *rest.Config) {
 	for attempt := 0; ; attempt++ {
 		rc, err := clientcmd.BuildConfigFromFlags("", path)
 		if err == nil {
@@ -49,7 +50,7 @@ func Connect(ctx context.Context, path, userAgent string, log *slog.Logger) kube
 			rc.QPS, rc.Burst = 200, 400
 			client, err := kubernetes.NewForConfig(rc)
 			if err == nil {
-				return client
+				return client, rc
 			}
 			log.Error("bad kubeconfig", "kubeconfig", path, "err", err)
 		} else if attempt%30 == 0 {
@@ -57,7 +58,7 @@ func Connect(ctx context.Context, path, userAgent string, log *slog.Logger) kube
 		}
 		select {
 		case <-ctx.Done():
-			return nil
+			return nil, nil
 		case <-time.After(2 * time.Second):
 		}
 	}

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	coordinationv1 "k8s.io/api/coordination/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/tools/cache"
 
@@ -15,6 +16,9 @@ import (
 // nodeLeasePrefix matches election.NodeLeasePrefix (watch does not import
 // election).
 const nodeLeasePrefix = "lbd-node-"
+
+// LeaseLabel selects lbd's liveness Leases: lbd watches only those.
+const LeaseLabel = "app.kubernetes.io/name=lbd"
 
 // AnnotationMACs on a liveness Lease lists, comma-separated, the node's
 // hardware addresses, so that the other nodes' conflict detection can tell
@@ -43,7 +47,8 @@ func (c *Cluster) WatchNodeLeases(namespace string) {
 }
 
 func (c *Cluster) newLeaseWatch() *leaseWatch {
-	f := informers.NewSharedInformerFactoryWithOptions(c.client, 0, informers.WithNamespace(c.leaseNS))
+	f := informers.NewSharedInformerFactoryWithOptions(c.client, 0, informers.WithNamespace(c.leaseNS),
+		informers.WithTweakListOptions(func(o *metav1.ListOptions) { o.LabelSelector = LeaseLabel }))
 	w := &leaseWatch{informer: f.Coordination().V1().Leases().Informer(), stop: make(chan struct{})}
 	w.start = f.Start
 	for _, fn := range c.leaseHandlers {
