@@ -416,7 +416,7 @@ func (a *Agent) step(ctx context.Context, l *loop, now time.Time, full bool) tim
 	if l.cluster == nil {
 		return next
 	}
-	v := View{Nodes: map[string]cluster.Node{}, Alive: map[string]Member{}, Interfaces: l.links.names()}
+	v := View{Nodes: map[string]cluster.Node{}, Alive: map[string]Member{}, Interfaces: l.links.names(), Subnets: l.links.subnets()}
 	for _, n := range l.cluster.Nodes() {
 		v.Nodes[n.Name] = n
 	}

@@ -2,6 +2,7 @@ package agent
 
 import (
 	"net"
+	"net/netip"
 	"slices"
 	"strings"
 	"time"
@@ -16,6 +17,8 @@ type Link struct {
 	Carrier bool
 	// MAC is its hardware address, lower case.
 	MAC string
+	// Prefixes are the subnets of its addresses.
+	Prefixes []netip.Prefix
 }
 
 // SystemLinks lists this node's usable links.
@@ -29,7 +32,16 @@ func SystemLinks() ([]Link, error) {
 		if i.Flags&net.FlagUp == 0 || i.Flags&(net.FlagLoopback|net.FlagPointToPoint) != 0 || len(i.HardwareAddr) != 6 {
 			continue
 		}
-		out = append(out, Link{Name: i.Name, Carrier: i.Flags&net.FlagRunning != 0, MAC: i.HardwareAddr.String()})
+		l := Link{Name: i.Name, Carrier: i.Flags&net.FlagRunning != 0, MAC: i.HardwareAddr.String()}
+		addrs, _ := i.Addrs()
+		for _, a := range addrs {
+			if n, ok := a.(*net.IPNet); ok {
+				if p, err := netip.ParsePrefix(n.String()); err == nil {
+					l.Prefixes = append(l.Prefixes, p.Masked())
+				}
+			}
+		}
+		out = append(out, l)
 	}
 	slices.SortFunc(out, func(a, b Link) int { return strings.Compare(a.Name, b.Name) })
 	return out, nil
@@ -51,7 +63,7 @@ func (s *linkState) update(now time.Time, links []Link) bool {
 		s.links = links
 		return true
 	}
-	if slices.Equal(s.links, links) {
+	if slices.EqualFunc(s.links, links, sameLink) {
 		return false
 	}
 	for _, l := range links {
@@ -72,6 +84,19 @@ func (s *linkState) macs() []string {
 		}
 	}
 	slices.Sort(out)
+	return out
+}
+
+func sameLink(a, b Link) bool {
+	return a.Name == b.Name && a.Carrier == b.Carrier && a.MAC == b.MAC && slices.Equal(a.Prefixes, b.Prefixes)
+}
+
+// subnets maps each link to its subnets.
+func (s *linkState) subnets() map[string][]netip.Prefix {
+	out := make(map[string][]netip.Prefix, len(s.links))
+	for _, l := range s.links {
+		out[l.Name] = l.Prefixes
+	}
 	return out
 }
 

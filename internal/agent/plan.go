@@ -97,6 +97,8 @@ type View struct {
 	// Interfaces are this node's usable interfaces (up, not loopback,
 	// with a MAC), whatever their carrier.
 	Interfaces []string
+	// Subnets are the subnets of each interface's addresses.
+	Subnets map[string][]netip.Prefix
 }
 
 // Plan decides, for every address of every Service in v, whether self
@@ -161,7 +163,7 @@ func planL2(cfg *config.Config, self string, v View, s cluster.Service, addr net
 		d.Reason = r
 	case d.Owner == self:
 		d.Reason, d.Announce = ReasonOwner, true
-		d.Interfaces = l2Interfaces(cfg, v.Interfaces, v.Nodes[self].Labels, ads)
+		d.Interfaces = l2Interfaces(cfg, v, self, addr, ads)
 	default:
 		d.Reason = ReasonOtherOwner
 	}
@@ -239,10 +241,12 @@ func hasInterface(a config.L2Advertisement, ifaces []string) bool {
 	return slices.ContainsFunc(a.Interfaces, func(n string) bool { return slices.Contains(ifaces, n) })
 }
 
-// l2Interfaces are the interfaces this node answers on: the interfaces it
-// has of the advertisements that select it, or all of them for an
-// advertisement that lists none.
-func l2Interfaces(cfg *config.Config, have []string, labels map[string]string, ads []int) []string {
+// l2Interfaces are the interfaces this node answers on for addr: the
+// interfaces it has of the advertisements that select it, or, for an
+// advertisement that lists none, the links it may use by default
+// (defaultLinks).
+func l2Interfaces(cfg *config.Config, v View, self string, addr netip.Addr, ads []int) []string {
+	have, labels := v.Interfaces, v.Nodes[self].Labels
 	var out []string
 	for _, i := range ads {
 		a := cfg.L2.Advertisements[i]
@@ -250,7 +254,7 @@ func l2Interfaces(cfg *config.Config, have []string, labels map[string]string, a
 			continue
 		}
 		if len(a.Interfaces) == 0 {
-			out = append(out, have...)
+			out = append(out, defaultLinks(cfg, v, addr)...)
 			continue
 		}
 		for _, n := range a.Interfaces {
@@ -261,6 +265,28 @@ func l2Interfaces(cfg *config.Config, have []string, labels map[string]string, a
 	}
 	slices.Sort(out)
 	return slices.Compact(out)
+}
+
+// defaultLinks are the links an advertisement without interfaces answers
+// on for addr: those not excluded (l2.exclude_interfaces: pod, CNI and
+// container links) with an address in a subnet that contains addr, or all
+// of those not excluded when none has one (a pool from a subnet the nodes
+// have no address in: as MetalLB does).
+func defaultLinks(cfg *config.Config, v View, addr netip.Addr) []string {
+	var usable, onLink []string
+	for _, n := range v.Interfaces {
+		if cfg.L2.Excluded(n) {
+			continue
+		}
+		usable = append(usable, n)
+		if slices.ContainsFunc(v.Subnets[n], func(p netip.Prefix) bool { return p.Contains(addr) }) {
+			onLink = append(onLink, n)
+		}
+	}
+	if len(onLink) > 0 {
+		return onLink
+	}
+	return usable
 }
 
 // PublishedInterfaces is what this node tells the others about its
@@ -274,7 +300,7 @@ func PublishedInterfaces(cfg *config.Config, ifaces []string) []string {
 
 func published(cfg *config.Config, ifaces []string) []string {
 	out := []string{}
-	if len(ifaces) > 0 {
+	if slices.ContainsFunc(ifaces, func(n string) bool { return !cfg.L2.Excluded(n) }) {
 		out = append(out, AnyInterface)
 	}
 	for _, a := range cfg.L2.Advertisements {

@@ -121,9 +121,26 @@ func TestPlanCases(t *testing.T) {
 			"l2 no_local_endpoints false  []"},
 		{"selector leaves node-c out", "node-c", cluster.Service{Spec: pool.Service{Key: "ns/r"}, Created: created, Status: addrs("198.51.100.3")}, nil,
 			"l2 not_selected false %s []"},
-		{"an advertisement without interfaces uses all", "node-a", cluster.Service{Spec: pool.Service{Key: "ns/r"}, Created: created, Status: addrs("198.51.100.3")},
-			func(v *View) { v.Interfaces = []string{"eth0", "eth1"}; delete(v.Alive, "node-b") },
+		{"an advertisement without interfaces uses every link not excluded", "node-a", cluster.Service{Spec: pool.Service{Key: "ns/r"}, Created: created, Status: addrs("198.51.100.3")},
+			func(v *View) {
+				v.Interfaces = []string{"cali1234", "cni0", "docker0", "eth0", "eth1", "flannel.1", "kube-ipvs0", "veth9f2"}
+				delete(v.Alive, "node-b")
+			},
 			"l2 owner true node-a [eth0 eth1]"},
+		{"... and of those, the links on the address's subnet", "node-a", cluster.Service{Spec: pool.Service{Key: "ns/r"}, Created: created, Status: addrs("198.51.100.3")},
+			func(v *View) {
+				v.Interfaces = []string{"cni0", "eth0", "eth1", "veth9f2"}
+				v.Subnets = map[string][]netip.Prefix{
+					"eth0": {netip.MustParsePrefix("192.0.2.0/24")},
+					"eth1": {netip.MustParsePrefix("198.51.100.0/24"), netip.MustParsePrefix("2001:db8:1::/64")},
+					"cni0": {netip.MustParsePrefix("198.51.100.0/24")}, // excluded all the same
+				}
+				delete(v.Alive, "node-b")
+			},
+			"l2 owner true node-a [eth1]"},
+		{"a node with only pod links is no candidate", "node-a", cluster.Service{Spec: pool.Service{Key: "ns/r"}, Created: created, Status: addrs("198.51.100.3")},
+			func(v *View) { v.Interfaces = []string{"cni0", "veth9f2"} },
+			"l2 interface_missing false %s []"},
 		{"bgp: every eligible node", "node-c", cluster.Service{Spec: pool.Service{Key: "ns/b"}, Created: created, Status: addrs("203.0.113.1")}, nil,
 			"bgp eligible true  [] tor-routes"},
 		{"bgp: cordoned", "node-c", cluster.Service{Spec: pool.Service{Key: "ns/b"}, Created: created, Status: addrs("203.0.113.1")},

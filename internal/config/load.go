@@ -13,6 +13,7 @@ import (
 	"os"
 	"reflect"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -288,6 +289,7 @@ func applyDefaults(c *Config, v *validator, o Options) {
 	}
 	gratuitousDefaults(set, "l2.gratuitous", &c.L2.Gratuitous, 0)
 	set("l2.handover_grace", &c.L2.HandoverGrace, 2*time.Second)
+	set("l2.exclude_interfaces", &c.L2.ExcludeInterfaces, slices.Clone(DefaultExcludeInterfaces))
 	set("l2.conflict_probe.count", &c.L2.ConflictProbe.Count, 3)
 	set("l2.conflict_probe.interval", &c.L2.ConflictProbe.Interval, 100*time.Millisecond)
 	set("l2.conflict_probe.recheck", &c.L2.ConflictProbe.Recheck, 30*time.Second)

@@ -2,6 +2,7 @@ package config
 
 import (
 	"net/netip"
+	"regexp"
 	"slices"
 	"time"
 )
@@ -163,6 +164,30 @@ type L2 struct {
 	// gives up on a planned hand-over (stop, cordon, exclude label,
 	// failback), while the new owner takes it and sends its burst.
 	HandoverGrace time.Duration `yaml:"handover_grace"`
+	// ExcludeInterfaces are regular expressions (anchored) of interface
+	// names an advertisement without interfaces never answers on: pod,
+	// CNI and container links. Default DefaultExcludeInterfaces.
+	ExcludeInterfaces []string `yaml:"exclude_interfaces"`
+}
+
+// DefaultExcludeInterfaces are the links of pods, CNIs, container
+// runtimes and kube-proxy, where answering ARP/NDP for a Service address
+// is wrong: MetalLB's default list, and the links of Cilium, Kube-router,
+// WireGuard and the common tunnels.
+var DefaultExcludeInterfaces = []string{
+	"docker.*", "cbr.*", "dummy.*", "virbr.*", "lxcbr.*", "veth.*", "lo", "cali.*", "tunl.*",
+	"flannel.*", "kube-ipvs.*", "cni.*", "nodelocaldns.*", "cilium_.*", "lxc.*", "vxlan.*",
+	"genev.*", "kube-bridge", "wg.*", "weave.*", "tun.*", "tap.*",
+}
+
+// Excluded reports whether the interface name matches l.ExcludeInterfaces.
+func (l L2) Excluded(name string) bool {
+	for _, p := range l.ExcludeInterfaces {
+		if re, err := regexp.Compile("^(?:" + p + ")$"); err == nil && re.MatchString(name) {
+			return true
+		}
+	}
+	return false
 }
 
 // ConflictDetectionEnabled reports whether address conflicts are probed.

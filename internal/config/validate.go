@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"net/url"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -249,6 +250,11 @@ func validateL2(c *Config, v *validator) {
 		v.errorf("l2.handover_grace", g.String(), "must be 0s-20s (0s: stop answering at once); the shipped unit gives lbd 30s to stop")
 	}
 	validateConflictProbe(v, "l2.conflict_probe", c.L2.ConflictProbe)
+	for i, p := range c.L2.ExcludeInterfaces {
+		if _, err := regexp.Compile("^(?:" + p + ")$"); err != nil {
+			v.errorf(fmt.Sprintf("l2.exclude_interfaces[%d]", i), p, "not a regular expression: %s", strings.TrimPrefix(err.Error(), "error parsing regexp: "))
+		}
+	}
 }
 
 // validateConflictProbe keeps the probe short: its length adds to every

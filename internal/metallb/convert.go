@@ -102,6 +102,11 @@ type converter struct {
 
 	names         map[string]map[string]*object // section → lbd name → source
 	passwordFiles []string
+
+	// excludeL2 is l2.exclude_interfaces from MetalLB's excludel2
+	// ConfigMap (excludeFrom), nil without one.
+	excludeL2   []string
+	excludeFrom *object
 }
 
 // warn records a warning and returns its text for a comment in the output.

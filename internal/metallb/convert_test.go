@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -255,6 +256,22 @@ func TestMetalLBTranslations(t *testing.T) {
 		input string
 		check func(t *testing.T, c *config.Config)
 	}{
+		{"the excludel2 ConfigMap becomes l2.exclude_interfaces", poolL2 + `
+apiVersion: v1
+kind: ConfigMap
+metadata: {name: metallb-excludel2, namespace: metallb-system}
+data:
+  excludel2.yaml: |
+    announcedInterfacesToExclude: ["^docker.*", "^lo$", "^cali.*", "eth9"]
+`, func(t *testing.T, c *config.Config) {
+			want := []string{"docker.*", "lo", "cali.*", ".*eth9.*"}
+			if !slices.Equal(c.L2.ExcludeInterfaces, want) {
+				t.Errorf("exclude_interfaces %q, want %q", c.L2.ExcludeInterfaces, want)
+			}
+			if !c.L2.Excluded("docker0") || !c.L2.Excluded("xeth9y") || c.L2.Excluded("eth0") || c.L2.Excluded("lo0") {
+				t.Errorf("the converted expressions do not match as MetalLB's did")
+			}
+		}},
 		{"dynamicASN internal is an iBGP peer", poolL2 + `
 apiVersion: metallb.io/v1beta2
 kind: BGPPeer

@@ -127,6 +127,10 @@ func (c *converter) readObject(file string, n *yaml.Node, inList bool) error {
 	group, version, _ := strings.Cut(h.APIVersion, "/")
 	switch {
 	case group != "metallb.io":
+		if h.Kind == "ConfigMap" && mapValue(mapValue(n, "data"), "excludel2.yaml") != nil {
+			c.readExcludeL2(o, value(mapValue(mapValue(n, "data"), "excludel2.yaml")))
+			return nil
+		}
 		if h.Kind == "ConfigMap" && strings.Contains(value(mapValue(mapValue(n, "data"), "config")), "address-pools") {
 			c.legacyConfigMap = true
 			c.warn(o, "data.config", "MetalLB's ConfigMap configuration (before v0.13) is not read; convert it to custom resources with MetalLB's configmaptocrs tool and convert those")
@@ -272,4 +276,32 @@ func displayName(name string) string {
 		return "<stdin>"
 	}
 	return name
+}
+
+// readExcludeL2 reads MetalLB's excludel2 ConfigMap: the regular
+// expressions of interfaces its L2 mode never announces on, which become
+// l2.exclude_interfaces. MetalLB matches unanchored expressions; lbd
+// anchors them, so "^docker.*" becomes "docker.*" and "eth9" ".*eth9.*".
+func (c *converter) readExcludeL2(o *object, text string) {
+	var spec struct {
+		Exclude []string `yaml:"announcedInterfacesToExclude"`
+	}
+	if err := yaml.Unmarshal([]byte(text), &spec); err != nil {
+		c.errorf(o, "data.excludel2.yaml", "cannot be read: %s", yamlErr(err))
+		return
+	}
+	c.excludeL2, c.excludeFrom = nil, o
+	for _, e := range spec.Exclude {
+		if s, ok := strings.CutPrefix(e, "^"); ok {
+			e = s
+		} else {
+			e = ".*" + e
+		}
+		if s, ok := strings.CutSuffix(e, "$"); ok {
+			e = s
+		} else if !strings.HasSuffix(e, ".*") {
+			e += ".*"
+		}
+		c.excludeL2 = append(c.excludeL2, e)
+	}
 }

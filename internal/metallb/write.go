@@ -111,10 +111,18 @@ func (c *converter) writePools(w *writer, origins map[string]*object) {
 
 func (c *converter) writeL2(w *writer, origins map[string]*object) {
 	if len(c.l2) == 0 {
+		if c.excludeFrom != nil {
+			c.warn(c.excludeFrom, "data", "no L2Advertisement, so the interfaces to exclude are not needed; not converted")
+		}
 		return
 	}
 	w.blank()
 	w.line(0, "l2:")
+	if c.excludeFrom != nil {
+		origins["l2.exclude_interfaces"] = c.excludeFrom
+		w.line(2, "# From ConfigMap %s: the interfaces MetalLB never announced on.", sanitizeComment(c.excludeFrom.Meta.Name))
+		w.line(2, "exclude_interfaces: %s", flow(c.excludeL2))
+	}
 	w.line(2, "advertisements:")
 	for i, a := range c.l2 {
 		origins[fmt.Sprintf("l2.advertisements[%d]", i)] = a.src
