@@ -209,7 +209,11 @@ func TestAllocation(t *testing.T) {
 	// A reload that would strand an address is refused, naming the Service.
 	shrunk := strings.Replace(allocPools, "192.0.2.10-192.0.2.13", "192.0.2.10-192.0.2.11", 1)
 	write(t, n.path, nodeConfig(t, kc, "node-a", n.socket, n.http, shrunk))
-	code, _, errOut := lbd(t, "reload", "--socket", n.socket)
+	code, _, errOut := lbd(t, "reload", "--dry-run", "--socket", n.socket)
+	if code != 1 || !strings.Contains(errOut, "would be rejected; nothing was changed") || !strings.Contains(errOut, "192.0.2.12 (default/web2): it would be in no pool") {
+		t.Errorf("dry run of a stranding reload: exit %d\n%s", code, errOut)
+	}
+	code, _, errOut = lbd(t, "reload", "--socket", n.socket)
 	if code != 1 || !strings.Contains(errOut, "192.0.2.12 (default/web2): it would be in no pool") ||
 		!strings.Contains(errOut, "192.0.2.13 (default/dual): it would be in no pool") {
 		t.Errorf("stranding reload: exit %d\n%s", code, errOut)

@@ -33,19 +33,32 @@ func ctlFlags(name string, stderr io.Writer) (*flag.FlagSet, func() string) {
 // configuration stays in force); 2: the daemon cannot be reached.
 func cmdReload(args []string, stdout, stderr io.Writer) int {
 	fs, socket := ctlFlags("reload", stderr)
+	dry := fs.Bool("dry-run", false, "check the file against the running daemon and say what applying it would change (sessions reset, addresses stranded, the VIP), without applying it")
 	if err := fs.Parse(args); err != nil {
 		return exitUsage
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	resp, err := daemon.Call(ctx, socket(), daemon.Request{Command: "reload"})
+	command := "reload"
+	if *dry {
+		command = "dry-run"
+	}
+	resp, err := daemon.Call(ctx, socket(), daemon.Request{Command: command})
 	if err != nil {
 		fmt.Fprintf(stderr, "lbd reload: %v\n", err)
 		return exitUsage
 	}
+	if !resp.OK && *dry {
+		fmt.Fprintf(stderr, "lbd reload --dry-run: would be rejected; nothing was changed:\n%s\n", resp.Error)
+		return exitInvalid
+	}
 	if !resp.OK {
 		fmt.Fprintf(stderr, "lbd reload: rejected; the previous configuration stays in force:\n%s\n", resp.Error)
 		return exitInvalid
+	}
+	if *dry {
+		fmt.Fprintf(stdout, "lbd reload --dry-run: %s\n", resp.Message)
+		return exitOK
 	}
 	fmt.Fprintf(stdout, "lbd reload: %s\n", resp.Message)
 	return exitOK

@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -302,6 +303,21 @@ func handleControl(ctx context.Context, req daemon.Request, r *daemon.Reloader, 
 		}
 		cfg, _ := r.Current()
 		return daemon.Response{OK: true, Message: "configuration applied (hash " + res.Hash + "): " + cfg.Summary()}
+	case "dry-run":
+		p, err := r.DryRun(ctx)
+		switch {
+		case err != nil:
+			return daemon.Response{Error: "daemon is stopping: " + err.Error()}
+		case p.Err != nil:
+			return daemon.Response{Error: p.Err.Error()}
+		case len(p.Changed) == 0:
+			return daemon.Response{OK: true, Message: "would change nothing (hash " + p.Hash + ")"}
+		}
+		msg := fmt.Sprintf("would apply hash %s; changed: %s", p.Hash, strings.Join(p.Changed, ", "))
+		for _, e := range p.Effects {
+			msg += "\n  " + e
+		}
+		return daemon.Response{OK: true, Message: msg}
 	case "status":
 		cfg, hash := r.Current()
 		last := r.Last()

@@ -283,6 +283,35 @@ func (a *Agent) Apply(ctx context.Context, _, next *config.Config) error {
 	return <-req.done
 }
 
+// Previewer is a Sink that can say what a reload to cfg would do to it.
+type Previewer interface {
+	Preview(cfg *config.Config) ([]string, error)
+}
+
+// Preview implements daemon.Previewer: what a reload to next would do to
+// this node's announcements. Planning with next is left to the reload;
+// this says which announcers would be rebuilt or reset.
+func (a *Agent) Preview(_ context.Context, prev, next *config.Config) ([]string, error) {
+	var out []string
+	if prev.L2.Gratuitous != next.L2.Gratuitous || prev.L2.ConflictDetectionEnabled() != next.L2.ConflictDetectionEnabled() || prev.L2.ConflictProbe != next.L2.ConflictProbe {
+		out = append(out, "l2: the announcer is rebuilt with the new gratuitous or conflict settings (make-before-break: answering goes on)")
+	}
+	if !reflect.DeepEqual(prev.Pools, next.Pools) || !reflect.DeepEqual(prev.L2.Advertisements, next.L2.Advertisements) ||
+		!reflect.DeepEqual(prev.BGP.Advertisements, next.BGP.Advertisements) || prev.L2.Failback != next.L2.Failback ||
+		!reflect.DeepEqual(prev.L2.ExcludeInterfaces, next.L2.ExcludeInterfaces) {
+		out = append(out, "addresses are planned again: some may move between nodes or modes (lbd status after the reload says where each is)")
+	}
+	var errs []error
+	for _, s := range a.sinks {
+		if p, ok := s.(Previewer); ok {
+			lines, err := p.Preview(next)
+			errs = append(errs, err)
+			out = append(out, lines...)
+		}
+	}
+	return out, errors.Join(errs...)
+}
+
 // loop is the state only Run's goroutine touches.
 type loop struct {
 	cfg       *config.Config

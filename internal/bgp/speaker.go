@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -402,4 +403,51 @@ func (s *Speaker) waitWithdrawn(ctx context.Context, d time.Duration) {
 		time.Sleep(20 * time.Millisecond)
 	}
 	s.log.Warn("withdrawals not confirmed before closing sessions", "waited", d)
+}
+
+// Preview says, without changing anything, what Configure(cfg) would do to
+// the sessions: one line per peer added, removed or reset (and why), or
+// every session restarted when the local AS or router ID changes.
+func (s *Speaker) Preview(cfg Config) ([]string, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	want, _, err := sessions(cfg.Peers)
+	if err != nil {
+		return nil, err
+	}
+	g := globalKey{asn: cfg.ASN, routerID: cfg.RouterID}
+	if !g.routerID.IsValid() {
+		if g.routerID, err = RouterIDFor(cfg.Peers); err != nil {
+			return nil, err
+		}
+	}
+	var out []string
+	if s.global != (globalKey{}) && s.global != g {
+		return []string{fmt.Sprintf("the local AS or router ID changes (AS %d, %s): every session restarts", g.asn, g.routerID)}, nil
+	}
+	for addr, e := range s.peers {
+		w, ok := want[addr]
+		switch {
+		case !ok:
+			out = append(out, fmt.Sprintf("peer %s (%s) removed: its session ends", e.s.name, addr))
+		case w != e.s:
+			why := "settings changed"
+			if w.passwordSum != e.s.passwordSum && w.withoutPassword() == e.s.withoutPassword() {
+				why = "password changed"
+			}
+			out = append(out, fmt.Sprintf("peer %s (%s): its session is reset (%s)", e.s.name, addr, why))
+		}
+	}
+	for addr, w := range want {
+		if _, ok := s.peers[addr]; !ok {
+			out = append(out, fmt.Sprintf("peer %s (%s) added: a session opens", w.name, addr))
+		}
+	}
+	slices.Sort(out)
+	return out, nil
+}
+
+func (w session) withoutPassword() session {
+	w.passwordSum, w.passwordFP = [32]byte{}, ""
+	return w
 }

@@ -357,6 +357,23 @@ func Equal(a, b *Config) bool {
 	return reflect.DeepEqual(x, y)
 }
 
+// Changed names the top-level sections (and node.name) whose meaning
+// differs between a and b, in file order: what a reload would change.
+func Changed(a, b *Config) []string {
+	x, y := reflect.ValueOf(*a), reflect.ValueOf(*b)
+	var out []string
+	for i := range x.NumField() {
+		tag := x.Type().Field(i).Tag.Get("yaml")
+		if tag == "" || tag == "-" {
+			continue
+		}
+		if !reflect.DeepEqual(x.Field(i).Interface(), y.Field(i).Interface()) {
+			out = append(out, tag)
+		}
+	}
+	return out
+}
+
 // lenient is the little that control commands read from a file without
 // validating it: the daemon they talk to, or the VIP they clean up, must be
 // found even when the file on disk is the broken one being rejected.

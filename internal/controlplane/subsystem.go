@@ -101,6 +101,26 @@ func (c *Subsystem) Apply(_ context.Context, prev, next *config.Config) error {
 	return nil
 }
 
+// Preview implements daemon.Previewer.
+func (c *Subsystem) Preview(_ context.Context, prev, next *config.Config) ([]string, error) {
+	switch {
+	case reflect.DeepEqual(prev.ControlPlane, next.ControlPlane):
+		return nil, nil
+	case next.ControlPlane == nil:
+		return []string{"control plane: this node stops campaigning for the VIP" + c.holdingNote()}, nil
+	case prev.ControlPlane == nil:
+		return []string{"control plane: this node starts campaigning for the VIP " + config.JoinAddrs(next.ControlPlane.Addresses)}, nil
+	}
+	return []string{"control plane: the election starts anew with the new settings" + c.holdingNote()}, nil
+}
+
+func (c *Subsystem) holdingNote() string {
+	if st := c.snapshot(); st != nil && st.Leading {
+		return " (this node holds the VIP: it hands it over to another node)"
+	}
+	return ""
+}
+
 func (c *Subsystem) stopLocked() {
 	if c.cur == nil {
 		return

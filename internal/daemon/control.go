@@ -22,7 +22,7 @@ import (
 
 // Request is what a client sends.
 type Request struct {
-	Command string `json:"command"` // "reload" or "status"
+	Command string `json:"command"` // "reload", "dry-run" or "status"
 }
 
 // Response is what the daemon answers.

@@ -40,6 +40,18 @@ func (l *Local) Check(_ context.Context, prev, next *config.Config) error {
 	return errors.Join(errs...)
 }
 
+// Preview implements Previewer.
+func (l *Local) Preview(_ context.Context, prev, next *config.Config) ([]string, error) {
+	var out []string
+	if prev.Listen.HTTP != next.Listen.HTTP {
+		out = append(out, fmt.Sprintf("metrics and health move from %s to %s", prev.Listen.HTTP, next.Listen.HTTP))
+	}
+	if prev.Log.Level != next.Log.Level {
+		out = append(out, fmt.Sprintf("log level %s instead of %s", next.Log.Level, prev.Log.Level))
+	}
+	return out, nil
+}
+
 // Apply moves the HTTP listener if its address changed and sets the level.
 func (l *Local) Apply(_ context.Context, prev, next *config.Config) error {
 	if prev.Listen.HTTP != next.Listen.HTTP {

@@ -31,6 +31,23 @@ type Subsystem interface {
 	Apply(ctx context.Context, prev, next *config.Config) error
 }
 
+// A Previewer is a Subsystem that can say, without changing anything,
+// what applying next would do (`lbd reload --dry-run`): one line each.
+type Previewer interface {
+	Preview(ctx context.Context, prev, next *config.Config) ([]string, error)
+}
+
+// Preview is what a dry run found.
+type Preview struct {
+	Hash string
+	// Changed names the sections of the file whose meaning changed.
+	Changed []string
+	// Effects are what applying it would do, one line each.
+	Effects []string
+	// Err is why it would be rejected; nil if it would be applied.
+	Err error
+}
+
 // Result says what one reload did.
 type Result struct {
 	Source  string // "file", "signal", "socket", "start"
@@ -50,6 +67,8 @@ const (
 type request struct {
 	source string
 	reply  chan Result
+	// preview asks for a dry run instead; its answer comes here.
+	preview chan Preview
 }
 
 // Reloader owns the current configuration. Every trigger (file change,
@@ -157,6 +176,61 @@ func (r *Reloader) Reload(ctx context.Context, source string) (Result, error) {
 	}
 }
 
+// DryRun reads and checks the file as a reload would, and says what
+// applying it would change, without applying it.
+func (r *Reloader) DryRun(ctx context.Context) (Preview, error) {
+	req := request{preview: make(chan Preview, 1)}
+	select {
+	case r.reqs <- req:
+	case <-ctx.Done():
+		return Preview{}, ctx.Err()
+	}
+	select {
+	case p := <-req.preview:
+		return p, nil
+	case <-ctx.Done():
+		return Preview{}, ctx.Err()
+	}
+}
+
+func (r *Reloader) dryRun(ctx context.Context, tick <-chan time.Time) Preview {
+	prev, _ := r.Current()
+	data, err := os.ReadFile(r.path)
+	if err != nil {
+		return Preview{Err: fmt.Errorf("read %s: %w", r.path, err)}
+	}
+	p := Preview{Hash: config.Hash(data)}
+	next, err := r.load(ctx, data, tick)
+	if err != nil {
+		p.Err = err
+		return p
+	}
+	p.Changed = config.Changed(prev, next)
+	if len(p.Changed) == 0 {
+		return p
+	}
+	var errs []error
+	for _, s := range r.subs {
+		if err := s.Check(ctx, prev, next); err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", s.Name(), err))
+		}
+	}
+	if p.Err = errors.Join(errs...); p.Err != nil {
+		return p
+	}
+	for _, s := range r.subs {
+		if pv, ok := s.(Previewer); ok {
+			lines, err := pv.Preview(ctx, prev, next)
+			if err != nil {
+				errs = append(errs, fmt.Errorf("%s: %w", s.Name(), err))
+			}
+			p.Effects = append(p.Effects, lines...)
+		}
+	}
+	p.Err = errors.Join(errs...)
+	return p
+}
+
 // SetHeartbeat makes Run call fn every interval, from its own loop: a
 // watchdog fed this way stops being fed when the loop that owns the
 // configuration hangs. Call before Run.
@@ -179,6 +253,10 @@ func (r *Reloader) Run(ctx context.Context) {
 		case <-tick:
 			r.beat()
 		case req := <-r.reqs:
+			if req.preview != nil {
+				req.preview <- r.dryRun(ctx, tick)
+				continue
+			}
 			res := r.reload(ctx, req.source, tick)
 			req.reply <- res
 		}

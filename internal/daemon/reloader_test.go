@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -54,6 +55,11 @@ func (f *fakeSub) Apply(_ context.Context, _, next *config.Config) error {
 		return f.applyErr(next)
 	}
 	return nil
+}
+
+// Preview implements Previewer.
+func (f *fakeSub) Preview(_ context.Context, prev, next *config.Config) ([]string, error) {
+	return []string{fmt.Sprintf("%s: level %s to %s", f.name, prev.Log.Level, next.Log.Level)}, nil
 }
 
 func (f *fakeSub) history() string {
@@ -273,4 +279,31 @@ func TestReloadParseKeepsTheWatchdogFed(t *testing.T) {
 			t.Errorf("%d heartbeats during a 3s parse", n)
 		}
 	})
+}
+
+// TestDryRun: a dry run parses and checks the file and says what would
+// change, and applies nothing; a file a subsystem refuses would be
+// rejected; an unchanged one would change nothing.
+func TestDryRun(t *testing.T) {
+	a := &fakeSub{name: "a"}
+	r, path, _ := setup(t, a)
+	writeLevel(t, path, "debug")
+	p, err := r.DryRun(context.Background())
+	if err != nil || p.Err != nil || !slices.Equal(p.Changed, []string{"log"}) || !slices.Equal(p.Effects, []string{"a: level info to debug"}) {
+		t.Errorf("dry run: %+v, %v", p, err)
+	}
+	if level(r) != "info" || a.history() != "" || r.Last().Source != "start" {
+		t.Errorf("a dry run changed something: level %s, applied %q, last %+v", level(r), a.history(), r.Last())
+	}
+	if got := testutil.ToFloat64(r.reloadsByKind.WithLabelValues(OutcomeSuccess)); got != 0 {
+		t.Errorf("a dry run counted as a reload: %v", got)
+	}
+	a.checkErr = errors.New("no")
+	if p, _ := r.DryRun(context.Background()); p.Err == nil || !strings.Contains(p.Err.Error(), "a: no") {
+		t.Errorf("refused dry run: %+v", p)
+	}
+	writeLevel(t, path, "info")
+	if p, _ := r.DryRun(context.Background()); p.Err != nil || len(p.Changed) != 0 {
+		t.Errorf("unchanged dry run: %+v", p)
+	}
 }

@@ -79,18 +79,43 @@ func (b *BGP) Start(ctx context.Context, planned <-chan struct{}) {
 	}
 }
 
-// configurePeers gives the speaker this node's peers under cfg. Callers
-// hold b.mu.
-func (b *BGP) configurePeers(ctx context.Context, cfg *config.Config) error {
-	if !b.ready {
-		return nil
-	}
+// peersHere are cfg's peers for this node (node selectors). Callers hold
+// b.mu.
+func (b *BGP) peersHere(cfg *config.Config) []config.Peer {
 	var peers []config.Peer
 	for _, p := range cfg.BGP.Peers {
 		if p.NodeSelector == nil || (b.labels != nil && p.NodeSelector.Matches(b.labels)) {
 			peers = append(peers, p)
 		}
 	}
+	return peers
+}
+
+// Preview says what a reload to cfg would do to this node's sessions.
+func (b *BGP) Preview(cfg *config.Config) ([]string, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	peers := b.peersHere(cfg)
+	if !b.running {
+		if len(peers) == 0 {
+			return nil, nil
+		}
+		return []string{fmt.Sprintf("bgp: %d session(s) open", len(peers))}, nil
+	}
+	lines, err := b.sp.Preview(bgp.Config{ASN: cfg.BGP.ASN, RouterID: cfg.BGP.RouterID, Peers: peers})
+	for i := range lines {
+		lines[i] = "bgp: " + lines[i]
+	}
+	return lines, err
+}
+
+// configurePeers gives the speaker this node's peers under cfg. Callers
+// hold b.mu.
+func (b *BGP) configurePeers(ctx context.Context, cfg *config.Config) error {
+	if !b.ready {
+		return nil
+	}
+	peers := b.peersHere(cfg)
 	if len(peers) == 0 && !b.running {
 		return nil // no BGP here (yet): do not start a speaker
 	}
