@@ -313,11 +313,12 @@ func handleControl(ctx context.Context, req daemon.Request, r *daemon.Reloader, 
 		case len(p.Changed) == 0:
 			return daemon.Response{OK: true, Message: "would change nothing (hash " + p.Hash + ")"}
 		}
-		msg := fmt.Sprintf("would apply hash %s; changed: %s", p.Hash, strings.Join(p.Changed, ", "))
+		var msg strings.Builder
+		fmt.Fprintf(&msg, "would apply hash %s; changed: %s", p.Hash, strings.Join(p.Changed, ", "))
 		for _, e := range p.Effects {
-			msg += "\n  " + e
+			msg.WriteString("\n  " + e)
 		}
-		return daemon.Response{OK: true, Message: msg}
+		return daemon.Response{OK: true, Message: msg.String()}
 	case "status":
 		cfg, hash := r.Current()
 		last := r.Last()
