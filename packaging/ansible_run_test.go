@@ -72,6 +72,10 @@ func TestAnsibleRoleInContainer(t *testing.T) {
       /etc/lbd/bgp-password: %s
     lbd_log:
       level: debug
+    # No Kubernetes API server runs for this container, so /readyz stays
+    # 503 (it means lbd works with the cluster); the play waits for
+    # /livez here instead.
+    lbd_readyz_url: http://127.0.0.1:7475/livez
 `, c.PID, deb, secret)), 0o644); err != nil {
 		t.Fatal(err)
 	}

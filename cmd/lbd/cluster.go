@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"log/slog"
 	"strings"
 	"sync"
@@ -16,10 +18,28 @@ import (
 	"github.com/lbdproject/lbd/internal/sink"
 	"github.com/lbdproject/lbd/internal/status"
 	"github.com/lbdproject/lbd/internal/watch"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
-// apiState is what `lbd status` says of the API connection.
-type apiState struct{ v atomic.Value }
+// apiState is what lbd knows of its API connection: what `lbd status`
+// says of it, whether the informers synced, and whether the API answers
+// (this node's liveness renewals succeed), exported as
+// lbd_kubernetes_api_up.
+type apiState struct {
+	v         atomic.Value
+	synced    atomic.Bool
+	reachable atomic.Bool
+	up        prometheus.Gauge
+}
+
+func newAPIState(reg prometheus.Registerer) *apiState {
+	s := &apiState{up: prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "lbd_kubernetes_api_up",
+		Help: "1 while this node's lbd reaches the Kubernetes API (its liveness Lease renewals succeed), 0 otherwise.",
+	})}
+	reg.MustRegister(s.up)
+	return s
+}
 
 func (s *apiState) set(v string) { s.v.Store(v) }
 func (s *apiState) get() string {
@@ -27,6 +47,27 @@ func (s *apiState) get() string {
 		return v
 	}
 	return "not started"
+}
+
+// renewed records the outcome of a liveness renewal.
+func (s *apiState) renewed(err error) {
+	s.reachable.Store(err == nil)
+	if err == nil {
+		s.up.Set(1)
+	} else {
+		s.up.Set(0)
+	}
+}
+
+// Ready says why lbd is not working with the API, or nil.
+func (s *apiState) Ready() error {
+	switch {
+	case !s.synced.Load():
+		return fmt.Errorf("kubernetes: %s", s.get())
+	case !s.reachable.Load():
+		return errors.New("kubernetes: the API server does not answer (liveness renewals fail)")
+	}
+	return nil
 }
 
 // Report implements status.Reporter.
@@ -64,6 +105,7 @@ func runCluster(ctx context.Context, cfg *config.Config, log *slog.Logger, state
 		// Leases are listed afresh at once, so this node sees its own
 		// renewals and plans again.
 		Recovered: func() { cl.RestartLeaseWatch(ctx) },
+		Renewed:   state.renewed,
 		Duration:  k.Liveness.Duration, Interval: k.Liveness.RenewInterval, Log: log,
 		Annotations: func() map[string]string {
 			return map[string]string{
@@ -93,6 +135,7 @@ func runCluster(ctx context.Context, cfg *config.Config, log *slog.Logger, state
 	ag.SetCluster(cl)
 	bgp.SetNodeLabels(ctx, cl.NodeLabels(cfg.Node.Name)) // for the peers' node selectors
 	state.set("connected")
+	state.synced.Store(true)
 	log.Info("watching Services", "kubeconfig", k.Kubeconfig, "class", k.LoadBalancerClass)
 	l := k.AllocatorLease
 	election.Campaign(ctx, client, election.Lease{

@@ -369,7 +369,7 @@ func TestRunReload(t *testing.T) {
 	write(t, path, baseConfig(socket, addr2, "debug"))
 	d.cmd.Process.Signal(syscall.SIGHUP)
 	waitFor(t, "metrics on the new address", func() bool {
-		resp, err := http.Get("http://" + addr2 + "/readyz")
+		resp, err := http.Get("http://" + addr2 + "/livez")
 		if err == nil {
 			resp.Body.Close()
 		}

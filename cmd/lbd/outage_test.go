@@ -23,6 +23,11 @@ func TestL2APIOutage(t *testing.T) {
 	if _, err := l.get(web, 2*time.Second); err != nil {
 		t.Fatal(err)
 	}
+	for _, n := range l.nodes {
+		if code, body := l.readyz(n); code != 200 {
+			t.Errorf("%s not ready before the outage: %d %s", n.name, code, body)
+		}
+	}
 
 	stop := l.traffic(web)
 	for _, n := range l.nodes {
@@ -48,6 +53,18 @@ func TestL2APIOutage(t *testing.T) {
 	if len(frozen) != len(l.nodes) {
 		t.Errorf("frozen during the outage: %v; every node should have said so", frozen)
 	}
+	// /readyz says what is wrong (the rolling playbook waits on it), and
+	// the metrics the LbdNodeFrozen alert reads say it too.
+	for _, n := range l.nodes {
+		code, body := l.readyz(n)
+		if code != 503 || !strings.Contains(body, "does not answer") || !strings.Contains(body, "frozen") {
+			t.Errorf("%s's /readyz during the outage: %d %q, want 503 naming the API and the freeze", n.name, code, body)
+		}
+		m := l.metricsIn(n)
+		if !strings.Contains(m, "lbd_agent_frozen 1") || !strings.Contains(m, "lbd_kubernetes_api_up 0") {
+			t.Errorf("%s's metrics during the outage:\n%s", n.name, grepLines(m, "lbd_agent_frozen")+grepLines(m, "lbd_kubernetes_api_up"))
+		}
+	}
 	for _, n := range l.nodes {
 		n.host.Must("ip", "route", "del", "blackhole", "192.0.2.100/32")
 	}
@@ -70,6 +87,9 @@ func TestL2APIOutage(t *testing.T) {
 		}
 	}
 	t.Logf("every node planning again %.1fs after the API returned", time.Since(healed).Seconds())
+	for _, n := range l.nodes {
+		waitFor(t, n.name+" ready again", func() bool { code, _ := l.readyz(n); return code == 200 })
+	}
 	time.Sleep(2 * time.Second) // a Lease duration: any move would have happened
 	failed, served := stop()
 	if failed != 0 || len(served) != 1 || served[o.name] == 0 {

@@ -90,11 +90,25 @@ func cmdRun(args []string, stderr io.Writer) int {
 		}
 	})
 
-	// 3. Health and metrics endpoint.
-	var ready atomic.Bool
+	// 3. Health and metrics endpoint. /readyz means lbd works: the
+	// configuration is loaded, the API reachable and the informers
+	// synced, the agent planning (not frozen), and where configured the
+	// BGP sessions opened and the VIP election running. The parts are
+	// built below; readiness asks them once started.
+	var running atomic.Bool
+	var readiness []interface{ Ready() error }
 	httpSrv := daemon.NewHTTPServer(log, reg, func() error {
-		if !ready.Load() {
+		if !running.Load() {
 			return errors.New("starting")
+		}
+		var why []string
+		for _, r := range readiness {
+			if err := r.Ready(); err != nil {
+				why = append(why, err.Error())
+			}
+		}
+		if len(why) > 0 {
+			return errors.New(strings.Join(why, "; "))
 		}
 		return nil
 	})
@@ -146,8 +160,9 @@ func cmdRun(args []string, stderr io.Writer) int {
 
 	// 6. Control socket for `lbd reload` and `lbd status`; each part
 	// reports its own status.
-	var api apiState
-	reporters := []status.Reporter{&api, alloc, cp, ag, bgp}
+	api := newAPIState(reg)
+	reporters := []status.Reporter{api, alloc, cp, ag, bgp}
+	readiness = []interface{ Ready() error }{api, ag, bgp, cp}
 	started := time.Now()
 	ctl, err := daemon.ListenControl(cfg.Listen.Socket, log, func(ctx context.Context, req daemon.Request) daemon.Response {
 		resp := handleControl(ctx, req, reloader, started)
@@ -171,7 +186,7 @@ func cmdRun(args []string, stderr io.Writer) int {
 	clusterDone := make(chan struct{})
 	go func() {
 		defer close(clusterDone)
-		runCluster(ctx, cfg, log, &api, alloc, ag, bgp, certs)
+		runCluster(ctx, cfg, log, api, alloc, ag, bgp, certs)
 	}()
 	defer func() {
 		select {
@@ -274,7 +289,7 @@ func cmdRun(args []string, stderr io.Writer) int {
 		}
 	})
 
-	ready.Store(true)
+	running.Store(true)
 	log.Info("lbd started", "version", version, "file", *path, "hash", hash, "summary", cfg.Summary())
 	daemon.LogWarnings(log, cfg)
 	sd.Ready(statusLine())

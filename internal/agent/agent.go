@@ -137,6 +137,8 @@ type Agent struct {
 
 	decisions *prometheus.GaugeVec
 	announced *prometheus.GaugeVec
+	addresses *prometheus.GaugeVec
+	frozen    prometheus.Gauge
 }
 
 type configReq struct {
@@ -170,15 +172,24 @@ func New(node string, cfg *config.Config, log *slog.Logger, reg prometheus.Regis
 			Name: "lbd_announced_addresses",
 			Help: "Service addresses this node announces, by mode.",
 		}, []string{"mode"}),
+		addresses: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "lbd_service_addresses",
+			Help: "Service addresses with an advertisement in this node's view, by mode: the same on every node; compare with the sum of lbd_announced_addresses.",
+		}, []string{"mode"}),
+		frozen: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "lbd_agent_frozen",
+			Help: "1 while this node does not see its own liveness Lease renewed and keeps its last plan (frozen), 0 otherwise.",
+		}),
 	}
 	for _, r := range Reasons {
 		a.decisions.WithLabelValues(string(r))
 	}
 	for _, m := range []Mode{ModeL2, ModeBGP} {
 		a.announced.WithLabelValues(string(m))
+		a.addresses.WithLabelValues(string(m))
 	}
 	if reg != nil {
-		for _, c := range []prometheus.Collector{a.decisions, a.announced} {
+		for _, c := range []prometheus.Collector{a.decisions, a.announced, a.addresses, a.frozen} {
 			if err := reg.Register(c); err != nil {
 				return nil, fmt.Errorf("agent metrics: %w", err)
 			}
@@ -704,9 +715,10 @@ func (a *Agent) report(l *loop, phase Phase, summary string, conflicts map[netip
 	}
 	l.conflicts = conflicts
 	count := map[Reason]float64{}
-	ann := map[Mode]float64{}
+	ann, total := map[Mode]float64{}, map[Mode]float64{}
 	for _, d := range shown {
 		count[d.Reason]++
+		total[d.Mode]++
 		if _, carried := a.sinks[d.Mode]; d.Announce && carried {
 			ann[d.Mode]++ // only what a sink really announces
 		}
@@ -716,6 +728,12 @@ func (a *Agent) report(l *loop, phase Phase, summary string, conflicts map[netip
 	}
 	for _, m := range []Mode{ModeL2, ModeBGP} {
 		a.announced.WithLabelValues(string(m)).Set(ann[m])
+		a.addresses.WithLabelValues(string(m)).Set(total[m])
+	}
+	if phase == PhaseFrozen {
+		a.frozen.Set(1)
+	} else {
+		a.frozen.Set(0)
 	}
 	a.state.Store(&State{Phase: phase, Summary: summary, Decisions: shown})
 }
@@ -732,6 +750,15 @@ func (a *Agent) leave(l *loop) {
 	a.state.Store(&st)
 	a.log.Info("leaving: still answering while the new owners take over", event.Attr(event.Leaving), "grace", grace)
 	time.Sleep(grace)
+}
+
+// Ready says why the agent does not announce this node's share, or nil:
+// it is waiting for the cluster or its own liveness, frozen, or leaving.
+func (a *Agent) Ready() error {
+	if st := a.State(); st.Phase != PhaseAnnouncing {
+		return fmt.Errorf("agent: %s", st.Summary)
+	}
+	return nil
 }
 
 // Report implements status.Reporter: what the agent does and its decision

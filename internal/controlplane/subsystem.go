@@ -30,9 +30,10 @@ type Subsystem struct {
 	node       string
 	kubeconfig string
 
-	mu  sync.Mutex
-	ctx context.Context // the daemon's; set by Start
-	cur *instance
+	mu     sync.Mutex
+	ctx    context.Context // the daemon's; set by Start
+	cur    *instance
+	wanted bool // the configuration in force has a control_plane section
 }
 
 // instance is one running election with its configuration.
@@ -63,6 +64,7 @@ func (c *Subsystem) Start(ctx context.Context, cfg *config.Config) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.ctx = ctx
+	c.wanted = cfg.ControlPlane != nil
 	if cfg.ControlPlane != nil {
 		c.cur = c.start(*cfg.ControlPlane)
 	}
@@ -94,9 +96,21 @@ func (c *Subsystem) Apply(_ context.Context, prev, next *config.Config) error {
 		return errors.New("not started")
 	}
 	c.stopLocked()
+	c.wanted = next.ControlPlane != nil
 	if next.ControlPlane != nil {
 		c.log.Info("configuration changed; campaigning anew", "vip", config.JoinAddrs(next.ControlPlane.Addresses))
 		c.cur = c.start(*next.ControlPlane)
+	}
+	return nil
+}
+
+// Ready says why the VIP election does not run on a node configured for
+// it, or nil.
+func (c *Subsystem) Ready() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.ctx != nil && c.wanted && c.cur == nil {
+		return errors.New("control plane: the VIP election is not running")
 	}
 	return nil
 }

@@ -35,6 +35,8 @@ type Liveness struct {
 	// Recovered, if set, is called (from Run's goroutine) when a renewal
 	// succeeds after failures: the API is reachable again.
 	Recovered func()
+	// Renewed, if set, is told the outcome of every renewal.
+	Renewed func(err error)
 }
 
 // Run renews the Lease every Interval until ctx ends, then deletes it.
@@ -58,6 +60,9 @@ func (l *Liveness) Run(ctx context.Context) {
 		rctx, cancel := context.WithTimeout(ctx, l.Duration)
 		next, err := l.renew(rctx, name, cur)
 		cancel()
+		if l.Renewed != nil && ctx.Err() == nil {
+			l.Renewed(err)
+		}
 		switch {
 		case err != nil && ctx.Err() == nil:
 			if !failing {

@@ -2,6 +2,7 @@ package sink
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"maps"
@@ -89,6 +90,18 @@ func (b *BGP) peersHere(cfg *config.Config) []config.Peer {
 		}
 	}
 	return peers
+}
+
+// Ready says why this node's BGP sessions are not open, or nil (also when
+// it has no peers). A router that does not answer is not lbd's failure:
+// open sessions are enough.
+func (b *BGP) Ready() error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if len(b.peersHere(b.cfg)) > 0 && !b.running {
+		return errors.New("bgp: the sessions are not opened yet (waiting for the agent's first plan)")
+	}
+	return nil
 }
 
 // Preview says what a reload to cfg would do to this node's sessions.
