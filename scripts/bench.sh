@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Runs lbd's benchmarks with short counts, writes every figure to one
 # results file (printed at the end), and fails when a figure is past its
-# bound. Each bound is three times the figure documented in
-# docs/testing.md: generous enough that a loaded 2-core machine does not
-# flake, tight enough that a 4x regression fails.
+# bound. Each bound is 3.7 times the figure documented in docs/testing.md
+# (measured here at 1-1.5 times it): generous enough that a loaded 2-core
+# machine does not flake, tight enough that a 4x regression fails.
 #
 # Usage: scripts/bench.sh [RESULTS_FILE]   (default: bench-results.txt)
 set -euo pipefail
@@ -16,9 +16,9 @@ fail=0
 
 # package | benchmark | -benchtime | metric | bound | documented as
 benchmarks=(
-	"./internal/config|LoadSlash16|3x|ns/op|600000000|0.2 s: a /16 written out address by address"
-	"./internal/config|LoadExample|200x|ns/op|600000|0.2 ms: lbd check of etc/lbd.yaml"
-	"./internal/pool|Fill16|3x|ns/op|450000000|0.15 s: a /16 pool filled"
+	"./internal/config|LoadSlash16|3x|ns/op|740000000|0.2 s: a /16 written out address by address"
+	"./internal/config|LoadExample|200x|ns/op|740000|0.2 ms: lbd check of etc/lbd.yaml"
+	"./internal/pool|Fill16|3x|ns/op|555000000|0.15 s: a /16 pool filled"
 )
 
 for row in "${benchmarks[@]}"; do

@@ -77,6 +77,12 @@ type validator struct {
 
 // warnf records a warning on field, placed where the field was written.
 func (v *validator) warnf(field, value, format string, args ...any) {
+	v.warnings = append(v.warnings, v.placed(field, value, format, args...))
+}
+
+// placed makes an Error on field, placed where the field (or its nearest
+// written parent) is in the file.
+func (v *validator) placed(field, value, format string, args ...any) *Error {
 	e := &Error{File: v.file, Field: field, Value: clip(value), Msg: fmt.Sprintf(format, args...)}
 	for p := field; ; p = parent(p) {
 		if n, ok := v.pos[p]; ok {
@@ -87,7 +93,7 @@ func (v *validator) warnf(field, value, format string, args ...any) {
 			break
 		}
 	}
-	v.warnings = append(v.warnings, e)
+	return e
 }
 
 func newValidator(file string) *validator {
@@ -132,17 +138,7 @@ func (v *validator) errorf(field, value, format string, args ...any) {
 			return
 		}
 	}
-	e := &Error{File: v.file, Field: field, Value: clip(value), Msg: fmt.Sprintf(format, args...)}
-	for p := field; ; p = parent(p) {
-		if n, ok := v.pos[p]; ok {
-			e.Line, e.Column = n.Line, n.Column
-			break
-		}
-		if p == "" {
-			break
-		}
-	}
-	v.errs = append(v.errs, e)
+	v.errs = append(v.errs, v.placed(field, value, format, args...))
 }
 
 // maxValue is the longest value a message quotes whole: a pasted

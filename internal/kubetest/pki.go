@@ -156,6 +156,12 @@ func ecKeyPEM(key *ecdsa.PrivateKey) ([]byte, error) {
 // writeKubeconfig writes a kubeconfig for kubectl and client-go that uses
 // the static token and trusts the generated CA.
 func writeKubeconfig(path, url string, creds credentials) error {
+	return writeKubeconfigFor(path, url, creds.caPEM, tokenUser, "    token: "+creds.token)
+}
+
+// writeKubeconfigFor writes a kubeconfig for user, whose credentials are
+// the given lines under `user:`, trusting caPEM.
+func writeKubeconfigFor(path, url string, caPEM []byte, user, credentials string) error {
 	const format = `apiVersion: v1
 kind: Config
 clusters:
@@ -166,7 +172,7 @@ clusters:
 users:
 - name: %s
   user:
-    token: %s
+%s
 contexts:
 - name: kubetest
   context:
@@ -174,8 +180,7 @@ contexts:
     user: %s
 current-context: kubetest
 `
-	data := fmt.Sprintf(format, url, base64.StdEncoding.EncodeToString(creds.caPEM),
-		tokenUser, creds.token, tokenUser)
+	data := fmt.Sprintf(format, url, base64.StdEncoding.EncodeToString(caPEM), user, credentials, user)
 	if err := os.WriteFile(path, []byte(data), 0o600); err != nil {
 		return fmt.Errorf("writing kubeconfig: %w", err)
 	}
@@ -226,27 +231,10 @@ func (c *Cluster) UserKubeconfig(name string, groups []string, validFor time.Dur
 		return "", err
 	}
 	b64 := base64.StdEncoding.EncodeToString
-	data := fmt.Sprintf(`apiVersion: v1
-kind: Config
-clusters:
-- name: kubetest
-  cluster:
-    server: %s
-    certificate-authority-data: %s
-users:
-- name: %s
-  user:
-    client-certificate-data: %s
-    client-key-data: %s
-contexts:
-- name: kubetest
-  context:
-    cluster: kubetest
-    user: %s
-current-context: kubetest
-`, server, b64(caPEM), name, b64(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})), b64(keyPEM), name)
+	creds := fmt.Sprintf("    client-certificate-data: %s\n    client-key-data: %s",
+		b64(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})), b64(keyPEM))
 	path := filepath.Join(c.Dir, "kubeconfig-"+strings.NewReplacer(":", "_", "/", "_").Replace(name)+"-"+serial.String())
-	if err := os.WriteFile(path, []byte(data), 0o600); err != nil {
+	if err := writeKubeconfigFor(path, server, caPEM, name, creds); err != nil {
 		return "", err
 	}
 	return path, nil
