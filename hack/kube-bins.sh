@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# kube-bins.sh builds kube-apiserver, etcd and kubectl from source through the
-# Go module proxy (no prebuilt binaries are needed), or finds them in the cache.
+# kube-bins.sh builds kube-apiserver, etcd, kubectl and kubeadm from source
+# through the Go module proxy (no prebuilt binaries are needed), or finds
+# them in the cache.
 #
 # Usage: hack/kube-bins.sh [--check]
 #   --check  do not build; exit 1 if the cached binaries are missing.
@@ -25,7 +26,7 @@ CACHE_ROOT="${XDG_CACHE_HOME:-$HOME/.cache}/lbd"
 BIN_DIR="$CACHE_ROOT/kube/$KUBE_VERSION"
 WORK_DIR="$CACHE_ROOT/kube-build-$KUBE_VERSION"
 STAMP="kube=$KUBE_VERSION etcd=$ETCD_VERSION recipe=$RECIPE"
-BINS=(kube-apiserver etcd kubectl)
+BINS=(kube-apiserver etcd kubectl kubeadm)
 
 start_ts=$(date +%s)
 log() { printf 'kube-bins: [%4ss] %s\n' "$(($(date +%s) - start_ts))" "$*" >&2; }
@@ -122,6 +123,7 @@ package tools
 import (
 	_ "go.etcd.io/etcd/server/v3"
 	_ "k8s.io/kubernetes/cmd/kube-apiserver"
+	_ "k8s.io/kubernetes/cmd/kubeadm"
 	_ "k8s.io/kubernetes/cmd/kubectl"
 )
 EOF
@@ -153,10 +155,19 @@ build() { # name package
 	log "built $name in $(($(date +%s) - t0))s"
 }
 
+# A cache of the same versions missing a binary (kubeadm was added later)
+# builds only what is missing.
+complete_before=0
+[[ -f "$BIN_DIR/.versions" && "$(cat "$BIN_DIR/.versions")" == "$STAMP" ]] && complete_before=1
 rm -f "$BIN_DIR/.versions"
-build etcd go.etcd.io/etcd/server/v3
-build kube-apiserver k8s.io/kubernetes/cmd/kube-apiserver
-build kubectl k8s.io/kubernetes/cmd/kubectl
+for pair in etcd:go.etcd.io/etcd/server/v3 kube-apiserver:k8s.io/kubernetes/cmd/kube-apiserver \
+	kubectl:k8s.io/kubernetes/cmd/kubectl kubeadm:k8s.io/kubernetes/cmd/kubeadm; do
+	name=${pair%%:*}
+	if ((complete_before)) && [[ -x "$BIN_DIR/$name" ]]; then
+		continue
+	fi
+	build "$name" "${pair#*:}"
+done
 
 # Smoke-test before stamping the cache as complete.
 out=$("$BIN_DIR/etcd" --version) || die "built etcd does not run"
@@ -165,6 +176,8 @@ out=$("$BIN_DIR/kube-apiserver" --version) || die "built kube-apiserver does not
 log "kube-apiserver: $out"
 out=$("$BIN_DIR/kubectl" version --client 2>&1) || die "built kubectl does not run"
 log "kubectl: ${out%%$'\n'*}"
+out=$("$BIN_DIR/kubeadm" version -o short 2>&1) || die "built kubeadm does not run"
+log "kubeadm: $out"
 echo "$STAMP" >"$BIN_DIR/.versions"
 log "done in $(($(date +%s) - start_ts))s: $BIN_DIR"
 echo "$BIN_DIR"

@@ -1,17 +1,27 @@
 package packaging_test
 
 import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/base64"
+	"encoding/pem"
 	"fmt"
+	"math/big"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/lbdproject/lbd/internal/systemdtest"
+	"go.yaml.in/yaml/v3"
 )
 
 // TestAnsibleRoleInContainer runs playbooks/site.yml, with the role and the
@@ -30,6 +40,7 @@ func TestAnsibleRoleInContainer(t *testing.T) {
 	c := systemdtest.Boot(t, systemdtest.WithNetSysctls())
 	deb := debFile(t)
 	installNodeBasics(t, c)
+	installCA(t, c)
 	hostArpIgnore := readFile(t, "/proc/sys/net/ipv4/conf/all/arp_ignore")
 
 	dir := t.TempDir()
@@ -72,6 +83,10 @@ func TestAnsibleRoleInContainer(t *testing.T) {
       /etc/lbd/bgp-password: %s
     lbd_log:
       level: debug
+    # The container plays the CA host too: kubeadm and a cluster CA.
+    lbd_identity_ca_host: node1
+    lbd_identity_kubeadm: /usr/local/bin/kubeadm
+    lbd_identity_kubeadm_config: /etc/kubernetes/kubeadm.yaml
     # No Kubernetes API server runs for this container, so /readyz stays
     # 503 (it means lbd works with the cluster); the play waits for
     # /livez here instead.
@@ -130,6 +145,17 @@ func TestAnsibleRoleInContainer(t *testing.T) {
 	if st.Node != "node1" || st.LastReload.Result != "success" || len(st.Pools) != 1 || st.Pools[0].Size != 51 {
 		t.Errorf("lbd status after the first run: %+v", st)
 	}
+	if got := strings.TrimSpace(c.MustRun("stat", "-c", "%a %U", "/etc/lbd/kubeconfig")); got != "600 root" {
+		t.Errorf("/etc/lbd/kubeconfig: mode and owner %q, want 600 root", got)
+	}
+	cert := kubeconfigCert(t, c.MustRun("cat", "/etc/lbd/kubeconfig"))
+	if cert.Subject.CommonName != "lbd:node:node1" || !slices.Equal(cert.Subject.Organization, []string{"lbd:nodes"}) ||
+		time.Until(cert.NotAfter) < 364*24*time.Hour || time.Until(cert.NotAfter) > 366*24*time.Hour {
+		t.Errorf("the node's identity: CN %q, O %q, expires %v", cert.Subject.CommonName, cert.Subject.Organization, cert.NotAfter)
+	}
+	if strings.Contains(out, "client-key-data") || strings.Contains(out, "PRIVATE KEY") {
+		t.Errorf("the identity's key appears in the playbook's output:\n%s", out)
+	}
 	file := c.MustRun("cat", "/etc/lbd.yaml")
 	hash, pid := st.Config.Hash, mainPID(t, c)
 
@@ -186,6 +212,88 @@ func TestAnsibleRoleInContainer(t *testing.T) {
 	if got := mainPID(t, c); got != pid {
 		t.Errorf("the configuration change restarted lbd (pid %d → %d)", pid, got)
 	}
+
+	// 5. A certificate that expires within lbd_identity_renew_days is made
+	// anew, and lbd restarted to read it.
+	r, out, err = play("-e", `{"lbd_identity_renew_days": 400}`)
+	if err != nil || r.failed != 0 || r.changed == 0 || !strings.Contains(out, "RUNNING HANDLER [lbd : Restart lbd]") {
+		t.Fatalf("run that renews the identity: %v, %+v\n%s", err, r, out)
+	}
+	renewed := kubeconfigCert(t, c.MustRun("cat", "/etc/lbd/kubeconfig"))
+	if renewed.SerialNumber.Cmp(cert.SerialNumber) == 0 || renewed.Subject.CommonName != "lbd:node:node1" {
+		t.Errorf("renewed identity: serial %v (was %v), CN %q", renewed.SerialNumber, cert.SerialNumber, renewed.Subject.CommonName)
+	}
+	if got := mainPID(t, c); got == pid {
+		t.Error("lbd was not restarted to read its new kubeconfig")
+	}
+}
+
+// installCA makes the container a CA host, as a kubeadm control-plane node
+// is: kubeadm (built by hack/kube-bins.sh), the cluster's CA in
+// /etc/kubernetes/pki and a kubeadm configuration naming the API endpoint.
+func installCA(t *testing.T, c *systemdtest.Container) {
+	t.Helper()
+	bins := os.Getenv("LBD_KUBE_BINDIR")
+	kubeadm, err := os.ReadFile(filepath.Join(bins, "kubeadm"))
+	if bins == "" || err != nil {
+		if v := os.Getenv("LBD_REQUIRE_TOOLS"); v != "" && v != "0" {
+			t.Fatalf("needs kubeadm from hack/kube-bins.sh in LBD_KUBE_BINDIR (%q): %v", bins, err)
+		}
+		t.Skipf("needs kubeadm from hack/kube-bins.sh in LBD_KUBE_BINDIR: %v", err)
+	}
+	c.WriteFile("/usr/local/bin/kubeadm", kubeadm, 0o755)
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "kubernetes"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(10 * 365 * 24 * time.Hour),
+		KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature, BasicConstraintsValid: true, IsCA: true,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyDER, err := x509.MarshalECPrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.WriteFile("/etc/kubernetes/pki/ca.crt", pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644)
+	c.WriteFile("/etc/kubernetes/pki/ca.key", pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: keyDER}), 0o600)
+	c.WriteFile("/etc/kubernetes/kubeadm.yaml", []byte(`apiVersion: kubeadm.k8s.io/v1beta4
+kind: ClusterConfiguration
+controlPlaneEndpoint: 192.0.2.10:6443
+certificatesDir: /etc/kubernetes/pki
+`), 0o644)
+}
+
+// kubeconfigCert returns the client certificate in a kubeconfig.
+func kubeconfigCert(t *testing.T, kubeconfig string) *x509.Certificate {
+	t.Helper()
+	var kc struct {
+		Users []struct {
+			User struct {
+				Cert string `yaml:"client-certificate-data"`
+			} `yaml:"user"`
+		} `yaml:"users"`
+	}
+	if err := yaml.Unmarshal([]byte(kubeconfig), &kc); err != nil || len(kc.Users) != 1 {
+		t.Fatalf("kubeconfig: %v", err)
+	}
+	data, err := base64.StdEncoding.DecodeString(kc.Users[0].User.Cert)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := pem.Decode(data)
+	if b == nil {
+		t.Fatal("no certificate in the kubeconfig")
+	}
+	cert, err := x509.ParseCertificate(b.Bytes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cert
 }
 
 // recap is the PLAY RECAP line of the one host.
