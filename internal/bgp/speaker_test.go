@@ -338,7 +338,9 @@ func TestSpeakerWrongPeerASN(t *testing.T) {
 	if err := s.Configure(context.Background(), Config{ASN: 64512, Peers: []config.Peer{peer("tor", r, 64777)}}); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "a log line about the AS", 10*time.Second, func() bool {
+	// GoBGP dials after 1-2s and idles 5s after a refusal: 30s is a generous
+	// bound for a loaded machine running -race (10s once was not).
+	waitFor(t, "a log line about the AS", 30*time.Second, func() bool {
 		return strings.Contains(logs.String(), "NOTIFICATION sent to the peer: as number mismatch expected 64777, received 64501: the router's AS is not the asn configured for this peer")
 	})
 }
@@ -356,7 +358,7 @@ func TestSpeakerConnectionRefused(t *testing.T) {
 	if err := s.Configure(context.Background(), Config{ASN: 64512, Peers: []config.Peer{p}}); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "a log line about the refused connection", 10*time.Second, func() bool {
+	waitFor(t, "a log line about the refused connection", 30*time.Second, func() bool {
 		return strings.Contains(logs.String(), "connection refused")
 	})
 	if n := strings.Count(logs.String(), "connection refused"); n != 1 {
