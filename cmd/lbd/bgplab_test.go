@@ -58,6 +58,12 @@ const bgpAds = `  advertisements:
 // of L2, and reloads it.
 func (l *l2Lab) toBGP(n *labNode) {
 	l.t.Helper()
+	l.toBGPWith(n, bgpPeers(bgpAds))
+}
+
+// toBGPWith is toBGP with the bgp section given.
+func (l *l2Lab) toBGPWith(n *labNode, bgpSection string) {
+	l.t.Helper()
 	write(l.root, n.path, fmt.Sprintf(`version: 1
 node: {name: %s}
 kubernetes:
@@ -68,7 +74,7 @@ pools:
     addresses: [%s]
 listen: {http: "127.0.0.1:7475", socket: %q}
 log: {level: debug}
-%s`, n.name, lbdKubeconfig(l.root, l.kc, n.name, false, ""), l.pools, n.socket, bgpPeers(bgpAds)))
+%s`, n.name, lbdKubeconfig(l.root, l.kc, n.name, false, ""), l.pools, n.socket, bgpSection))
 	if code, out, errOut := lbd(l.t, "reload", "-c", n.path); code != 0 {
 		l.t.Fatalf("lbd reload on %s: exit %d\n%s%s", n.name, code, out, errOut)
 	}

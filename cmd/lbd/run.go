@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"runtime"
 	"strings"
 	"sync"
@@ -145,6 +146,26 @@ func cmdRun(args []string, stderr io.Writer) int {
 		return exitInvalid
 	}
 	ag.AddSink(agent.ModeBGP, bgp)
+	// BFD starts first and stops last: a restart hands its sessions from
+	// this process to the next (bgp.HandOverBFD, ResumeBFD), and the
+	// routers must hear from the node within their detection time, before
+	// anything else of lbd runs. On a stop it tells the routers AdminDown
+	// (bgp.Close), so it outlives ctx.
+	bfdCtx, bfdStop := context.WithCancel(context.WithoutCancel(ctx))
+	wg.Go(func() { bgp.RunBFD(bfdCtx) })
+	handoff := filepath.Join(filepath.Dir(cfg.Listen.Socket), "bfd-handoff.json")
+	bgp.ResumeBFD(ctx, handoff)
+	defer func() {
+		defer bfdStop()
+		if !restarting.Load() {
+			return
+		}
+		hctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Second)
+		defer cancel()
+		if err := bgp.HandOverBFD(hctx, handoff); err != nil {
+			log.Warn("cannot hand the BFD sessions over to the next process", "component", "bfd", "err", err)
+		}
+	}()
 
 	// 5. The reloader owns the configuration from here on; subsystems
 	// register with it in the order they must be applied.
@@ -213,12 +234,12 @@ func cmdRun(args []string, stderr io.Writer) int {
 	wg.Go(func() {
 		defer close(bgpClosed)
 		<-ctx.Done()
-		if restarting.Load() {
-			bgp.Abandon()
-			return
-		}
 		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), stopTimeout)
 		defer cancel()
+		if restarting.Load() {
+			bgp.Abandon(cctx)
+			return
+		}
 		if err := bgp.Close(cctx); err != nil {
 			log.Warn("BGP speaker did not close cleanly", "component", "bgp", "err", err)
 		}

@@ -451,3 +451,19 @@ func (w session) withoutPassword() session {
 	w.passwordSum, w.passwordFP = [32]byte{}, ""
 	return w
 }
+
+// ResetPeer ends the session with the peer at addr at once (BFD said the
+// path is down): GoBGP would otherwise keep it until the hold time, and
+// then wait before dialling again. The peer is dialled again after
+// idleHoldAfterReset, so the session returns as soon as the router does.
+func (s *Speaker) ResetPeer(ctx context.Context, addr netip.Addr) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed || s.srv == nil || s.peers[addr] == nil {
+		return nil
+	}
+	if err := s.srv.ResetPeer(ctx, &api.ResetPeerRequest{Address: addr.String(), Communication: "BFD session down"}); err != nil {
+		return fmt.Errorf("bgp: reset peer %s: %w", addr, err)
+	}
+	return nil
+}

@@ -302,6 +302,11 @@ func applyDefaults(c *Config, v *validator, o Options) {
 		set(path+".keepalive", &p.Keepalive, defaultKeepalive(p.HoldTime))
 		set(path+".connect_retry", &p.ConnectRetry, 5*time.Second)
 		set(path+".graceful_restart.restart_time", &p.GracefulRestart.RestartTime, 120*time.Second)
+		if p.BFD != nil {
+			set(path+".bfd.transmit_interval", &p.BFD.TransmitInterval, 300*time.Millisecond)
+			set(path+".bfd.receive_interval", &p.BFD.ReceiveInterval, 300*time.Millisecond)
+			set(path+".bfd.detect_multiplier", &p.BFD.DetectMultiplier, 3)
+		}
 	}
 	for i := range c.BGP.Advertisements {
 		a := &c.BGP.Advertisements[i]

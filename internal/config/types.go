@@ -241,12 +241,25 @@ type Peer struct {
 	PasswordFile    string          `yaml:"password_file"`
 	GracefulRestart GracefulRestart `yaml:"graceful_restart"`
 	NodeSelector    *Selector       `yaml:"node_selector"`
+	// BFD runs a BFD session (RFC 5880/5881) with the peer; nil: none.
+	BFD *BFD `yaml:"bfd"`
 
 	// PasswordFingerprint identifies the password in PasswordFile when
 	// the file was read (Fingerprint; not a YAML key): a reload after the
 	// password changed is a change, and `lbd status` can show which
 	// password is in use without showing it.
 	PasswordFingerprint string `yaml:"-"`
+}
+
+// BFD is a peer's BFD session: its timers (docs/bgp.md, "BFD").
+type BFD struct {
+	// TransmitInterval is how often lbd would like to send.
+	TransmitInterval time.Duration `yaml:"transmit_interval"`
+	// ReceiveInterval is how often lbd can take packets.
+	ReceiveInterval time.Duration `yaml:"receive_interval"`
+	// DetectMultiplier: the router declares lbd down after this many of
+	// its intervals without a packet.
+	DetectMultiplier int `yaml:"detect_multiplier"`
 }
 
 // GracefulRestart configures BGP graceful restart (RFC 4724) for a peer.

@@ -118,6 +118,24 @@ func validatePeer(v *validator, o Options, c *Config, i int, names, addrs map[st
 		v.errorf(path+".graceful_restart.restart_time", rt.String(), "must be whole seconds from 1s to 4095s (RFC 4724)")
 	}
 	p.NodeSelector.validate(v, path+".node_selector")
+	if b := p.BFD; b != nil {
+		for _, iv := range []struct {
+			key string
+			d   time.Duration
+		}{{"transmit_interval", b.TransmitInterval}, {"receive_interval", b.ReceiveInterval}} {
+			if iv.d < 10*time.Millisecond || iv.d > time.Minute {
+				v.errorf(path+".bfd."+iv.key, iv.d.String(), "must be 10ms-1m (usually 300ms; docs/bgp.md says how to pick it)")
+			} else if iv.d%time.Microsecond != 0 {
+				v.errorf(path+".bfd."+iv.key, iv.d.String(), "BFD carries microseconds; use e.g. %s", iv.d.Round(time.Millisecond))
+			}
+		}
+		if b.DetectMultiplier < 1 || b.DetectMultiplier > 255 {
+			v.errorf(path+".bfd.detect_multiplier", strconv.Itoa(b.DetectMultiplier), "must be 1-255 (usually 3)")
+		}
+		if p.EBGPMultihop > 0 {
+			v.errorf(path+".bfd", "", "BFD here is single hop (RFC 5881): the peer must be directly connected, but ebgp_multihop is %d", p.EBGPMultihop)
+		}
+	}
 }
 
 // passwordFile checks the MD5 password file the way the daemon reads it

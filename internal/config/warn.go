@@ -31,6 +31,10 @@ func warn(c *Config, v *validator, o Options) {
 		}
 	}
 	for i, p := range c.BGP.Peers {
+		if k, ok := v.nulls[fmt.Sprintf("bgp.peers[%d].bfd", i)]; ok && p.BFD == nil {
+			v.pos[fmt.Sprintf("bgp.peers[%d].bfd", i)] = k
+			v.warnf(fmt.Sprintf("bgp.peers[%d].bfd", i), "", "is empty, so no BFD runs with this peer; write bfd: {} for BFD with the default timers (300ms x 3)")
+		}
 		if p.HoldTime != 0 && p.Keepalive == p.HoldTime {
 			v.warnf(fmt.Sprintf("bgp.peers[%d].keepalive", i), p.Keepalive.String(), "equals hold_time: one lost keepalive drops the session; use a third of hold_time (%s)", defaultKeepalive(p.HoldTime))
 		}

@@ -34,6 +34,8 @@ const (
 	Frozen         Class = "frozen"           // this node does not see its own liveness Lease renewed: it keeps its last plan
 	Unfrozen       Class = "unfrozen"         // it sees its own liveness Lease again and plans again
 	Leaving        Class = "leaving"          // lbd is stopping: it answers for its L2 addresses for the hand-over grace
+	BFDUp          Class = "bfd_up"           // a BFD session with a BGP peer came up
+	BFDDown        Class = "bfd_down"         // a BFD session with a BGP peer went down, with its diagnostic
 )
 
 // MessageIDs maps each class to its journald MESSAGE_ID (128 bits,
@@ -52,4 +54,6 @@ var MessageIDs = map[Class]string{
 	Frozen:         "4621d19127794be795eaba39cff8c167",
 	Unfrozen:       "4cf23d52e30046409811ce56cda7db01",
 	Leaving:        "7c5631b6f036447695b21f7457bda7d2",
+	BFDUp:          "3fc9632761374ae285f7c601854c62ff",
+	BFDDown:        "a28b30ae91f2413091a9cd79d28527c5",
 }

@@ -27,7 +27,25 @@ type FRR struct {
 // test ends; on failure their logs are logged.
 func StartFRR(t testing.TB, h *Host, conf string) *FRR {
 	t.Helper()
-	for _, bin := range []string{"/usr/lib/frr/zebra", "/usr/lib/frr/bgpd"} {
+	return startFRR(t, h, conf, "")
+}
+
+// StartFRRWithBFD is StartFRR with bfdd too, configured by bfdConf (a
+// `bfd` block with profiles); bgpd's neighbors then use `bfd` and `bfd
+// profile NAME`.
+func StartFRRWithBFD(t testing.TB, h *Host, conf, bfdConf string) *FRR {
+	t.Helper()
+	return startFRR(t, h, conf, bfdConf)
+}
+
+func startFRR(t testing.TB, h *Host, conf, bfdConf string) *FRR {
+	t.Helper()
+	daemons := []string{"zebra", "bgpd"}
+	if bfdConf != "" {
+		daemons = []string{"zebra", "bfdd", "bgpd"}
+	}
+	for _, d := range daemons {
+		bin := "/usr/lib/frr/" + d
 		if _, err := os.Stat(bin); err != nil {
 			t.Skip("FRR is not installed (apt-get install frr)")
 		}
@@ -58,8 +76,11 @@ func StartFRR(t testing.TB, h *Host, conf string) *FRR {
 	}
 	write("zebra.conf", "hostname tor\nlog file "+dir+"/zebra.log\n")
 	write("bgpd.conf", strings.ReplaceAll(conf, "%DIR%", dir))
+	if bfdConf != "" {
+		write("bfdd.conf", strings.ReplaceAll(bfdConf, "%DIR%", dir))
+	}
 	f := &FRR{t: t, Dir: dir}
-	for _, d := range []string{"zebra", "bgpd"} {
+	for _, d := range daemons {
 		cmd := h.Command("/usr/lib/frr/"+d, "-f", filepath.Join(dir, d+".conf"), "-i", filepath.Join(dir, d+".pid"),
 			"-z", filepath.Join(dir, "zserv.api"), "--vty_socket", dir, "-P", "0", "-u", "frr", "-g", "frr")
 		out, _ := os.Create(filepath.Join(dir, d+".out"))
@@ -222,4 +243,41 @@ func (h *Host) Nexthops(dst string) []string {
 		}
 	}
 	return hops
+}
+
+// BFDPeer is one of bfdd's sessions, from `show bfd peers json`.
+type BFDPeer struct {
+	Peer   string `json:"peer"`
+	Status string `json:"status"` // up, down, init, shutdown
+	// Uptime is in seconds, while up; RemoteID is the peer's
+	// discriminator.
+	Uptime   int    `json:"uptime"`
+	RemoteID uint32 `json:"remote-id"`
+	// Intervals in milliseconds: what bfdd uses (transmit, receive) and
+	// what the peer advertised.
+	TransmitInterval       int    `json:"transmit-interval"`
+	ReceiveInterval        int    `json:"receive-interval"`
+	RemoteTransmitInterval int    `json:"remote-transmit-interval"`
+	RemoteReceiveInterval  int    `json:"remote-receive-interval"`
+	RemoteDetectMultiplier int    `json:"remote-detect-multiplier"`
+	Diagnostic             string `json:"diagnostic"`
+	RemoteDiagnostic       string `json:"remote-diagnostic"`
+}
+
+// BFDPeers returns bfdd's sessions by peer address.
+func (f *FRR) BFDPeers() map[string]BFDPeer {
+	f.t.Helper()
+	out, err := f.Vtysh("bfdd", "show bfd peers json")
+	if err != nil {
+		f.t.Fatalf("show bfd peers: %v\n%s", err, out)
+	}
+	var list []BFDPeer
+	if err := json.Unmarshal([]byte(out), &list); err != nil {
+		f.t.Fatalf("show bfd peers json: %v\n%s", err, out)
+	}
+	got := map[string]BFDPeer{}
+	for _, p := range list {
+		got[p.Peer] = p
+	}
+	return got
 }

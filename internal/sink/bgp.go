@@ -13,6 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/lbdproject/lbd/internal/agent"
+	"github.com/lbdproject/lbd/internal/bfd"
 	"github.com/lbdproject/lbd/internal/bgp"
 	"github.com/lbdproject/lbd/internal/config"
 	"github.com/lbdproject/lbd/internal/status"
@@ -31,6 +32,7 @@ import (
 type BGP struct {
 	log *slog.Logger
 	sp  *bgp.Speaker
+	bfd *bfd.Manager
 
 	mu      sync.Mutex
 	cfg     *config.Config
@@ -43,12 +45,54 @@ type BGP struct {
 // NewBGP builds the speaker and registers its metrics; no session opens
 // before Start.
 func NewBGP(cfg *config.Config, log *slog.Logger, reg prometheus.Registerer) (*BGP, error) {
+	base := log
 	log = log.With("component", "bgp")
 	sp, err := bgp.New(log, reg)
 	if err != nil {
 		return nil, err
 	}
-	return &BGP{log: log, sp: sp, cfg: cfg}, nil
+	b := &BGP{log: log, sp: sp, cfg: cfg}
+	if b.bfd, err = bfd.New(base.With("component", "bfd"), reg, b.bfdChanged); err != nil {
+		return nil, err
+	}
+	return b, nil
+}
+
+// RunBFD runs the BFD sessions until ctx ends; give it a context that
+// outlives Close, which says AdminDown to the routers first, and
+// HandOverBFD.
+func (b *BGP) RunBFD(ctx context.Context) { b.bfd.Run(ctx) }
+
+// bfdChanged reacts to a BFD session going down: the path to the router is
+// gone, so the BGP session is reset at once instead of at the end of the
+// hold time, and GoBGP dials again as soon as the router is back. A
+// router that said AdminDown (a planned stop of its BFD) is no failure
+// (RFC 5882 §3.2): nothing is reset.
+func (b *BGP) bfdChanged(c bfd.Change) {
+	if c.Up || c.RemoteAdminDown || c.Diag == bfd.DiagAdminDown {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := b.sp.ResetPeer(ctx, c.Addr); err != nil {
+		b.log.Warn("cannot reset the BGP session after BFD went down", "peer", c.Peer, "ip", c.Addr, "err", err)
+		return
+	}
+	b.log.Info("BFD down: BGP session reset", "peer", c.Peer, "ip", c.Addr, "diag", c.Diag.String())
+}
+
+// bfdPeers are the BFD sessions for peers.
+func bfdPeers(peers []config.Peer) []bfd.Peer {
+	var out []bfd.Peer
+	for _, p := range peers {
+		if p.BFD == nil {
+			continue
+		}
+		out = append(out, bfd.Peer{Name: p.Name, Addr: p.Address, Source: p.SourceAddress, Timers: bfd.Timers{
+			DesiredMinTx: p.BFD.TransmitInterval, RequiredMinRx: p.BFD.ReceiveInterval, DetectMult: uint8(p.BFD.DetectMultiplier),
+		}})
+	}
+	return out
 }
 
 // ReadyWait bounds how long the sessions wait for the agent's first plan;
@@ -126,14 +170,16 @@ func (b *BGP) Preview(cfg *config.Config) ([]string, error) {
 // hold b.mu.
 func (b *BGP) configurePeers(ctx context.Context, cfg *config.Config) error {
 	if !b.ready {
-		return nil
+		// Only sessions resumed from the previous process run yet.
+		return b.bfd.Prune(ctx, bfdPeers(cfg.BGP.Peers))
 	}
 	peers := b.peersHere(cfg)
 	if len(peers) == 0 && !b.running {
 		return nil // no BGP here (yet): do not start a speaker
 	}
 	b.running = true
-	return b.sp.Configure(ctx, bgp.Config{ASN: cfg.BGP.ASN, RouterID: cfg.BGP.RouterID, Peers: peers})
+	err := b.sp.Configure(ctx, bgp.Config{ASN: cfg.BGP.ASN, RouterID: cfg.BGP.RouterID, Peers: peers})
+	return errors.Join(err, b.bfd.Set(ctx, bfdPeers(peers)))
 }
 
 // Set implements agent.Sink.
@@ -175,13 +221,60 @@ func (b *BGP) SetNodeLabels(ctx context.Context, labels map[string]string) {
 	}
 }
 
-// Close withdraws every route, then ends the sessions (a planned stop:
-// the routers move traffic to the other nodes at once).
-func (b *BGP) Close(ctx context.Context) error { return b.sp.Close(ctx) }
+// Close takes the BFD sessions administratively down (not a failure, for
+// the routers), withdraws every route, then ends the sessions (a planned
+// stop: the routers move traffic to the other nodes at once).
+func (b *BGP) Close(ctx context.Context) error {
+	return errors.Join(b.bfd.Shutdown(ctx), b.sp.Close(ctx))
+}
 
 // Abandon leaves the routes to the routers' graceful restart (a stop for
-// a restart).
-func (b *BGP) Abandon() { b.sp.Abandon() }
+// a restart). BFD goes on: HandOverBFD passes it to the next process as
+// the very last step, so that the routers do not take the restart for a
+// dead node (docs/bgp.md, "BFD and restarts").
+func (b *BGP) Abandon(context.Context) { b.sp.Abandon() }
+
+// handoffMaxAge: a hand-over older than this is ignored (the routers have
+// long declared those sessions down; the slowest detection time lbd
+// accepts, 255 x 1m, is not worth carrying over).
+const handoffMaxAge = 30 * time.Second
+
+// HandOverBFD stops the BFD sessions without a word to the routers and
+// leaves the Up ones in path for the next process (a restart).
+func (b *BGP) HandOverBFD(ctx context.Context, path string) error {
+	h, err := b.bfd.HandOver(ctx)
+	if err != nil || len(h.Sessions) == 0 {
+		return err
+	}
+	if err := bfd.WriteHandoff(path, h); err != nil {
+		return err
+	}
+	b.log.Info("BFD sessions handed over to the next process", "sessions", len(h.Sessions), "file", path)
+	return nil
+}
+
+// ResumeBFD carries on the BFD sessions the previous process left in path
+// (a restart) for the peers still configured with bfd, at once: before
+// the cluster is reachable and the BGP sessions open.
+func (b *BGP) ResumeBFD(ctx context.Context, path string) {
+	h, err := bfd.ReadHandoff(path, handoffMaxAge, time.Now())
+	if err != nil {
+		b.log.Warn("cannot resume the BFD sessions of the previous process", "err", err)
+		return
+	}
+	if len(h.Sessions) == 0 {
+		if !h.At.IsZero() {
+			b.log.Info("BFD hand-over too old to resume", "written", h.At)
+		}
+		return
+	}
+	b.mu.Lock()
+	peers := bfdPeers(b.cfg.BGP.Peers)
+	b.mu.Unlock()
+	if _, err := b.bfd.Resume(ctx, h, peers); err != nil {
+		b.log.Warn("cannot resume every BFD session of the previous process", "err", err)
+	}
+}
 
 // Report implements status.Reporter.
 func (b *BGP) Report(ctx context.Context, st *status.Status) {
@@ -192,13 +285,25 @@ func (b *BGP) Report(ctx context.Context, st *status.Status) {
 		return
 	}
 	s := b.sp.Status(ctx)
+	sessions := map[netip.Addr]bfd.Status{}
+	for _, x := range b.bfd.Status() {
+		sessions[x.Addr] = x
+	}
 	out := &status.BGP{ASN: s.ASN, RouterID: s.RouterID.String(), Routes: s.Routes}
 	for _, p := range s.Peers {
-		out.Peers = append(out.Peers, status.BGPPeer{
+		sp := status.BGPPeer{
 			Name: p.Name, Address: p.Address.String(), ASN: p.ASN, State: p.State, Since: p.Since,
 			Uptime: p.Uptime.String(), Advertised: p.Advertised, UpdatesSent: p.UpdatesSent, Problem: p.Problem,
 			PasswordFingerprint: p.PasswordFingerprint,
-		})
+		}
+		if x, ok := sessions[p.Address]; ok {
+			sp.BFD = &status.BFD{State: x.State.String(), RemoteState: x.RemoteState.String(),
+				TxInterval: x.TxInterval.String(), DetectTime: x.DetectTime.String(), Since: x.Since}
+			if x.LastDiag != bfd.DiagNone {
+				sp.BFD.LastDownDiag = x.LastDiag.String()
+			}
+		}
+		out.Peers = append(out.Peers, sp)
 	}
 	st.BGP = out
 }

@@ -64,6 +64,21 @@ type BGPPeer struct {
 	// PasswordFingerprint identifies the TCP MD5 password in use, never
 	// the password itself.
 	PasswordFingerprint string `json:"password_fingerprint,omitempty"`
+	// BFD is the peer's BFD session; nil without one.
+	BFD *BFD `json:"bfd,omitempty"`
+}
+
+// BFD is one BFD session.
+type BFD struct {
+	State       string `json:"state"`
+	RemoteState string `json:"remote_state"`
+	// TxInterval is the negotiated interval between lbd's packets;
+	// DetectTime how long the router may be silent.
+	TxInterval string    `json:"tx_interval"`
+	DetectTime string    `json:"detect_time"`
+	Since      time.Time `json:"since"`
+	// LastDownDiag is why the session last went down.
+	LastDownDiag string `json:"last_down_diag,omitempty"`
 }
 
 // Address is this node's decision for one Service address in one

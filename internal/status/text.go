@@ -66,6 +66,16 @@ func WriteText(w io.Writer, s *Status, now time.Time) {
 				now.Sub(p.Since).Round(time.Second), p.Advertised, p.UpdatesSent, dash(p.PasswordFingerprint), dash(p.Problem))
 		}
 		tw.Flush()
+		for _, p := range s.BGP.Peers {
+			if b := p.BFD; b != nil {
+				line := fmt.Sprintf("  bfd %s: %s (router %s), tx every %s, down after %s of silence, since %s ago",
+					p.Name, b.State, b.RemoteState, b.TxInterval, b.DetectTime, now.Sub(b.Since).Round(time.Second))
+				if b.LastDownDiag != "" {
+					line += "; last down: " + b.LastDownDiag
+				}
+				fmt.Fprintln(w, line)
+			}
+		}
 	}
 	r := s.LastReload
 	fmt.Fprintf(w, "last reload: %s from %s, %s ago: %s\n", r.At.Local().Format(time.DateTime), r.Source, now.Sub(r.At).Round(time.Second), r.Result)

@@ -1,0 +1,271 @@
+package main
+
+// BFD between lbd and a real router: the BGP lab with FRR's bfdd (and
+// BIRD 2), the seed guide's 30/90 BGP timers, and 300ms x 3 BFD.
+
+import (
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/lbdproject/lbd/internal/netlab"
+)
+
+// torBFDConfig is torConfig with BFD for the peer group, profile "fast".
+var torBFDConfig = strings.Replace(torConfig, " neighbor K8S timers 30 90\n",
+	" neighbor K8S timers 30 90\n neighbor K8S bfd\n neighbor K8S bfd profile fast\n", 1)
+
+// bfddConfig is FRR's bfdd: the profile the peer group uses.
+func bfddConfig(tx, rx, mult int) string {
+	return fmt.Sprintf(`log file %%DIR%%/bfdd.log
+bfd
+ profile fast
+  transmit-interval %d
+  receive-interval %d
+  detect-multiplier %d
+ exit
+exit
+`, tx, rx, mult)
+}
+
+// bfdPeers is the bgp section with BFD to the router.
+func bfdPeers(bfd string) string {
+	return fmt.Sprintf(`bgp:
+  asn: 64512
+  peers:
+    - {name: tor, address: %s, asn: 64501, connect_retry: 1s, bfd: %s}
+  advertisements:
+    - {name: lan, pools: [lan]}
+`, torAddr, bfd)
+}
+
+// newBFDLab is the BGP lab with BFD on both sides: the router's bfdd with
+// bfdConf, every node's pool announced by BGP with bfd.
+func newBFDLab(t testing.TB, bfdConf string) (*l2Lab, *netlab.Host, *netlab.FRR) {
+	t.Helper()
+	l := newL2Lab(t, "")
+	tor := l.lab.AddHost("tor", torAddr+"/24")
+	tor.Sysctl("net.ipv4.fib_multipath_hash_policy=1")
+	tor.Sysctl("net.ipv4.ip_forward=1")
+	tor.Sysctl("net.ipv4.conf.all.send_redirects=0")
+	tor.Sysctl("net.ipv4.conf.eth0.send_redirects=0")
+	l.client.Must("ip", "route", "add", "192.0.2.192/27", "via", torAddr)
+	f := netlab.StartFRRWithBFD(t, tor, torBFDConfig, bfdConf)
+	for _, n := range l.nodes {
+		l.toBGPWith(n, bfdPeers("{}"))
+	}
+	f.WaitEstablished(20*time.Second, nodeAddrs("node-a", "node-b", "node-c")...)
+	return l, tor, f
+}
+
+// bfdState is n's BFD session with the router as lbd status says it.
+func (l *l2Lab) bfdState(n *labNode) string {
+	st := n.d.status(l.t)
+	if st.BGP == nil || len(st.BGP.Peers) != 1 || st.BGP.Peers[0].BFD == nil {
+		return ""
+	}
+	return st.BGP.Peers[0].BFD.State
+}
+
+func waitBFDUp(t testing.TB, l *l2Lab, f *netlab.FRR, d time.Duration, nodes ...string) {
+	t.Helper()
+	addrs := nodeAddrs(nodes...)
+	deadline := time.Now().Add(d)
+	for {
+		peers := f.BFDPeers()
+		up := 0
+		for _, a := range addrs {
+			if peers[a].Status == "up" {
+				up++
+			}
+		}
+		lbdUp := 0
+		for _, name := range nodes {
+			if l.bfdState(l.node(name)) == "up" {
+				lbdUp++
+			}
+		}
+		if up == len(addrs) && lbdUp == len(nodes) {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("BFD up at the router for %d of %v, in lbd for %d: %+v", up, addrs, lbdUp, peers)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// powerLoss takes n off the network as a power cut does: its switch port
+// goes down and every process on it dies (lbd, the stand-in).
+func (l *l2Lab) powerLoss(n *labNode) {
+	l.lab.Unplug(n.host)
+	l.kill(n, syscall.SIGKILL)
+	n.standIn.Process.Kill()
+}
+
+// powerBack plugs n in again and starts its processes.
+func (l *l2Lab) powerBack(n *labNode) {
+	l.lab.Plug(n.host)
+	n.standIn.Wait()
+	l.startStandIn(n)
+	n.d = startDaemonCmd(l.root, n.host.Command(lbdBin, "run", "-c", n.path), n.path, n.socket)
+}
+
+func TestBFDLab(t *testing.T) {
+	netlab.Need(t, "vtysh")
+	l, tor, f := newBFDLab(t, bfddConfig(300, 300, 3))
+	const web = "192.0.2.200"
+	all := nodeAddrs("node-a", "node-b", "node-c")
+	l.createService("web")
+	waitIPs(t, l.kc.Client, "default", "web", web)
+	l.waitHops(tor, web, 10*time.Second, all...)
+
+	t.Run("BFD up on both sides", func(t *testing.T) {
+		l.t = t
+		waitBFDUp(t, l, f, 10*time.Second, "node-a", "node-b", "node-c")
+		p := f.BFDPeers()[nodeAddrs("node-a")[0]]
+		if p.TransmitInterval != 300 || p.RemoteDetectMultiplier != 3 || p.RemoteTransmitInterval != 300 {
+			t.Errorf("router's view of node-a's session: %+v", p)
+		}
+		st := l.node("node-a").d.status(t).BGP.Peers[0].BFD
+		if st.TxInterval != "300ms" || st.DetectTime != "900ms" {
+			t.Errorf("lbd's view: %+v", st)
+		}
+		if code, out, _ := lbd(t, "status", "--socket", l.node("node-a").socket); code != 0 || !strings.Contains(out, "bfd tor: up (router up), tx every 300ms, down after 900ms") {
+			t.Errorf("lbd status:\n%s", out)
+		}
+	})
+
+	t.Run("power loss leaves the router's ECMP set within a second or so", func(t *testing.T) {
+		l.t = t
+		n := l.node("node-b")
+		l.powerLoss(n)
+		d := l.waitHops(tor, web, 10*time.Second, nodeAddrs("node-a", "node-c")...)
+		t.Logf("power loss → next hop gone from the router's FIB in %v (BGP hold time 90s)", d.Round(time.Millisecond))
+		l.powerBack(n)
+		l.waitHops(tor, web, 30*time.Second, all...)
+		waitBFDUp(t, l, f, 10*time.Second, "node-b")
+	})
+
+	t.Run("SIGUSR2 restart hands BFD over and keeps the next hop", func(t *testing.T) {
+		l.t = t
+		n := l.node("node-a")
+		addr := nodeAddrs("node-a")[0]
+		before := f.BFDPeers()[addr]
+		stop, _ := l.sampleHops(tor, web, all)
+		start := time.Now()
+		l.kill(n, syscall.SIGUSR2)
+		n.d = startDaemonCmd(l.root, n.host.Command(lbdBin, "run", "-c", n.path), n.path, n.socket)
+		f.WaitEstablished(20*time.Second, addr)
+		waitBFDUp(t, l, f, 10*time.Second, "node-a")
+		time.Sleep(2 * time.Second)
+		samples, miss := stop()
+		if len(miss) > 0 {
+			t.Errorf("during the restart the router's next hops were not %v in %d of %d samples: %v", all, len(miss), samples, miss[:min(5, len(miss))])
+		}
+		after := f.BFDPeers()[addr]
+		if after.RemoteID != before.RemoteID || after.Status != "up" || after.Uptime < before.Uptime+int(time.Since(start).Seconds())-1 {
+			t.Errorf("the router's BFD session with node-a did not carry on: before %+v, after %+v", before, after)
+		}
+		gap := n.d.logLine(t, "BFD session resumed from the previous process")
+		t.Logf("restart: BFD carried on (gap %s in the packets); all next hops in all %d samples", gap["gap"], samples)
+	})
+
+	// A crash closes the BGP connection at once (the kernel does), so the
+	// router enters graceful restart and keeps the routes; the BFD down
+	// that follows finds no session to end. The node still forwards.
+	t.Run("kill -9 of lbd: graceful restart keeps the next hop", func(t *testing.T) {
+		l.t = t
+		n := l.node("node-b")
+		stop, _ := l.sampleHops(tor, web, all)
+		l.kill(n, syscall.SIGKILL)
+		time.Sleep(2 * time.Second) // past BFD's detection time
+		if p := f.BFDPeers()[nodeAddrs("node-b")[0]]; p.Status == "up" {
+			t.Errorf("the router's BFD session with the killed node is still up: %+v", p)
+		}
+		n.d = startDaemonCmd(l.root, n.host.Command(lbdBin, "run", "-c", n.path), n.path, n.socket)
+		waitBFDUp(t, l, f, 10*time.Second, "node-b")
+		f.WaitEstablished(20*time.Second, nodeAddrs("node-b")...)
+		samples, miss := stop()
+		if len(miss) > 0 {
+			t.Errorf("the router's next hops were not %v in %d of %d samples: %v", all, len(miss), samples, miss[:min(5, len(miss))])
+		}
+	})
+
+	t.Run("a reload that changes only the BFD timers does not reset BGP", func(t *testing.T) {
+		l.t = t
+		n := l.node("node-c")
+		before := n.d.status(t).BGP.Peers[0]
+		l.toBGPWith(n, bfdPeers("{transmit_interval: 200ms, receive_interval: 200ms, detect_multiplier: 5}"))
+		waitFor(t, "the new timers at the router", func() bool {
+			p := f.BFDPeers()[nodeAddrs("node-c")[0]]
+			return p.RemoteDetectMultiplier == 5 && p.Status == "up"
+		})
+		after := n.d.status(t).BGP.Peers[0]
+		if after.State != "established" || !after.Since.Equal(before.Since) {
+			t.Errorf("BGP session: %s since %v, was since %v: it was reset", after.State, after.Since, before.Since)
+		}
+		if after.BFD.DetectTime != "900ms" { // the router's 3 x 300ms
+			t.Errorf("lbd's detection time %s", after.BFD.DetectTime)
+		}
+	})
+
+	t.Run("SIGTERM withdraws within 1s", func(t *testing.T) {
+		l.t = t
+		n := l.node("node-c")
+		l.kill(n, syscall.SIGTERM)
+		d := l.waitHops(tor, web, time.Second, nodeAddrs("node-a", "node-b")...)
+		t.Logf("planned stop: next hop gone in %v", d.Round(time.Millisecond))
+	})
+}
+
+// sampleHops samples the router's next hops for ip every 10ms until stop
+// is called, which returns the number of samples and those that were not
+// want.
+func (l *l2Lab) sampleHops(tor *netlab.Host, ip string, want []string) (stop func() (int, []string), _ []string) {
+	var missing []string
+	samples := 0
+	quit, done := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			select {
+			case <-quit:
+				return
+			default:
+			}
+			got := tor.Nexthops(ip)
+			slices.Sort(got)
+			if !slices.Equal(got, want) {
+				missing = append(missing, fmt.Sprint(got))
+			}
+			samples++
+			time.Sleep(10 * time.Millisecond)
+		}
+	}()
+	return func() (int, []string) { close(quit); <-done; return samples, missing }, nil
+}
+
+// logLine returns the attributes of the first log line with message msg,
+// failing the test if there is none.
+func (d *daemonProc) logLine(t testing.TB, msg string) map[string]string {
+	t.Helper()
+	for line := range strings.Lines(d.logs()) {
+		if !strings.Contains(line, "msg="+strconv.Quote(msg)) {
+			continue
+		}
+		attrs := map[string]string{}
+		for f := range strings.FieldsSeq(line) {
+			if k, v, ok := strings.Cut(f, "="); ok {
+				attrs[k] = v
+			}
+		}
+		return attrs
+	}
+	t.Fatalf("no log line %q in:\n%s", msg, d.logs())
+	return nil
+}
