@@ -174,7 +174,13 @@ func TestPackageUnderSystemd(t *testing.T) {
 	// The watchdog restarts a hung lbd.
 	c.WriteFile("/etc/systemd/system/lbd.service.d/test-watchdog.conf", []byte("[Service]\nWatchdogSec=2s\n"), 0o644)
 	c.MustRun("systemctl", "daemon-reload")
+	// /run/lbd survives a restart (the BFD hand-over file lives there), not
+	// a stop (checked below).
+	c.MustRun("touch", "/run/lbd/restart-marker")
 	c.MustRun("systemctl", "restart", "lbd")
+	if _, err := c.Run("test", "-e", "/run/lbd/restart-marker"); err != nil {
+		t.Errorf("systemctl restart emptied /run/lbd (RuntimeDirectoryPreserve=restart): %v", err)
+	}
 	pid, restarts := mainPID(t, c), nRestarts(t, c)
 	c.MustRun("sh", "-c", "kill -STOP "+strconv.Itoa(pid))
 	deadline := time.Now().Add(30 * time.Second)
@@ -205,6 +211,9 @@ func TestPackageUnderSystemd(t *testing.T) {
 	}
 	if out, _ := c.Run("journalctl", "-u", "lbd", "--no-pager", "-n", "20"); !strings.Contains(out, "lbd cleanup: control-plane VIP [192.0.2.10] absent from eth0") {
 		t.Errorf("no cleanup line in the journal:\n%s", out)
+	}
+	if _, err := c.Run("test", "-e", "/run/lbd"); err == nil {
+		t.Errorf("/run/lbd is still there after systemctl stop")
 	}
 
 	// Removing the package stops and disables lbd.

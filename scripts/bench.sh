@@ -19,6 +19,7 @@ benchmarks=(
 	"./internal/config|LoadSlash16|3x|ns/op|740000000|0.2 s: a /16 written out address by address"
 	"./internal/config|LoadExample|200x|ns/op|740000|0.2 ms: lbd check of etc/lbd.yaml"
 	"./internal/pool|Fill16|3x|ns/op|555000000|0.15 s: a /16 pool filled"
+	"./cmd/lbd|BFDPowerLoss|5x|p99-s|3.7|1.0 s: a node's power loss to its next hop gone at FRR (BFD 300ms x 3)"
 )
 
 for row in "${benchmarks[@]}"; do

@@ -62,3 +62,5 @@ go test -run '^$' -fuzz FuzzMetalLBConvert -fuzztime "$FUZZTIME" -fuzzminimizeti
 echo "== fuzzing the ARP and NDP receive paths for ${FUZZTIME_WIRE:=100000x}"
 go test -run '^$' -fuzz FuzzARPFrame -fuzztime "$FUZZTIME_WIRE" -fuzzminimizetime 200x ./internal/announce
 go test -run '^$' -fuzz FuzzNDPMessage -fuzztime "$FUZZTIME_WIRE" -fuzzminimizetime 200x ./internal/announce
+echo "== fuzzing the BFD packet decoder for ${FUZZTIME_WIRE}"
+go test -run '^$' -fuzz FuzzUnmarshal -fuzztime "$FUZZTIME_WIRE" -fuzzminimizetime 200x ./internal/bfd

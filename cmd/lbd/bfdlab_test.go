@@ -5,6 +5,7 @@ package main
 
 import (
 	"fmt"
+	"math"
 	"slices"
 	"strconv"
 	"strings"
@@ -214,6 +215,30 @@ func TestBFDLab(t *testing.T) {
 		}
 	})
 
+	t.Run("a router that takes one packet a second gets no more", func(t *testing.T) {
+		l.t = t
+		n := l.node("node-a")
+		addr := nodeAddrs("node-a")[0]
+		f.Configure("bfdd", "bfd", "profile fast", "receive-interval 1000")
+		defer f.Configure("bfdd", "bfd", "profile fast", "receive-interval 300")
+		waitFor(t, "lbd to slow down", func() bool {
+			st := n.d.status(t).BGP.Peers[0].BFD
+			return st != nil && st.TxInterval == "1s" && st.State == "up"
+		})
+		time.Sleep(time.Second)
+		before := f.BFDPacketsIn(addr)
+		time.Sleep(5 * time.Second)
+		got := f.BFDPacketsIn(addr) - before
+		// 0.75-1s apart with jitter: 5 to 7 in 5s (at 300ms: about 19).
+		if got < 4 || got > 7 {
+			t.Errorf("the router received %d packets from lbd in 5s, want 5-7 (one every 0.75-1s)", got)
+		}
+		t.Logf("router asks for 1s: lbd sent %d packets in 5s", got)
+		if p := f.BFDPeers()[addr]; p.Status != "up" {
+			t.Errorf("session went down while slowing: %+v", p)
+		}
+	})
+
 	t.Run("SIGTERM withdraws within 1s", func(t *testing.T) {
 		l.t = t
 		n := l.node("node-c")
@@ -268,4 +293,157 @@ func (d *daemonProc) logLine(t testing.TB, msg string) map[string]string {
 	}
 	t.Fatalf("no log line %q in:\n%s", msg, d.logs())
 	return nil
+}
+
+// birdTorConfig is BIRD 2 as the router: the seed's 30/90 timers, dynamic
+// neighbours, ECMP into the kernel, BFD 300ms x 3.
+const birdTorConfig = `log "%DIR%/bird.log" all;
+router id 192.0.2.254;
+protocol device {}
+protocol kernel {
+  ipv4 { export all; };
+  merge paths on;
+}
+protocol bfd {
+  interface "eth0" { interval 300 ms; multiplier 3; };
+}
+protocol bgp k8s {
+  local 192.0.2.254 as 64501;
+  neighbor range 192.0.2.0/24 as 64512;
+  dynamic name "k8s";
+  passive on;
+  hold time 90;
+  keepalive time 30;
+  graceful restart on;
+  bfd on;
+  ipv4 { import all; export none; };
+}
+`
+
+// TestBFDLabBIRD: BIRD 2 as the router. BFD comes up with lbd, and a node's
+// power loss takes its next hop out of the router's FIB in about a second.
+func TestBFDLabBIRD(t *testing.T) {
+	netlab.Need(t, "birdc")
+	l := newL2Lab(t, "")
+	tor := l.lab.AddHost("tor", torAddr+"/24")
+	tor.Sysctl("net.ipv4.fib_multipath_hash_policy=1")
+	tor.Sysctl("net.ipv4.ip_forward=1")
+	b := netlab.StartBIRD(t, tor, birdTorConfig)
+	for _, n := range l.nodes {
+		l.toBGPWith(n, bfdPeers("{}"))
+	}
+	all := nodeAddrs("node-a", "node-b", "node-c")
+	waitFor(t, "BGP and BFD up at BIRD", func() bool {
+		est, bfd := b.Established(), b.BFDSessions()
+		for _, a := range all {
+			if !est[a] || bfd[a] != "Up" {
+				return false
+			}
+		}
+		return true
+	})
+	for _, n := range l.nodes {
+		if s := l.bfdState(n); s != "up" {
+			t.Errorf("%s's BFD session in lbd: %q", n.name, s)
+		}
+	}
+	const web = "192.0.2.200"
+	l.createService("web")
+	waitIPs(t, l.kc.Client, "default", "web", web)
+	l.waitHops(tor, web, 10*time.Second, all...)
+
+	n := l.node("node-b")
+	l.powerLoss(n)
+	d := l.waitHops(tor, web, 5*time.Second, nodeAddrs("node-a", "node-c")...)
+	t.Logf("BIRD 2: power loss → next hop gone from the router's FIB in %v (BGP hold time 90s)", d.Round(time.Millisecond))
+	if s := b.BFDSessions()[nodeAddrs("node-b")[0]]; s == "Up" {
+		t.Errorf("BIRD's BFD session with the dead node is %q", s)
+	}
+}
+
+// TestBFDPortFlap: node-a's switch port goes down for 2s, ten times. After
+// each, BGP and BFD come up again and stay up for 30s: no flap loop (the
+// failure of osrg/gobgp#3561), and exactly one BFD down per flap.
+func TestBFDPortFlap(t *testing.T) {
+	netlab.Need(t, "vtysh")
+	l, _, f := newBFDLab(t, bfddConfig(300, 300, 3))
+	n := l.node("node-a")
+	addr := nodeAddrs("node-a")[0]
+	waitBFDUp(t, l, f, 10*time.Second, "node-a")
+	const flaps = 10
+	for i := range flaps {
+		l.lab.Unplug(n.host)
+		time.Sleep(2 * time.Second)
+		l.lab.Plug(n.host)
+		start := time.Now()
+		f.WaitEstablished(30*time.Second, addr)
+		waitBFDUp(t, l, f, 10*time.Second, "node-a")
+		back := time.Since(start)
+		bgpSince := n.d.status(t).BGP.Peers[0].Since
+		uptime := f.BFDPeers()[addr].Uptime
+		time.Sleep(30 * time.Second)
+		p := f.BFDPeers()[addr]
+		st := n.d.status(t).BGP.Peers[0]
+		if p.Status != "up" || p.Uptime < uptime+29 || st.State != "established" || !st.Since.Equal(bgpSince) || st.BFD == nil || st.BFD.State != "up" {
+			t.Fatalf("flap %d: did not stay up for 30s: router's BFD %+v (uptime was %ds), lbd's BGP %s since %v (was %v), BFD %+v",
+				i+1, p, uptime, st.State, st.Since, bgpSince, st.BFD)
+		}
+		t.Logf("flap %d: BGP and BFD up %v after the port came back, and stayed up for 30s", i+1, back.Round(time.Millisecond))
+	}
+	if got := sumMetric(l.metricsIn(n), "lbd_bfd_session_down_total"); got != flaps {
+		t.Errorf("lbd_bfd_session_down_total = %v after %d flaps, want %d", got, flaps, flaps)
+	}
+}
+
+// sumMetric adds up every sample of the metric name in a text exposition.
+func sumMetric(text, name string) float64 {
+	var sum float64
+	for line := range strings.Lines(text) {
+		if !strings.HasPrefix(line, name+"{") && !strings.HasPrefix(line, name+" ") {
+			continue
+		}
+		f := strings.Fields(line)
+		v, err := strconv.ParseFloat(f[len(f)-1], 64)
+		if err == nil {
+			sum += v
+		}
+	}
+	return sum
+}
+
+// BenchmarkBFDPowerLoss: a node loses power (switch port down, every
+// process killed); the figure is the time until the router's kernel FIB
+// no longer has it as a next hop for a Service address, with BFD 300ms x 3
+// and BGP 30/90 (docs/bgp.md). Each run takes another node; p50 and p99
+// (nearest rank) over b.N runs.
+func BenchmarkBFDPowerLoss(b *testing.B) {
+	netlab.Need(b, "vtysh")
+	l, tor, f := newBFDLab(b, bfddConfig(300, 300, 3))
+	const web = "192.0.2.200"
+	all := nodeAddrs("node-a", "node-b", "node-c")
+	l.createService("web")
+	waitIPs(b, l.kc.Client, "default", "web", web)
+	l.waitHops(tor, web, 10*time.Second, all...)
+	waitBFDUp(b, l, f, 10*time.Second, "node-a", "node-b", "node-c")
+	var took []time.Duration
+	for i := 0; i < b.N; i++ {
+		n := l.nodes[i%len(l.nodes)]
+		var rest []string
+		for _, o := range l.nodes {
+			if o != n {
+				rest = append(rest, o.name)
+			}
+		}
+		l.powerLoss(n)
+		took = append(took, l.waitHops(tor, web, 10*time.Second, nodeAddrs(rest...)...))
+		l.powerBack(n)
+		l.waitHops(tor, web, 30*time.Second, all...)
+		waitBFDUp(b, l, f, 10*time.Second, n.name)
+	}
+	slices.Sort(took)
+	rank := func(p float64) time.Duration { return took[int(math.Ceil(p*float64(len(took))))-1] }
+	b.ReportMetric(rank(0.5).Seconds(), "p50-s")
+	b.ReportMetric(rank(0.99).Seconds(), "p99-s")
+	b.ReportMetric(0, "ns/op")
+	b.Logf("power loss → next hop gone, %d runs: %v", len(took), took)
 }

@@ -403,7 +403,6 @@ func (l *l2Lab) cordon(node string, on bool) {
 	}
 }
 
-// metricsIn scrapes n's metrics from inside its namespace.
 // readyz returns n's /readyz status code and body.
 func (l *l2Lab) readyz(n *labNode) (int, string) {
 	c := &http.Client{Timeout: 2 * time.Second, Transport: &http.Transport{DialContext: n.host.DialContext}}
@@ -416,6 +415,7 @@ func (l *l2Lab) readyz(n *labNode) (int, string) {
 	return resp.StatusCode, string(b)
 }
 
+// metricsIn scrapes n's metrics from inside its namespace.
 func (l *l2Lab) metricsIn(n *labNode) string {
 	c := &http.Client{Timeout: 2 * time.Second, Transport: &http.Transport{DialContext: n.host.DialContext}}
 	resp, err := c.Get("http://127.0.0.1:7475/metrics")

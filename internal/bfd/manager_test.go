@@ -4,6 +4,7 @@ import (
 	"context"
 	"io"
 	"log/slog"
+	"net"
 	"net/netip"
 	"sync"
 	"testing"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+	"golang.org/x/net/ipv4"
 )
 
 // changes collects a Manager's changes.
@@ -107,4 +109,58 @@ func TestManagersOnLoopback(t *testing.T) {
 	if n, err := testutil.GatherAndCount(areg, "lbd_bfd_session_down_total"); err != nil || n == 0 {
 		t.Errorf("lbd_bfd_session_down_total: %d series, %v", n, err)
 	}
+}
+
+// TestManagersOnLoopbackIPv6: the same over IPv6 (::1, ports of their
+// own): hop limit 255 sent and checked, the session comes up.
+func TestManagersOnLoopbackIPv6(t *testing.T) {
+	a, _, _ := startManager(t, 47861, 47862)
+	b, _, _ := startManager(t, 47862, 47861)
+	ctx := context.Background()
+	tm := Timers{DesiredMinTx: 50 * time.Millisecond, RequiredMinRx: 50 * time.Millisecond, DetectMult: 3}
+	lo := netip.MustParseAddr("::1")
+	for _, m := range []*Manager{a, b} {
+		if err := m.Set(ctx, []Peer{{Name: "peer", Addr: lo, Source: lo, Timers: tm}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitFor(t, "both Up over IPv6", 5*time.Second, func() bool { return state(a) == Up && state(b) == Up })
+	if n := testutil.ToFloat64(b.dropped.WithLabelValues("ttl")); n != 0 {
+		t.Errorf("%v packets dropped for their hop limit", n)
+	}
+}
+
+// TestGTSM: a packet that arrives with TTL below 255 crossed a router and
+// is dropped (RFC 5881 §5); the same packet with TTL 255 moves the session.
+func TestGTSM(t *testing.T) {
+	m, _, _ := startManager(t, 47871, 47872)
+	ctx := context.Background()
+	tm := Timers{DesiredMinTx: 50 * time.Millisecond, RequiredMinRx: 50 * time.Millisecond, DetectMult: 3}
+	if err := m.Set(ctx, []Peer{{Name: "r", Addr: netip.MustParseAddr("127.0.0.2"), Source: netip.MustParseAddr("127.0.0.1"), Timers: tm}}); err != nil {
+		t.Fatal(err)
+	}
+	c, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 2), Port: 49999})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	p := Packet{State: Down, DetectMult: 3, MyDisc: 77, DesiredMinTx: time.Second, RequiredMinRx: 50 * time.Millisecond}
+	pkt := p.Marshal()
+	to := &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 47871}
+	send := func(ttl int) {
+		t.Helper()
+		if err := ipv4.NewConn(c).SetTTL(ttl); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := c.WriteToUDP(pkt, to); err != nil {
+			t.Fatal(err)
+		}
+	}
+	send(64)
+	waitFor(t, "the TTL 64 packet dropped", 2*time.Second, func() bool { return testutil.ToFloat64(m.dropped.WithLabelValues("ttl")) == 1 })
+	if s := state(m); s != Down {
+		t.Fatalf("a TTL 64 packet moved the session to %v", s)
+	}
+	send(255)
+	waitFor(t, "the TTL 255 packet taken (Down → Init)", 2*time.Second, func() bool { return state(m) == Init })
 }

@@ -87,7 +87,7 @@ type converter struct {
 
 	// communities maps alias names (and COMMUNITY.ALIAS) to values.
 	communities map[string]string
-	bfdProfiles map[string]bool
+	bfdProfiles map[string]*bfdProfile
 
 	pools      []*outPool
 	poolByName map[string]*outPool // by MetalLB name

@@ -172,11 +172,12 @@ func TestMetalLBKubectlList(t *testing.T) {
 	if !reflect.DeepEqual(r.PasswordFiles, []string{"/etc/lbd/bgp-password-tor-switch"}) {
 		t.Errorf("password files = %v", r.PasswordFiles)
 	}
-	wantProblem(t, r.Warnings, "BGPPeer/tor-switch", "spec.bfdProfile", "has no BFD")
-	wantProblem(t, r.Warnings, "BFDProfile/fast", "", "has no BFD")
+	if p.BFD == nil || p.BFD.TransmitInterval != 300*time.Millisecond || p.BFD.ReceiveInterval != 300*time.Millisecond || p.BFD.DetectMultiplier != 3 {
+		t.Errorf("peer's bfd = %+v, want BFDProfile fast's 300ms, 300ms, 3", p.BFD)
+	}
 	wantProblem(t, r.Warnings, "BGPPeer/tor-switch", "spec.passwordSecret", "kubectl get secret -n metallb-system tor-switch-bgp")
-	if len(r.Warnings) != 3 {
-		t.Errorf("warnings = %v; want exactly the three above (status objects and defaults are not warnings)", r.Warnings)
+	if len(r.Warnings) != 1 {
+		t.Errorf("warnings = %v; want exactly the one above (status objects, defaults and a converted BFDProfile are not warnings)", r.Warnings)
 	}
 	if !strings.Contains(string(r.Config), "hold_time: 90s\n") {
 		t.Errorf("holdTime 1m30s not written as 90s:\n%s", r.Config)

@@ -19,6 +19,7 @@ type outPeer struct {
 	multihop                      int
 	passwordFile                  string
 	gracefulRestart               bool
+	bfd                           *outBFD
 	nodeSelector                  *labelSelector
 	notes                         []string
 }
@@ -29,11 +30,81 @@ func (p *outPeer) addNote(n string) {
 	}
 }
 
+// outBFD is a peer's bfd: section, in milliseconds.
+type outBFD struct{ tx, rx, mult uint32 }
+
+// bfdProfile is a BFDProfile read, and whether a BGPPeer uses it.
+type bfdProfile struct {
+	src  *object
+	bfd  outBFD
+	used bool
+}
+
+// readBFDProfiles reads the profiles with MetalLB's defaults (300ms,
+// 300ms, 3: lbd's too) and warns of what lbd does not do.
 func (c *converter) readBFDProfiles() {
-	c.bfdProfiles = map[string]bool{}
+	c.bfdProfiles = map[string]*bfdProfile{}
 	for _, o := range c.objects(kindBFDProfile) {
-		c.bfdProfiles[o.Meta.Name] = true
-		c.warn(o, "", "not converted: lbd's BGP speaker (GoBGP) has no BFD; a failed router or link is noticed when the BGP hold_time expires")
+		s := o.Spec.(*bfdProfileSpec)
+		b := &bfdProfile{src: o, bfd: outBFD{tx: 300, rx: 300, mult: 3}}
+		for _, f := range []struct {
+			field    string
+			v        *uint32
+			to       *uint32
+			min, max uint32
+		}{
+			{"spec.transmitInterval", s.TransmitInterval, &b.bfd.tx, 10, 60000},
+			{"spec.receiveInterval", s.ReceiveInterval, &b.bfd.rx, 10, 60000},
+			{"spec.detectMultiplier", s.DetectMultiplier, &b.bfd.mult, 1, 255},
+		} {
+			if f.v == nil {
+				continue
+			}
+			if *f.v < f.min || *f.v > f.max {
+				c.errorf(o, f.field, "%d is out of range; lbd takes %d to %d", *f.v, f.min, f.max)
+				continue
+			}
+			*f.to = *f.v
+		}
+		if s.EchoMode != nil && *s.EchoMode {
+			c.warn(o, "spec.echoMode", "not carried over: lbd implements no BFD echo function; failures are detected from control packets (transmit/receive interval x multiplier)")
+		}
+		if s.PassiveMode != nil && *s.PassiveMode {
+			c.warn(o, "spec.passiveMode", "not carried over: lbd always sends BFD control packets first; a router in active mode works the same")
+		}
+		if s.MinimumTTL != nil && *s.MinimumTTL != 254 && *s.MinimumTTL != 255 {
+			c.warn(o, "spec.minimumTtl", "%d not carried over: lbd's BFD is single-hop and accepts only TTL 255 (RFC 5881 GTSM)", *s.MinimumTTL)
+		}
+		c.bfdProfiles[o.Meta.Name] = b
+	}
+}
+
+// unusedBFDProfiles warns of profiles no BGPPeer refers to.
+func (c *converter) unusedBFDProfiles() {
+	for _, o := range c.objects(kindBFDProfile) {
+		if b := c.bfdProfiles[o.Meta.Name]; b != nil && !b.used {
+			c.warn(o, "", "not converted: no BGPPeer uses this profile (spec.bfdProfile)")
+		}
+	}
+}
+
+// peerBFD gives the peer the bfd: section of its BFDProfile.
+func (c *converter) peerBFD(o *object, s *bgpPeerSpec, p *outPeer) {
+	if s.BFDProfile == "" {
+		return
+	}
+	b := c.bfdProfiles[s.BFDProfile]
+	switch {
+	case b == nil:
+		p.addNote(c.warn(o, "spec.bfdProfile", "%q: no BFDProfile of that name among the inputs; this peer runs no BFD (export the BFDProfiles too)", s.BFDProfile))
+	case p.multihop != 0:
+		b.used = true
+		p.addNote(c.warn(o, "spec.bfdProfile", "%q not carried over: lbd's BFD is single-hop (RFC 5881) and this peer is multi-hop (ebgpMultiHop)", s.BFDProfile))
+	default:
+		b.used = true
+		bfd := b.bfd
+		p.bfd = &bfd
+		p.addNote(fmt.Sprintf("bfd from BFDProfile %s", s.BFDProfile))
 	}
 }
 
@@ -73,12 +144,14 @@ func (c *converter) convertPeers() {
 		c.peerSelector(o, s, p)
 		c.peerPassword(o, s, p)
 		c.peerExtras(o, s, p)
+		c.peerBFD(o, s, p)
 		if len(c.errors) > errs {
 			continue // not written; the errors say why
 		}
 		c.peers = append(c.peers, p)
 	}
 	c.peerRouterID(routerIDs)
+	c.unusedBFDProfiles()
 }
 
 func (c *converter) peerASN(o *object, s *bgpPeerSpec, p *outPeer) {
@@ -194,9 +267,6 @@ func (c *converter) peerPassword(o *object, s *bgpPeerSpec, p *outPeer) {
 
 // peerExtras handles the fields lbd has no exact counterpart for.
 func (c *converter) peerExtras(o *object, s *bgpPeerSpec, p *outPeer) {
-	if s.BFDProfile != "" {
-		p.addNote(c.warn(o, "spec.bfdProfile", "%q not carried over: lbd's BGP speaker (GoBGP) has no BFD; a failed router or link is noticed when hold_time expires, so consider a short hold_time (e.g. 9s, keepalive 3s) on both sides", s.BFDProfile))
-	}
 	if s.EBGPMultiHop {
 		if p.asn != 0 && p.asn == s.MyASN {
 			p.addNote(c.warn(o, "spec.ebgpMultiHop", "ignored: this is an iBGP peer (its AS is myASN) and lbd's ebgp_multihop applies to eBGP only; iBGP sessions are not limited to one hop anyway"))

@@ -18,20 +18,46 @@ func TestMetalLBWarnings(t *testing.T) {
 		// in is text the output must contain.
 		in string
 	}{
-		{"BFD profile", poolL2 + `
+		{"BFD profile with echo and passive mode", poolL2 + `
 apiVersion: metallb.io/v1beta1
 kind: BFDProfile
 metadata: {name: fast}
-spec: {receiveInterval: 100, transmitInterval: 100}
+spec: {receiveInterval: 100, transmitInterval: 150, echoMode: true, passiveMode: true, minimumTtl: 250}
 ---
 apiVersion: metallb.io/v1beta2
 kind: BGPPeer
 metadata: {name: a}
 spec: {myASN: 64512, peerASN: 64501, peerAddress: 192.0.2.254, bfdProfile: fast}
 `, []wantP{
-			{"BFDProfile/fast", "", "lbd's BGP speaker (GoBGP) has no BFD"},
-			{"BGPPeer/a", "spec.bfdProfile", `"fast" not carried over`},
+			{"BFDProfile/fast", "spec.echoMode", "no BFD echo function"},
+			{"BFDProfile/fast", "spec.passiveMode", "always sends"},
+			{"BFDProfile/fast", "spec.minimumTtl", "250 not carried over"},
+		}, "      bfd:\n        transmit_interval: 150ms\n        receive_interval: 100ms\n        detect_multiplier: 3\n"},
+		{"BFD profile not exported, and one unused", poolL2 + `
+apiVersion: metallb.io/v1beta1
+kind: BFDProfile
+metadata: {name: slow}
+---
+apiVersion: metallb.io/v1beta2
+kind: BGPPeer
+metadata: {name: a}
+spec: {myASN: 64512, peerASN: 64501, peerAddress: 192.0.2.254, bfdProfile: fast}
+`, []wantP{
+			{"BGPPeer/a", "spec.bfdProfile", `"fast": no BFDProfile of that name`},
+			{"BFDProfile/slow", "", "no BGPPeer uses this profile"},
 		}, ""},
+		{"BFD profile on a multi-hop peer", poolL2 + `
+apiVersion: metallb.io/v1beta1
+kind: BFDProfile
+metadata: {name: fast}
+---
+apiVersion: metallb.io/v1beta2
+kind: BGPPeer
+metadata: {name: a}
+spec: {myASN: 64512, peerASN: 64501, peerAddress: 192.0.2.254, bfdProfile: fast, ebgpMultiHop: true}
+`, []wantP{
+			{"BGPPeer/a", "spec.bfdProfile", "single-hop"},
+		}, "ebgp_multihop: 255"},
 		{"password", poolL2 + `
 apiVersion: metallb.io/v1beta2
 kind: BGPPeer
@@ -236,6 +262,12 @@ kind: BGPPeer
 metadata: {name: a}
 spec: {myASN: 64512, dynamicASN: external, peerAddress: 192.0.2.254}
 `, wantP{"BGPPeer/a", "spec.dynamicASN", "set peerASN"}},
+		{"BFD interval out of range", poolL2 + `
+apiVersion: metallb.io/v1beta1
+kind: BFDProfile
+metadata: {name: fast}
+spec: {transmitInterval: 5}
+`, wantP{"BFDProfile/fast", "spec.transmitInterval", "5 is out of range; lbd takes 10 to 60000"}},
 		{"unnumbered peer", poolL2 + `
 apiVersion: metallb.io/v1beta2
 kind: BGPPeer

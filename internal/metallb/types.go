@@ -103,8 +103,7 @@ type communityAlias struct {
 	Value string `yaml:"value"`
 }
 
-// bfdProfileSpec lists BFDProfile's fields only so that unknown ones are
-// told apart; lbd carries none of them.
+// bfdProfileSpec is a BFDProfile: intervals in milliseconds.
 type bfdProfileSpec struct {
 	ReceiveInterval  *uint32 `yaml:"receiveInterval"`
 	TransmitInterval *uint32 `yaml:"transmitInterval"`

@@ -181,6 +181,12 @@ func (c *converter) writeBGP(w *writer, origins map[string]*object) {
 		}
 		w.line(6, "graceful_restart:")
 		w.line(8, "enabled: %t", p.gracefulRestart)
+		if p.bfd != nil {
+			w.line(6, "bfd:")
+			w.line(8, "transmit_interval: %dms", p.bfd.tx)
+			w.line(8, "receive_interval: %dms", p.bfd.rx)
+			w.line(8, "detect_multiplier: %d", p.bfd.mult)
+		}
 		writeSelector(w, 6, p.nodeSelector)
 	}
 	if len(c.bgpAds) > 0 {

@@ -123,6 +123,35 @@ func (f *FRR) Vtysh(daemon, cmd string) (string, error) {
 	return string(out), err
 }
 
+// Configure runs lines in daemon's configuration mode.
+func (f *FRR) Configure(daemon string, lines ...string) {
+	f.t.Helper()
+	args := []string{"--vty_socket", f.Dir, "-d", daemon, "-c", "configure terminal"}
+	for _, l := range lines {
+		args = append(args, "-c", l)
+	}
+	if out, err := exec.Command("vtysh", args...).CombinedOutput(); err != nil || strings.Contains(string(out), "%") {
+		f.t.Fatalf("vtysh %q: %v\n%s", lines, err, out)
+	}
+}
+
+// BFDPacketsIn is how many BFD Control packets bfdd has received from
+// peer.
+func (f *FRR) BFDPacketsIn(peer string) int {
+	f.t.Helper()
+	out, err := f.Vtysh("bfdd", "show bfd peer "+peer+" counters json")
+	if err != nil {
+		f.t.Fatalf("show bfd peer counters: %v\n%s", err, out)
+	}
+	var c struct {
+		In int `json:"control-packet-input"`
+	}
+	if err := json.Unmarshal([]byte(out), &c); err != nil {
+		f.t.Fatalf("show bfd peer %s counters json: %v\n%s", peer, err, out)
+	}
+	return c.In
+}
+
 // Established returns the neighbours FRR has Established, with the
 // address family of the session ("ipv4Unicast", "ipv6Unicast").
 func (f *FRR) Established() map[string]string {
