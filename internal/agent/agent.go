@@ -330,6 +330,11 @@ type loop struct {
 	links     linkState
 	conflicts map[netip.Addr]string // as last reported to status, for Events
 	peers     string
+	// peerSeen is when each other node's MAC was last in a Lease. A node
+	// that stops (its Lease deleted) keeps answering for its addresses
+	// for its hand-over grace: its answers to the new owner's conflict
+	// probe are a peer's, not a foreign host's.
+	peerSeen map[string]time.Time
 
 	everAlive bool
 	frozen    time.Time // when this node stopped seeing its own Lease alive
@@ -474,9 +479,14 @@ func (a *Agent) step(ctx context.Context, l *loop, now time.Time, full bool) tim
 			}
 		}
 	}
+	if l.peerSeen == nil {
+		l.peerSeen = map[string]time.Time{}
+	}
 	for _, ls := range leases {
 		if ls.Node != a.node {
-			peers = append(peers, ls.MACs...)
+			for _, mac := range ls.MACs {
+				l.peerSeen[mac] = now
+			}
 		}
 		if !now.Before(ls.Expires()) {
 			if ls.Node == a.node || l.evidence(ls, now) {
@@ -490,6 +500,19 @@ func (a *Agent) step(ctx context.Context, l *loop, now time.Time, full bool) tim
 		members = append(members, fmt.Sprintf("%s@%d%v", ls.Node, ls.Since.UnixNano(), ls.Interfaces))
 		if e := ls.Expires(); e.Before(next) {
 			next = e.Add(time.Millisecond)
+		}
+	}
+	// A peer stays one for its hand-over grace and a margin after its
+	// Lease went away.
+	keep := l.cfg.L2.HandoverGrace + peerMargin
+	for mac, seen := range l.peerSeen {
+		if now.Sub(seen) > keep {
+			delete(l.peerSeen, mac)
+			continue
+		}
+		peers = append(peers, mac)
+		if t := seen.Add(keep).Add(time.Millisecond); t.Before(next) {
+			next = t
 		}
 	}
 	a.setPeers(l, peers)
@@ -578,6 +601,10 @@ func (a *Agent) step(ctx context.Context, l *loop, now time.Time, full bool) tim
 func (l *loop) evidence(ls cluster.Lease, now time.Time) bool {
 	return l.selfRenew.After(ls.Expires()) && !l.liveSince.IsZero() && !now.Before(l.liveSince.Add(ls.Duration))
 }
+
+// peerMargin is how long past its hand-over grace a node that left is
+// still a peer: the grace runs on its clock, from its own stop.
+const peerMargin = 3 * time.Second
 
 // setPeers gives the sinks that want them the other nodes' MACs, when
 // they change.

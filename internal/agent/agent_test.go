@@ -422,3 +422,72 @@ func testAgentOutageTakesNothing(t *testing.T) {
 		t.Errorf("the address moved %v after the owner's last renewal, want within a renew interval after its 2s Lease", took)
 	}
 }
+
+// peerRecorder is a Sink that also takes the peers' MACs.
+type peerRecorder struct {
+	recorder
+	pmu   sync.Mutex
+	peers []string
+}
+
+func (r *peerRecorder) SetPeers(macs []string) {
+	r.pmu.Lock()
+	defer r.pmu.Unlock()
+	r.peers = slices.Clone(macs)
+}
+
+func (r *peerRecorder) current() []string {
+	r.pmu.Lock()
+	defer r.pmu.Unlock()
+	return slices.Clone(r.peers)
+}
+
+// TestAgentLeavingPeer: a node that stops deletes its Lease and keeps
+// answering for its hand-over grace; its MAC stays a peer (so its answers
+// to the new owner's conflict probe are no conflict) for the grace and a
+// margin, then is dropped.
+func TestAgentLeavingPeer(t *testing.T) { synctest.Test(t, testAgentLeavingPeer) }
+
+func testAgentLeavingPeer(t *testing.T) {
+	r := startAgent(t, "2s")
+	peers := &peerRecorder{}
+	r.a.AddSink(ModeBGP, peers) // any mode: the agent gives every PeerSink the MACs
+	r.c.mu.Lock()
+	for n, mac := range map[string]string{"node-b": "02:00:00:00:00:0b", "node-c": "02:00:00:00:00:0c"} {
+		l := r.c.leases[n]
+		l.MACs = []string{mac}
+		r.c.leases[n] = l
+	}
+	r.c.mu.Unlock()
+	r.c.renew("node-a", "node-b", "node-c")
+	r.a.NotifyLeases()
+	both := []string{"02:00:00:00:00:0b", "02:00:00:00:00:0c"}
+	waitUntil(t, "both peers", func() bool { return slices.Equal(peers.current(), both) })
+
+	// node-b stops: its Lease is deleted.
+	r.c.mu.Lock()
+	delete(r.c.leases, "node-b")
+	r.c.mu.Unlock()
+	r.a.NotifyLeases()
+	left := time.Now()
+	keep := func() {
+		r.c.renew("node-a", "node-c")
+		r.a.NotifyLeases()
+	}
+	for time.Since(left) < 2*time.Second+peerMargin-100*time.Millisecond {
+		keep()
+		time.Sleep(100 * time.Millisecond)
+		synctest.Wait()
+		if got := peers.current(); !slices.Equal(got, both) {
+			t.Fatalf("%v after node-b left: peers %v, want still %v", time.Since(left), got, both)
+		}
+	}
+	for time.Since(left) < 2*time.Second+peerMargin+500*time.Millisecond {
+		keep()
+		time.Sleep(100 * time.Millisecond)
+	}
+	synctest.Wait()
+	if got := peers.current(); !slices.Equal(got, []string{"02:00:00:00:00:0c"}) {
+		t.Errorf("long after node-b left: peers %v, want only node-c's", got)
+	}
+}
