@@ -78,7 +78,11 @@ func cmdImportMetallb(args []string, stdin io.Reader, stdout, stderr io.Writer) 
 		fmt.Fprintln(stderr, "lbd import-metallb: nothing written; fix the errors above in the MetalLB objects (or leave those objects out) and convert again")
 		return exitInvalid
 	case *strict && len(res.Warnings) > 0:
-		fmt.Fprintf(stderr, "lbd import-metallb: --strict: the %d warning%s above count as errors; nothing written\n", len(res.Warnings), plural(len(res.Warnings)))
+		what := fmt.Sprintf("the %d warnings above count as errors", len(res.Warnings))
+		if len(res.Warnings) == 1 {
+			what = "the 1 warning above counts as an error"
+		}
+		fmt.Fprintf(stderr, "lbd import-metallb: --strict: %s; nothing written\n", what)
 		return exitInvalid
 	}
 	if _, err := stdout.Write(res.Config); err != nil {

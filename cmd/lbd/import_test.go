@@ -40,9 +40,11 @@ spec: {myASN: 64513, peerASN: 64501, peerAddress: 192.0.2.2}
 		{"seed guide files", []string{"import-metallb", seed("metallb-pool.yaml"), seed("metallb-l2.yaml"), seed("metallb-bgp.yaml")},
 			"", 0, "version: 1\n", []string{"converted 4 MetalLB objects", "0 warnings, 0 errors"}},
 		{"stdin with warnings", []string{"import-metallb"}, list, 0, "password_file: /etc/lbd/bgp-password-tor-switch",
-			[]string{"warning: BGPPeer/tor-switch: spec.bfdProfile:", "warning: BFDProfile/fast:", "create on every node, mode 0600"}},
+			[]string{"warning: BGPPeer/tor-switch: spec.passwordSecret:", "1 warning, 0 errors", "create on every node, mode 0600"}},
+		// The BFDProfile converts into the peer's bfd block.
+		{"stdin BFD profile", []string{"import-metallb"}, list, 0, "      bfd:\n        transmit_interval: 300ms\n        receive_interval: 300ms\n        detect_multiplier: 3\n", nil},
 		{"--strict with warnings", []string{"import-metallb", "--strict", "-"}, list, 1, "",
-			[]string{"warning: BGPPeer/tor-switch: spec.passwordSecret:", "--strict: the 3 warnings above count as errors; nothing written"}},
+			[]string{"warning: BGPPeer/tor-switch: spec.passwordSecret:", "--strict: the 1 warning above counts as an error; nothing written"}},
 		{"--strict after the file", []string{"import-metallb", seed("kubectl-list.yaml"), "--strict"}, "", 1, "", []string{"--strict"}},
 		{"--strict without warnings", []string{"import-metallb", "-strict", seed("metallb-pool.yaml"), seed("metallb-l2.yaml")}, "", 0, "pools:", nil},
 		{"conversion errors", []string{"import-metallb"}, twoASNs, 1, "",

@@ -6,6 +6,7 @@ package main
 // that answers its node's name).
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -68,7 +69,12 @@ type l2Lab struct {
 	dir    string
 	extra  string // more configuration for every node; {{node}} is its name
 	pools  string // the pool's addresses
+	// allocLease is kubernetes.allocator_lease ("" for the default).
+	allocLease string
 }
+
+// labAllocLease fails the allocator over quickly, for the lab's tests.
+const labAllocLease = "{duration: 2s, renew_deadline: 1500ms, retry_period: 300ms}"
 
 type labNode struct {
 	name    string
@@ -83,12 +89,19 @@ type labNode struct {
 // pools replaces the pool's addresses (default labPoolV4 and labPoolV6).
 func newL2Lab(t testing.TB, extra string, pools ...string) *l2Lab {
 	t.Helper()
+	return newL2LabLease(t, extra, labAllocLease, pools...)
+}
+
+// newL2LabLease is newL2Lab with allocLease as kubernetes.allocator_lease
+// ("" for the default).
+func newL2LabLease(t testing.TB, extra, allocLease string, pools ...string) *l2Lab {
+	t.Helper()
 	netlab.Need(t, "arping", "ndisc6", "ping", "tcpdump")
 	lab := netlab.New(t)
 	if len(pools) == 0 {
 		pools = []string{labPoolV4, labPoolV6}
 	}
-	l := &l2Lab{t: t, root: t, lab: lab, dir: t.TempDir(), extra: extra, pools: strings.Join(pools, ", ")}
+	l := &l2Lab{t: t, root: t, lab: lab, dir: t.TempDir(), extra: extra, pools: strings.Join(pools, ", "), allocLease: allocLease}
 	l.client = lab.AddHost("client", "192.0.2.50/24", "2001:db8::50/64")
 	api := lab.AddHost("api", "192.0.2.100/24")
 	for i, name := range []string{"node-a", "node-b", "node-c"} {
@@ -145,11 +158,14 @@ func (l *l2Lab) startStandIn(n *labNode) {
 
 // start runs (or runs again) lbd on n.
 func (l *l2Lab) start(n *labNode) {
+	lease := ""
+	if l.allocLease != "" {
+		lease = "\n  allocator_lease: " + l.allocLease
+	}
 	write(l.root, n.path, fmt.Sprintf(`version: 1
 node: {name: %s}
 kubernetes:
-  kubeconfig: %s
-  allocator_lease: {duration: 2s, renew_deadline: 1500ms, retry_period: 300ms}
+  kubeconfig: %s%s
 pools:
   - name: lan
     addresses: [%s]
@@ -158,7 +174,7 @@ l2:
     - {name: lan, pools: [lan], interfaces: [eth0]}
 listen: {http: "127.0.0.1:7475", socket: %q}
 log: {level: debug}
-%s`, n.name, lbdKubeconfig(l.root, l.kc, n.name, false, ""), l.pools, n.socket, strings.ReplaceAll(l.extra, "{{node}}", n.name)))
+%s`, n.name, lbdKubeconfig(l.root, l.kc, n.name, false, ""), lease, l.pools, n.socket, strings.ReplaceAll(l.extra, "{{node}}", n.name)))
 	n.d = startDaemonCmd(l.root, n.host.Command(lbdBin, "run", "-c", n.path), n.path, n.socket)
 }
 
@@ -506,10 +522,34 @@ func TestL2Lab(t *testing.T) {
 		dump := l.client.Command("tcpdump", "-Z", "root", "-U", "--immediate-mode", "-l", "-n", "-e", "-i", "eth0", "arp")
 		var buf strings.Builder
 		dump.Stdout = &buf
+		stderr, err := dump.StderrPipe()
+		if err != nil {
+			t.Fatal(err)
+		}
 		if err := dump.Start(); err != nil {
 			t.Fatal(err)
 		}
-		time.Sleep(300 * time.Millisecond) // tcpdump listening
+		// tcpdump says "listening on" once it captures.
+		listening := make(chan bool, 1)
+		go func() {
+			sc := bufio.NewScanner(stderr)
+			for sc.Scan() {
+				if strings.Contains(sc.Text(), "listening on") {
+					listening <- true
+					io.Copy(io.Discard, stderr)
+					return
+				}
+			}
+			listening <- false
+		}()
+		select {
+		case ok := <-listening:
+			if !ok {
+				t.Fatal("tcpdump exited before it was listening")
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatal("tcpdump not listening after 5s")
+		}
 		l.lab.Plug(o.host)
 		// 1s of ARP requests: only the new owner answers.
 		if got := l.arpMACs(web, 4); !slices.Equal(got, []string{n.host.MAC}) {
@@ -591,6 +631,8 @@ func TestL2Lab(t *testing.T) {
 			l.setEndpoint("local", node)
 			want := l.node(node)
 			waitFor(t, node+" to own "+ip[0], func() bool { return l.owner(ip[0]) == want })
+			// It answers once its conflict probe (3 x 100ms) is over.
+			waitFor(t, node+" to answer ARP", func() bool { return slices.Contains(l.arpMACs(ip[0], 1), want.host.MAC) })
 			if got := l.arpMACs(ip[0], 2); !slices.Equal(got, []string{want.host.MAC}) {
 				t.Errorf("endpoint on %s: ARP answers from %v", node, got)
 			}
