@@ -6,7 +6,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/lib.sh
 ensure_go
-apt_install make git ca-certificates iproute2 arping ndisc6 iputils-ping tcpdump \
+# gcc and libc6-dev: the race detector needs cgo.
+apt_install make git ca-certificates gcc libc6-dev iproute2 arping ndisc6 iputils-ping tcpdump \
 	debootstrap systemd-container frr bird2
 # The Ansible role's lint, syntax check and real run (packaging/).
 apt_install ansible ansible-lint
@@ -44,8 +45,12 @@ export LBD_PROMTOOL
 # packaging tests fail rather than skip.
 export LBD_REQUIRE_TOOLS=1
 
-echo "== tests (race detector on)"
-go test -race -count=1 -timeout 20m ./...
+echo "== tests (race detector on, in the tests and in the lbd and helpers they run)"
+# A test that skips fails the run unless scripts/skips-allowed lists it;
+# every skip is printed with its reason.
+go build -o "${TMPDIR:-/tmp}/lbd-testreport" ./hack/testreport
+go test -race -count=1 -timeout 25m -json ./... 2>&1 |
+	"${TMPDIR:-/tmp}/lbd-testreport" -allow scripts/skips-allowed
 
 echo "== benchmarks, with regression bounds"
 scripts/bench.sh

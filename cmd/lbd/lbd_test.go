@@ -28,6 +28,9 @@ import (
 
 var lbdBin string
 
+// raceDetector is true in a test binary built with -race (race_test.go).
+var raceDetector bool
+
 func TestMain(m *testing.M) {
 	if node := os.Getenv(standInEnv); node != "" {
 		serveStandIn(node) // this process is a lab node's stand-in for kube-proxy
@@ -39,7 +42,11 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	lbdBin = filepath.Join(dir, "lbd")
-	out, err := exec.Command("go", "build", "-o", lbdBin, ".").CombinedOutput()
+	args := []string{"build", "-o", lbdBin}
+	if raceDetector {
+		args = append(args, "-race")
+	}
+	out, err := exec.Command("go", append(args, ".")...).CombinedOutput()
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "building lbd: %v\n%s", err, out)
 		os.Exit(1)
@@ -265,12 +272,20 @@ func (d *daemonProc) status(t testing.TB) status.Status {
 // for an effect; it does not measure how fast the effect comes.
 func waitFor(t testing.TB, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
+	waitUpTo(t, 15*time.Second, what, cond)
+}
+
+// waitUpTo is waitFor with its own deadline; it polls every 20ms, or a
+// thousandth of a long deadline (cond may list thousands of objects).
+func waitUpTo(t testing.TB, d time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	every := max(20*time.Millisecond, d/1000)
 	for !cond() {
 		if time.Now().After(deadline) {
 			t.Fatalf("timed out waiting for %s", what)
 		}
-		time.Sleep(20 * time.Millisecond)
+		time.Sleep(every)
 	}
 }
 

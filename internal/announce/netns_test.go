@@ -122,17 +122,26 @@ type helper struct {
 	iface string // where set announces
 }
 
-// buildHelper builds internal/l2helper with the race detector.
+// raceDetector is true in a test binary built with -race.
+var raceDetector bool
+
+// buildHelper builds internal/l2helper (with the race detector when the
+// test binary has it).
 func buildHelper(t testing.TB) string {
 	t.Helper()
 	return buildTool(t, "l2helper")
 }
 
-// buildTool builds the command internal/name with the race detector.
+// buildTool builds the command internal/name, with the race detector when
+// the test binary has it.
 func buildTool(t testing.TB, name string) string {
 	t.Helper()
 	bin := filepath.Join(t.TempDir(), name)
-	if out, err := sh("go", "build", "-race", "-o", bin, "./internal/"+name); err != nil {
+	args := []string{"build", "-o", bin}
+	if raceDetector {
+		args = append(args, "-race")
+	}
+	if out, err := sh(append([]string{"go"}, append(args, "./internal/"+name)...)...); err != nil {
 		t.Fatalf("build %s: %v\n%s", name, err, out)
 	}
 	return bin

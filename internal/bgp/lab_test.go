@@ -64,6 +64,9 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
+// raceDetector is true in a test binary built with -race.
+var raceDetector bool
+
 var (
 	helperOnce sync.Once
 	helperBin  string
@@ -71,7 +74,7 @@ var (
 )
 
 // helperPath builds internal/bgphelper once per test binary, with the
-// race detector unless building for benchmarks.
+// race detector when the test binary has it (race_test.go).
 func helperPath(t testing.TB) string {
 	t.Helper()
 	helperOnce.Do(func() {
@@ -82,7 +85,7 @@ func helperPath(t testing.TB) string {
 		}
 		helperBin = filepath.Join(dir, "bgphelper")
 		args := []string{"build", "-o", helperBin}
-		if os.Getenv("LBD_BGP_NORACE") == "" {
+		if raceDetector {
 			args = append(args, "-race")
 		}
 		if out, err := exec.Command("go", append(args, "./internal/bgphelper")...).CombinedOutput(); err != nil {

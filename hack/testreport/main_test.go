@@ -1,0 +1,88 @@
+package main
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+const run = `{"Action":"start","Package":"a"}
+{"Action":"run","Package":"a","Test":"TestOK"}
+{"Action":"output","Package":"a","Test":"TestOK","Output":"=== RUN   TestOK\n"}
+{"Action":"pass","Package":"a","Test":"TestOK","Elapsed":0.1}
+{"Action":"run","Package":"a","Test":"TestRoot"}
+{"Action":"output","Package":"a","Test":"TestRoot","Output":"    x_test.go:9: needs root\n"}
+{"Action":"output","Package":"a","Test":"TestRoot","Output":"--- SKIP: TestRoot (0.00s)\n"}
+{"Action":"skip","Package":"a","Test":"TestRoot","Elapsed":0}
+{"Action":"run","Package":"a","Test":"TestBench"}
+{"Action":"output","Package":"a","Test":"TestBench","Output":"    x_test.go:19: set LBD_BENCH\n"}
+{"Action":"skip","Package":"a","Test":"TestBench","Elapsed":0}
+{"Action":"pass","Package":"a","Elapsed":0.2}
+`
+
+const failing = `{"Action":"run","Package":"b","Test":"TestBad"}
+{"Action":"output","Package":"b","Test":"TestBad","Output":"    b_test.go:3: got 1, want 2\n"}
+{"Action":"fail","Package":"b","Test":"TestBad","Elapsed":0}
+{"Action":"fail","Package":"b","Elapsed":0.2}
+`
+
+func feed(t *testing.T, in, allow string) (bool, string) {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "allow")
+	if err := os.WriteFile(path, []byte(allow), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	list, err := allowList(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	r := newReport(&out)
+	for line := range strings.SplitSeq(in, "\n") {
+		r.add([]byte(line))
+	}
+	return r.finish(list), out.String()
+}
+
+func TestSkips(t *testing.T) {
+	ok, out := feed(t, run, "a TestBench # a benchmark\n")
+	if ok {
+		t.Errorf("an unlisted skip passed:\n%s", out)
+	}
+	for _, want := range []string{"NOT ALLOWED a TestRoot: x_test.go:9: needs root", "allowed     a TestBench", "ok  \ta\t0.200s", "== 2 skipped tests"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("output lacks %q:\n%s", want, out)
+		}
+	}
+	if ok, out := feed(t, run, "a TestBench\na TestRoot\n"); !ok {
+		t.Errorf("listed skips failed:\n%s", out)
+	}
+	if ok, out := feed(t, run, "a TestBench\na TestRoot\na TestOK\n"); ok || !strings.Contains(out, "ran or does not exist") || !strings.Contains(out, "a TestOK") {
+		t.Errorf("a listed test that ran passed:\n%s", out)
+	}
+}
+
+func TestFailures(t *testing.T) {
+	ok, out := feed(t, failing+"not json: build failed\n", "")
+	if ok {
+		t.Errorf("a failed test passed:\n%s", out)
+	}
+	for _, want := range []string{"got 1, want 2", "FAIL\tb", "failed: b TestBad", "not json: build failed"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("output lacks %q:\n%s", want, out)
+		}
+	}
+	if _, err := allowList(writeTemp(t, "a b c\n")); err == nil {
+		t.Error("a malformed allow line was accepted")
+	}
+}
+
+func writeTemp(t *testing.T, s string) string {
+	path := filepath.Join(t.TempDir(), "f")
+	if err := os.WriteFile(path, []byte(s), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
