@@ -33,7 +33,8 @@ const (
 )
 
 type cpLab struct {
-	t      testing.TB
+	t      testing.TB // the running (sub)test
+	root   testing.TB // the test that owns the processes
 	lab    *netlab.Lab
 	kube   *kubetest.Cluster
 	dir    string
@@ -64,7 +65,7 @@ type labDaemon struct {
 func newCPLab(t testing.TB) *cpLab {
 	t.Helper()
 	netlab.Need(t)
-	l := &cpLab{t: t, lab: netlab.New(t), dir: t.TempDir()}
+	l := &cpLab{t: t, root: t, lab: netlab.New(t), dir: t.TempDir()}
 	db := l.lab.AddHost("db", "192.0.2.9/24", "2001:db8::9/64")
 	l.client = l.lab.AddHost("client", "192.0.2.50/24", "2001:db8::50/64")
 	for i := 1; i <= 3; i++ {
@@ -148,7 +149,8 @@ func (l *cpLab) startLbd(n *cpNode) {
 	go func() { cmd.Wait(); pw.Close(); close(d.done) }()
 	n.lbd = d
 	name := n.name
-	l.t.Cleanup(func() {
+	t := l.root
+	t.Cleanup(func() {
 		_ = syscall.Kill(d.pid, syscall.SIGTERM)
 		select {
 		case <-d.done:
@@ -156,9 +158,9 @@ func (l *cpLab) startLbd(n *cpNode) {
 			_ = syscall.Kill(d.pid, syscall.SIGKILL)
 			<-d.done
 		}
-		if l.t.Failed() || os.Getenv("LBD_TEST_LOGS") != "" {
+		if t.Failed() || os.Getenv("LBD_TEST_LOGS") != "" {
 			d.mu.Lock()
-			l.t.Logf("lbd log of %s (pid %d):\n%s", name, d.pid, d.log.String())
+			t.Logf("lbd log of %s (pid %d):\n%s", name, d.pid, d.log.String())
 			d.mu.Unlock()
 		}
 	})

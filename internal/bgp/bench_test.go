@@ -13,7 +13,7 @@ import (
 // The benchmarks run against FRR in a lab, like TestFRR. Run them with
 // the helper built without the race detector:
 //
-//	LBD_BGP_NORACE=1 go test -run '^$' -bench . -benchtime 5x ./internal/bgp/
+//	go test -run '^$' -bench . -benchtime 5x ./internal/bgp/
 
 // BenchmarkEstablished: from starting the speaker process to FRR showing
 // the IPv4 session Established.
@@ -23,7 +23,7 @@ func BenchmarkEstablished(b *testing.B) {
 	f := netlab.StartFRR(b, l.router, frrConfig(""))
 	helperPath(b)
 	var total time.Duration
-	for i := 0; i < b.N; i++ {
+	for i := 0; b.Loop(); i++ {
 		start := time.Now()
 		s := l.startSpeaker(l.nodes[0], nodeConfig(nodeAS, ""))
 		f.WaitEstablished(10*time.Second, nodeV4[0])
@@ -65,7 +65,7 @@ func BenchmarkConverge1000(b *testing.B) {
 	}
 	all := `{"routes": [` + strings.Join(rs, ",") + `]}`
 	var up, down time.Duration
-	for i := 0; i < b.N; i++ {
+	for i := 0; b.Loop(); i++ {
 		start := time.Now()
 		for _, s := range sp {
 			if got := s.send(all); got != "ok" {

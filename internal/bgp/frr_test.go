@@ -101,61 +101,67 @@ func TestFRR(t *testing.T) {
 
 	// n1 crashes and comes back: its next hop never leaves the router.
 	n1 := sp[0]
-	if msg := checkRestartKeepsRoute(t, b, func() {
+	v4, v6 := checkRestartKeepsRoute(t, b, func() {
 		n1.kill()
 		n1 = b.startSpeaker(b.nodes[0], nodeConfig(nodeAS, ""))
 		n1.announce(svcV4+"/32", svcV6+"/128")
-		f.WaitEstablished(10*time.Second, nodeV4[0])
-	}, nodeV4[0], nodeV4[2]); msg != "" {
-		t.Fatal(msg)
-	}
+		f.WaitEstablished(10*time.Second, nodeV4[0], nodeV6[0])
+	}, 0, 2)
+	keptRoute(t, "kill -9", v4, v6)
 
 	// A restart by SIGUSR2 (Abandon, then exit): the same.
-	if msg := checkRestartKeepsRoute(t, b, func() {
+	v4, v6 = checkRestartKeepsRoute(t, b, func() {
 		n1.cmd.Process.Signal(syscall.SIGUSR2)
 		<-n1.done
 		n1 = b.startSpeaker(b.nodes[0], nodeConfig(nodeAS, ""))
 		n1.announce(svcV4+"/32", svcV6+"/128")
-		f.WaitEstablished(10*time.Second, nodeV4[0])
-	}, nodeV4[0], nodeV4[2]); msg != "" {
-		t.Fatal("restart by SIGUSR2: " + msg)
-	}
+		f.WaitEstablished(10*time.Second, nodeV4[0], nodeV6[0])
+	}, 0, 2)
+	keptRoute(t, "restart by SIGUSR2", v4, v6)
 
 	// The same without graceful restart: the check sees the next hop go.
-	noGR := strings.Replace(nodeConfig(nodeAS, ""), "      connect_retry: 1s\n", "      connect_retry: 1s\n      graceful_restart: {enabled: false}\n", 1)
 	n1.stop()
-	n1 = b.startSpeaker(b.nodes[0], noGR)
+	n1 = b.startSpeaker(b.nodes[0], noGRConfig())
 	n1.announce(svcV4+"/32", svcV6+"/128")
 	b.waitHops(svcV4, 5*time.Second, nodeV4[0], nodeV4[2])
-	if msg := checkRestartKeepsRoute(t, b, func() {
+	b.waitHops(svcV6, 5*time.Second, nodeV6[0], nodeV6[2])
+	v4, v6 = checkRestartKeepsRoute(t, b, func() {
 		n1.kill()
-		n1 = b.startSpeaker(b.nodes[0], noGR)
+		n1 = b.startSpeaker(b.nodes[0], noGRConfig())
 		n1.announce(svcV4+"/32", svcV6+"/128")
-		f.WaitEstablished(10*time.Second, nodeV4[0])
-	}, nodeV4[0], nodeV4[2]); msg == "" {
-		t.Fatal("without graceful restart the router kept the crashed node's route: the restart check cannot fail")
-	}
+		f.WaitEstablished(10*time.Second, nodeV4[0], nodeV6[0])
+	}, 0, 2)
+	lostRoute(t, v4, v6)
 }
 
 // checkRestartKeepsRoute restarts a node with restart and samples the
-// router's FIB until some seconds after the node is back: the node's
-// next hop must be there in every sample (stale, then refreshed).
-func checkRestartKeepsRoute(t *testing.T, b *bgpLab, restart func(), want ...string) string {
+// router's FIB for both Service addresses until some seconds after the
+// node is back: the next hops of the nodes keep (indexes into nodeV4 and
+// nodeV6) must be there in every sample (stale, then refreshed). It
+// returns, per family, what it saw when they were not ("" when they
+// always were).
+func checkRestartKeepsRoute(t *testing.T, b *bgpLab, restart func(), keep ...int) (v4, v6 string) {
 	t.Helper()
+	var want4, want6 []string
+	for _, i := range keep {
+		want4, want6 = append(want4, nodeV4[i]), append(want6, nodeV6[i])
+	}
 	stop := make(chan struct{})
-	missing := make(chan string, 1)
+	done := make(chan struct{})
 	samples := 0
 	go func() {
-		defer close(missing)
+		defer close(done)
 		for {
 			select {
 			case <-stop:
 				return
 			default:
 			}
-			if got := b.nexthops(svcV4); !sameSet(got, want...) {
-				missing <- fmt.Sprint(got)
-				return
+			if got := b.nexthops(svcV4); v4 == "" && !sameSet(got, want4...) {
+				v4 = fmt.Sprintf("IPv4 next hops %v, want %v", got, want4)
+			}
+			if got := b.nexthops(svcV6); v6 == "" && !sameSet(got, want6...) {
+				v6 = fmt.Sprintf("IPv6 next hops %v, want %v", got, want6)
 			}
 			samples++
 			time.Sleep(10 * time.Millisecond)
@@ -168,11 +174,34 @@ func checkRestartKeepsRoute(t *testing.T, b *bgpLab, restart func(), want ...str
 	// path cleanup.
 	time.Sleep(4 * time.Second)
 	close(stop)
-	if got, bad := <-missing; bad {
-		return fmt.Sprintf("during the restart the router's next hops were %s, want %v", got, want)
+	<-done
+	t.Logf("%d samples of both families over %v", samples, time.Since(start).Round(time.Millisecond))
+	return v4, v6
+}
+
+// keptRoute fails t when checkRestartKeepsRoute saw a next hop missing.
+func keptRoute(t *testing.T, what, v4, v6 string) {
+	t.Helper()
+	if v4 != "" || v6 != "" {
+		t.Fatalf("%s: during the restart the router's %s %s", what, v4, v6)
 	}
-	t.Logf("next hops unchanged in %d samples over %v", samples, time.Since(start).Round(time.Millisecond))
-	return ""
+}
+
+// lostRoute is the negative control: without graceful restart the same
+// check must see the next hop go, in both families.
+func lostRoute(t *testing.T, v4, v6 string) {
+	t.Helper()
+	if v4 == "" {
+		t.Error("without graceful restart the router kept the crashed node's IPv4 route: the restart check cannot fail")
+	}
+	if v6 == "" {
+		t.Error("without graceful restart the router kept the crashed node's IPv6 route: the restart check cannot fail")
+	}
+}
+
+// noGRConfig is nodeConfig with graceful restart off for every peer.
+func noGRConfig() string {
+	return strings.ReplaceAll(nodeConfig(nodeAS, ""), "      connect_retry: 1s\n", "      connect_retry: 1s\n      graceful_restart: {enabled: false}\n")
 }
 
 // TestFRRStuck: FRR wants a TCP MD5 password from every node. n1 has it
