@@ -1,5 +1,7 @@
 # lbd — run `make help` for the targets.
-VERSION     ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+# One version for the binary and the packages (hack/version.sh): X.Y.Z on
+# a tag, X.Y.Z+gitN.HASH after one, 0.1.0~gitN.HASH before the first.
+VERSION     ?= $(shell hack/version.sh)
 GO          ?= go
 LDFLAGS     := -s -w -X main.version=$(VERSION)
 PREFIX      ?= /usr/local
@@ -8,9 +10,7 @@ CONFIG      ?= etc/lbd.yaml
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 MODERNIZE   := golang.org/x/tools/go/analysis/passes/modernize/cmd/modernize@v0.52.0
 NFPM        := github.com/goreleaser/nfpm/v2/cmd/nfpm@v2.45.2
-# Package version: the tag without its v, else 0.0.0+git<commits>.<hash>,
-# which sorts upwards commit by commit.
-PKG_VERSION ?= $(shell git describe --tags --match 'v[0-9]*' 2>/dev/null | sed 's/^v//; s/-/+/; s/-/./' | grep . || echo 0.0.0+git$$(git rev-list --count HEAD 2>/dev/null || echo 0).$$(git rev-parse --short HEAD 2>/dev/null || echo dev))
+PKG_VERSION ?= $(VERSION)
 PKG_ARCH    ?= $(shell $(GO) env GOARCH)
 DIST        ?= dist
 

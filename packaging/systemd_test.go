@@ -73,10 +73,16 @@ func TestPackageUnderSystemd(t *testing.T) {
 	if out, _ := c.Run("systemctl", "is-active", "lbd"); strings.TrimSpace(out) != "inactive" {
 		t.Errorf("after dpkg -i: is-active = %q; the package must not start lbd", out)
 	}
-	for _, f := range []string{"/usr/bin/lbd", "/usr/lib/systemd/system/lbd.service", "/usr/share/doc/lbd/examples/lbd.yaml", "/usr/share/doc/lbd/examples/notify-reload.conf", "/usr/share/doc/lbd/operations.md"} {
+	for _, f := range []string{"/usr/bin/lbd", "/usr/lib/systemd/system/lbd.service", "/usr/share/doc/lbd/examples/lbd.yaml", "/usr/share/doc/lbd/examples/notify-reload.conf", "/usr/share/doc/lbd/operations.md", "/usr/share/doc/lbd/copyright", "/usr/share/doc/lbd/third-party-licenses.txt"} {
 		if _, err := os.Stat(c.Path(f)); err != nil {
 			t.Errorf("package: %v", err)
 		}
+	}
+	// One version: the package's (without its release) is the binary's.
+	pkgVersion := strings.TrimSpace(c.MustRun("dpkg-query", "-W", "-f", "${Version}", "lbd"))
+	var v struct{ Version string }
+	if err := json.Unmarshal([]byte(c.MustRun("lbd", "version", "-o", "json")), &v); err != nil || v.Version == "" || pkgVersion != v.Version+"-1" {
+		t.Errorf("package version %q, lbd version -o json %+v (%v): want the same", pkgVersion, v, err)
 	}
 	for _, f := range []string{"/etc/lbd.yaml", "/etc/systemd/system/lbd.service.d/notify-reload.conf", "/usr/lib/systemd/system/lbd.service.d"} {
 		if _, err := os.Stat(c.Path(f)); err == nil {

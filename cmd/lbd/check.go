@@ -31,7 +31,7 @@ func cmdCheck(args []string, stdout, stderr io.Writer) int {
 	offline := fs.Bool("offline", false, "skip the checks of this machine (password files, kubeconfig, interfaces), for CI; says what it skipped")
 	output := fs.String("o", "text", "output `format`: text or json")
 	if err := fs.Parse(args); err != nil {
-		return exitUsage
+		return parseFailed(err)
 	}
 	if fs.NArg() > 0 {
 		fmt.Fprintf(stderr, "lbd check: unexpected argument %q; use -c FILE\n", fs.Arg(0))

@@ -18,7 +18,7 @@ import (
 func cmdCleanup(args []string, stdout, stderr io.Writer) int {
 	fs, path := newFlags("cleanup", stderr)
 	if err := fs.Parse(args); err != nil {
-		return exitUsage
+		return parseFailed(err)
 	}
 	if _, err := os.Stat(*path); err != nil {
 		fmt.Fprintf(stderr, "lbd cleanup: %v\n", err)

@@ -35,7 +35,7 @@ func cmdReload(args []string, stdout, stderr io.Writer) int {
 	fs, socket := ctlFlags("reload", stderr)
 	dry := fs.Bool("dry-run", false, "check the file against the running daemon and say what applying it would change (sessions reset, addresses stranded, the VIP), without applying it")
 	if err := fs.Parse(args); err != nil {
-		return exitUsage
+		return parseFailed(err)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
@@ -69,7 +69,7 @@ func cmdStatus(args []string, stdout, stderr io.Writer) int {
 	fs, socket := ctlFlags("status", stderr)
 	output := fs.String("o", "text", "output `format`: text or json")
 	if err := fs.Parse(args); err != nil {
-		return exitUsage
+		return parseFailed(err)
 	}
 	if *output != "text" && *output != "json" {
 		fmt.Fprintf(stderr, "lbd status: -o must be text or json, not %q\n", *output)

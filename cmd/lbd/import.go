@@ -45,7 +45,7 @@ func cmdImportMetallb(args []string, stdin io.Reader, stdout, stderr io.Writer) 
 	strict := fs.Bool("strict", false, "treat every warning as an error (exit 1, nothing written)")
 	files, err := parseInterspersed(fs, args)
 	if err != nil {
-		return exitUsage
+		return parseFailed(err)
 	}
 	if len(files) == 0 {
 		files = []string{"-"}

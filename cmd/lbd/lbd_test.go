@@ -169,6 +169,30 @@ func TestVersion(t *testing.T) {
 	if code != 0 || !strings.HasPrefix(out, "lbd ") {
 		t.Errorf("exit %d, %q", code, out)
 	}
+	code, out, _ = lbd(t, "version", "-o", "json")
+	var v struct{ Version, GoVersion, OS, Arch string }
+	if err := json.Unmarshal([]byte(out), &v); code != 0 || err != nil || v.Version == "" || !strings.HasPrefix(v.GoVersion, "go") || v.OS != "linux" {
+		t.Errorf("version -o json: exit %d, %q, %v", code, out, err)
+	}
+	if code, _, errOut := lbd(t, "version", "-o", "yaml"); code != 2 || !strings.Contains(errOut, "-o must be text or json") {
+		t.Errorf("version -o yaml: exit %d, %q", code, errOut)
+	}
+}
+
+// TestSubcommandHelp: every subcommand's --help (and -h) exits 0 with its
+// usage; an unknown flag exits 2.
+func TestSubcommandHelp(t *testing.T) {
+	for _, sub := range []string{"run", "check", "reload", "status", "cleanup", "import-metallb", "version"} {
+		for _, h := range []string{"--help", "-h"} {
+			code, out, errOut := lbd(t, sub, h)
+			if code != 0 || !strings.Contains(out+errOut, "Usage of lbd "+sub) && !strings.Contains(out+errOut, "Usage: lbd "+sub) {
+				t.Errorf("lbd %s %s: exit %d\n%s%s", sub, h, code, out, errOut)
+			}
+		}
+		if code, _, _ := lbd(t, sub, "--no-such-flag"); code != 2 {
+			t.Errorf("lbd %s --no-such-flag: exit %d, want 2", sub, code)
+		}
+	}
 }
 
 // daemonProc is a running `lbd run`.

@@ -12,13 +12,17 @@
 package main
 
 import (
+	"encoding/json"
+	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"os"
 	"runtime"
 )
 
-// version is set at build time: -ldflags "-X main.version=$(git describe)".
+// version is set at build time: -ldflags "-X main.version=$(hack/version.sh)",
+// the same string as the .deb's and .rpm's version.
 var version = "dev"
 
 // DefaultConfig is where lbd looks for its configuration.
@@ -43,7 +47,7 @@ Usage:
                                        left behind (the unit's ExecStopPost)
   lbd import-metallb [--strict] [FILE...]
                                        convert MetalLB YAML (FILEs, or stdin) to lbd's
-  lbd version                          print the version
+  lbd version [-o text|json]           print the version
 
 FILE defaults to /etc/lbd.yaml. Documentation: docs/config.md.
 `
@@ -72,14 +76,49 @@ func dispatch(args []string, stdout, stderr io.Writer) int {
 	case "import-metallb":
 		return cmdImportMetallb(rest, os.Stdin, stdout, stderr)
 	case "version", "--version", "-v":
-		fmt.Fprintln(stdout, versionString())
-		return exitOK
+		return cmdVersion(rest, stdout, stderr)
 	case "help", "--help", "-h":
 		fmt.Fprint(stdout, usage)
 		return exitOK
 	}
 	fmt.Fprintf(stderr, "lbd: unknown command %q\n\n%s", cmd, usage)
 	return exitUsage
+}
+
+// parseFailed is the exit code after a flag parse error: 0 when the user
+// asked for -h or --help (the flag package printed the usage), else 2.
+func parseFailed(err error) int {
+	if errors.Is(err, flag.ErrHelp) {
+		return exitOK
+	}
+	return exitUsage
+}
+
+// cmdVersion prints the version, as text or JSON.
+func cmdVersion(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("lbd version", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	output := fs.String("o", "text", "output `format`: text or json")
+	if err := fs.Parse(args); err != nil {
+		return parseFailed(err)
+	}
+	switch *output {
+	case "text":
+		fmt.Fprintln(stdout, versionString())
+	case "json":
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		enc.Encode(struct {
+			Version   string `json:"version"`
+			GoVersion string `json:"goversion"`
+			OS        string `json:"os"`
+			Arch      string `json:"arch"`
+		}{version, runtime.Version(), runtime.GOOS, runtime.GOARCH})
+	default:
+		fmt.Fprintf(stderr, "lbd version: -o must be text or json, not %q\n", *output)
+		return exitUsage
+	}
+	return exitOK
 }
 
 func versionString() string {

@@ -34,7 +34,7 @@ import (
 func cmdRun(args []string, stderr io.Writer) int {
 	fs, path := newFlags("run", stderr)
 	if err := fs.Parse(args); err != nil {
-		return exitUsage
+		return parseFailed(err)
 	}
 
 	// 1. Configuration: the same Load as `lbd check`.

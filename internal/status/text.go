@@ -20,7 +20,7 @@ func WriteText(w io.Writer, s *Status, now time.Time) {
 		if p.Used != nil {
 			used = fmt.Sprintf("%d used (%.0f%%)", *p.Used, 100*float64(*p.Used)/float64(max(p.Size, 1)))
 		}
-		size := fmt.Sprintf("%d addresses", p.Size)
+		size := count(p.Size, "address", "addresses")
 		if p.Size == ^uint64(0) {
 			size = "2^64 or more addresses"
 		}
@@ -58,7 +58,7 @@ func WriteText(w io.Writer, s *Status, now time.Time) {
 		tw.Flush()
 	}
 	if s.BGP != nil {
-		fmt.Fprintf(w, "bgp:         AS %d, router ID %s, %d routes\n", s.BGP.ASN, s.BGP.RouterID, s.BGP.Routes)
+		fmt.Fprintf(w, "bgp:         AS %d, router ID %s, %s\n", s.BGP.ASN, s.BGP.RouterID, count(uint64(s.BGP.Routes), "route", "routes"))
 		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 		fmt.Fprintln(tw, "  PEER\tADDRESS\tAS\tSTATE\tSINCE\tPREFIXES\tUPDATES\tPASSWORD\tPROBLEM")
 		for _, p := range s.BGP.Peers {
@@ -91,4 +91,12 @@ func dash(s string) string {
 		return "-"
 	}
 	return s
+}
+
+// count is "1 address", "2 addresses".
+func count(n uint64, one, many string) string {
+	if n == 1 {
+		return "1 " + one
+	}
+	return fmt.Sprintf("%d %s", n, many)
 }
