@@ -222,14 +222,75 @@ func TestPackageUnderSystemd(t *testing.T) {
 		t.Errorf("/run/lbd is still there after systemctl stop")
 	}
 
-	// Removing the package stops and disables lbd.
+	// Removing the package stops lbd and masks the unit (as debhelper's
+	// scripts do); purging forgets it.
 	c.MustRun("systemctl", "start", "lbd")
 	c.MustRun("dpkg", "-r", "lbd")
 	if out, _ := c.Run("systemctl", "is-active", "lbd"); strings.TrimSpace(out) == "active" {
 		t.Errorf("after dpkg -r: lbd still active")
 	}
+	if got := unitState(c); got != "masked" {
+		t.Errorf("after dpkg -r: is-enabled %q, want masked", got)
+	}
+	c.MustRun("dpkg", "-P", "lbd")
 	if _, err := os.Lstat(c.Path("/etc/systemd/system/multi-user.target.wants/lbd.service")); err == nil {
-		t.Errorf("after dpkg -r: lbd still enabled")
+		t.Errorf("after dpkg -P: lbd still enabled")
+	}
+	if _, err := os.Lstat(c.Path("/etc/systemd/system/lbd.service")); err == nil {
+		t.Errorf("after dpkg -P: lbd still masked")
+	}
+}
+
+// unitState is systemctl is-enabled lbd.
+func unitState(c *systemdtest.Container) string {
+	out, _ := c.Run("systemctl", "is-enabled", "lbd")
+	return strings.TrimSpace(out)
+}
+
+// TestPackageKeepsAdminChoice: the package keeps dpkg's view of whether
+// lbd is enabled, as deb-systemd-helper does for every Debian service: an
+// admin who disabled or masked lbd finds it so after an upgrade and after
+// a remove and reinstall; only a purge forgets, and the next install
+// enables it again.
+func TestPackageKeepsAdminChoice(t *testing.T) {
+	c := systemdtest.Boot(t)
+	data, err := os.ReadFile(debFile(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.WriteFile("/root/lbd.deb", data, 0o644)
+	install := func() { c.MustRun("dpkg", "-i", "/root/lbd.deb") }
+	want := func(step, state string) {
+		t.Helper()
+		if got := unitState(c); got != state {
+			t.Errorf("%s: is-enabled %q, want %q", step, got, state)
+		}
+	}
+	install()
+	want("first install", "enabled")
+	c.MustRun("systemctl", "disable", "lbd")
+	install()
+	want("upgrade of a disabled lbd", "disabled")
+	c.MustRun("dpkg", "-r", "lbd")
+	install()
+	want("remove and install of a disabled lbd", "disabled")
+	c.MustRun("systemctl", "enable", "lbd")
+	c.MustRun("dpkg", "-r", "lbd")
+	install()
+	want("remove and install of an enabled lbd", "enabled")
+	c.MustRun("systemctl", "mask", "lbd")
+	install()
+	want("upgrade of a masked lbd", "masked")
+	c.MustRun("dpkg", "-r", "lbd")
+	install()
+	want("remove and install of a masked lbd", "masked")
+	c.MustRun("systemctl", "unmask", "lbd")
+	c.MustRun("systemctl", "disable", "lbd")
+	c.MustRun("dpkg", "-P", "lbd")
+	install()
+	want("install after a purge", "enabled")
+	if out, _ := c.Run("systemctl", "is-active", "lbd"); strings.TrimSpace(out) == "active" {
+		t.Errorf("an install started lbd")
 	}
 }
 
