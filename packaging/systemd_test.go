@@ -380,3 +380,36 @@ func journalOnce(t *testing.T, c *systemdtest.Container, match string) []map[str
 	}
 	return recs
 }
+
+// TestPackageDefaultFile: /etc/default/lbd (a conffile, everything
+// commented out) may point the unit at another configuration file, and
+// the package makes /etc/lbd (0750) for the node's credentials.
+func TestPackageDefaultFile(t *testing.T) {
+	c := systemdtest.Boot(t)
+	data, err := os.ReadFile(debFile(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.WriteFile("/root/lbd.deb", data, 0o644)
+	c.MustRun("dpkg", "-i", "/root/lbd.deb")
+	if out := c.MustRun("dpkg-query", "-W", "-f", "${Conffiles}", "lbd"); !strings.Contains(out, "/etc/default/lbd ") {
+		t.Errorf("/etc/default/lbd is not a conffile: %q", out)
+	}
+	if fi, err := os.Stat(c.Path("/etc/lbd")); err != nil || !fi.IsDir() || fi.Mode().Perm() != 0o750 {
+		t.Errorf("/etc/lbd: %v %v", fi, err)
+	}
+	c.WriteFile("/etc/lbd/node.yaml", []byte(config), 0o640)
+	def, err := os.ReadFile(c.Path("/etc/default/lbd"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.WriteFile("/etc/default/lbd", append(def, "LBD_CONFIG=/etc/lbd/node.yaml\n"...), 0o644)
+	c.MustRun("systemctl", "start", "lbd")
+	if out, _ := c.Run("journalctl", "-u", "lbd", "--no-pager", "-o", "verbose"); !strings.Contains(out, "/etc/lbd/node.yaml") {
+		t.Errorf("lbd did not read /etc/lbd/node.yaml:\n%s", out)
+	}
+	if out, err := c.Run("lbd", "status", "-c", "/etc/lbd/node.yaml"); err != nil || !strings.Contains(out, "node node1") {
+		t.Errorf("lbd status -c /etc/lbd/node.yaml: %v\n%s", err, out)
+	}
+	c.MustRun("systemctl", "reload", "lbd")
+}
