@@ -52,6 +52,7 @@ check-rules: promtool ## promtool check and unit-test packaging/prometheus
 
 install: build ## install the binary to $(PREFIX)/bin and the unit to /etc/systemd/system
 	install -D -m 0755 bin/lbd $(DESTDIR)$(PREFIX)/bin/lbd
+	@if [ -z "$(DESTDIR)" ] && ! getent group lbd >/dev/null; then groupadd --system lbd; fi
 	install -d $(DESTDIR)/etc/systemd/system
 	sed 's|/usr/bin/lbd|$(PREFIX)/bin/lbd|g' systemd/lbd.service > $(DESTDIR)/etc/systemd/system/lbd.service
 

@@ -412,4 +412,18 @@ func TestPackageDefaultFile(t *testing.T) {
 		t.Errorf("lbd status -c /etc/lbd/node.yaml: %v\n%s", err, out)
 	}
 	c.MustRun("systemctl", "reload", "lbd")
+
+	// A member of the lbd group reads the status without root, and may
+	// not reload; another user may not even connect.
+	c.MustRun("useradd", "--groups", "lbd", "alice")
+	c.MustRun("useradd", "bob")
+	if out, err := c.Run("runuser", "-u", "alice", "--", "lbd", "status", "-c", "/etc/lbd/node.yaml"); err != nil || !strings.Contains(out, "node node1") {
+		t.Errorf("lbd status as a member of the lbd group: %v\n%s", err, out)
+	}
+	if out, err := c.Run("runuser", "-u", "alice", "--", "lbd", "reload", "-c", "/etc/lbd/node.yaml"); err == nil || !strings.Contains(out, "needs root") {
+		t.Errorf("lbd reload as a member of the lbd group: %v\n%s", err, out)
+	}
+	if out, err := c.Run("runuser", "-u", "bob", "--", "lbd", "status", "--socket", "/run/lbd/lbd.sock"); err == nil || !strings.Contains(out, "permission denied") {
+		t.Errorf("lbd status as another user: %v\n%s", err, out)
+	}
 }

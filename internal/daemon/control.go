@@ -14,11 +14,18 @@ import (
 	"sync"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/lbdproject/lbd/internal/status"
 )
 
 // The control socket speaks one JSON request and one JSON response per
 // connection. It is how `lbd reload` and `lbd status` talk to the daemon.
+
+// ReadOnly are the commands anyone who can open the socket may send (the
+// lbd group, whose members read the status without root); every other
+// command needs root.
+var ReadOnly = map[string]bool{"status": true}
 
 // Request is what a client sends.
 type Request struct {
@@ -45,7 +52,9 @@ type ControlServer struct {
 
 // ListenControl binds the control socket at path, replacing a stale socket
 // file left by a killed daemon but refusing to steal a live one. The
-// socket is made readable only by root and the file's group.
+// socket is made readable only by root and the file's group (lbd.service
+// runs with Group=lbd, so members of the lbd group may ask for the
+// status; anything else needs root, checked per connection).
 func ListenControl(path string, log *slog.Logger, handle func(context.Context, Request) Response) (*ControlServer, error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o750); err != nil {
 		return nil, fmt.Errorf("control socket directory: %w", err)
@@ -92,7 +101,35 @@ func (s *ControlServer) serveConn(ctx context.Context, conn net.Conn) {
 		return
 	}
 	_ = conn.SetReadDeadline(time.Time{})
+	if !ReadOnly[req.Command] {
+		if uid, ok := peerUID(conn); !ok || uid != 0 {
+			s.write(conn, Response{Error: fmt.Sprintf("%q needs root: members of the lbd group may ask for the status only", req.Command)})
+			return
+		}
+	}
 	s.write(conn, s.handle(ctx, req))
+}
+
+// peerUID is the user ID of the process at the other end of conn
+// (SO_PEERCRED: what the kernel recorded at connect, not what the client
+// claims).
+func peerUID(conn net.Conn) (uint32, bool) {
+	uc, ok := conn.(*net.UnixConn)
+	if !ok {
+		return 0, false
+	}
+	raw, err := uc.SyscallConn()
+	if err != nil {
+		return 0, false
+	}
+	var cred *unix.Ucred
+	var credErr error
+	if err := raw.Control(func(fd uintptr) {
+		cred, credErr = unix.GetsockoptUcred(int(fd), unix.SOL_SOCKET, unix.SO_PEERCRED)
+	}); err != nil || credErr != nil {
+		return 0, false
+	}
+	return cred.Uid, true
 }
 
 func (s *ControlServer) write(conn net.Conn, resp Response) {

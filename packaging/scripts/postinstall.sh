@@ -10,6 +10,15 @@
 # a first install (or one after a purge) enables it.
 set -e
 
+# The group whose members may read `lbd status` (lbd.service: Group=lbd).
+if ! getent group lbd >/dev/null; then
+	if command -v addgroup >/dev/null 2>&1; then
+		addgroup --system lbd >/dev/null
+	else
+		groupadd --system lbd
+	fi
+fi
+
 if [ -x /usr/bin/deb-systemd-helper ]; then
 	case "$1" in
 	configure | abort-upgrade | abort-deconfigure | abort-remove)
