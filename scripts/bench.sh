@@ -54,6 +54,7 @@ benchmarks=(
 	"./cmd/lbd|CPFailover/cable|3x|gap-max-s|4.2|2.0 s: holder's cable pulled to the client served again"
 	"./cmd/lbd|CPFailover/sigterm|3x|gap-max-s|1.0|23 ms: longest gap on a graceful stop"
 	"./cmd/lbd|CPFailover/sigterm|3x|failed/op|0|0: failed connections on a graceful stop"
+	"./cmd/lbd|CPFailover/sigterm|3x|move-max-s|1.0|85 ms: SIGTERM to the VIP on another node"
 	"./cmd/lbd|CPFailover/idle|3x|holder-RSS-MiB|200|56 MiB: the VIP holder's highest RSS, idle"
 	"./cmd/lbd|APIWrites|1x|liveness-writes/s/node@1000|2.3|2.0: liveness Lease writes per node and second, defaults"
 	"./cmd/lbd|APIWrites|1x|leader-writes/s@1000|0.7|0.5: allocator Lease writes per second, defaults"

@@ -150,9 +150,9 @@ func TestControlPlaneVIP(t *testing.T) {
 		if failed > 0 {
 			t.Errorf("%d connections to the VIP failed during a planned hand-over", failed)
 		}
-		if stopped > time.Second {
-			t.Errorf("lbd took %v to stop; the hand-over must be immediate", stopped)
-		}
+		// How fast the VIP moves is BenchmarkCPFailover/sigterm's figure
+		// (bounded in scripts/bench.sh), not an assertion here: this lbd
+		// runs with the race detector.
 		l.startLbd(old)
 	})
 

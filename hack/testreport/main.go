@@ -82,8 +82,11 @@ func (r *report) add(line []byte) {
 		r.pkgFail = true
 		// A package that failed outside any test (a panic, a timeout, a
 		// build error) has its reason in the package's own output.
-		fmt.Fprint(r.out, strings.Join(r.output[k], ""))
-		fmt.Fprintf(r.out, "FAIL\t%s\t%.3fs\n", e.Package, e.Elapsed)
+		out := strings.Join(r.output[k], "")
+		fmt.Fprint(r.out, out)
+		if !strings.Contains(out, "FAIL\t"+e.Package) {
+			fmt.Fprintf(r.out, "FAIL\t%s\t%.3fs\n", e.Package, e.Elapsed)
+		}
 		delete(r.output, k)
 	}
 }
