@@ -1,12 +1,13 @@
 # Shared helpers for lbd's scripts. Source it; do not run it.
 
-# ensure_go puts a Go toolchain (1.24 or newer) on PATH, or explains.
+# ensure_go puts a Go toolchain on PATH, or explains. go.mod asks for
+# 1.26.8; any Go from 1.21 on fetches it by itself (GOTOOLCHAIN=auto).
 ensure_go() {
 	if ! command -v go >/dev/null 2>&1 && [ -x /usr/local/go/bin/go ]; then
 		export PATH="/usr/local/go/bin:$PATH"
 	fi
 	if ! command -v go >/dev/null 2>&1; then
-		echo "lbd: Go 1.24 or newer is needed (Debian 12's golang-go is too old)." >&2
+		echo "lbd: Go is needed: 1.26.8, or any Go from 1.21 on, which fetches 1.26.8 itself (Debian 12's golang-go, 1.19, is too old)." >&2
 		echo "     Install it under /usr/local/go, see https://go.dev/doc/install" >&2
 		exit 1
 	fi
