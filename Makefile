@@ -19,7 +19,7 @@ DIST        ?= dist
 TOOLS_DIR   ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/lbd/tools
 PROMTOOL    := $(TOOLS_DIR)/promtool-debian/promtool
 
-.PHONY: help build test test-all lint check-config check-rules promtool install package demo clean
+.PHONY: help build test test-all lint check-config check-rules promtool install package completions demo clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-13s %s\n", $$1, $$2}'
@@ -56,7 +56,13 @@ install: build ## install the binary to $(PREFIX)/bin and the unit to /etc/syste
 	install -d $(DESTDIR)/etc/systemd/system
 	sed 's|/usr/bin/lbd|$(PREFIX)/bin/lbd|g' systemd/lbd.service > $(DESTDIR)/etc/systemd/system/lbd.service
 
-package: build ## build $(DIST)/lbd_*.deb and $(DIST)/lbd-*.rpm with nfpm
+completions: build ## write the bash, zsh and fish completions into dist/completions
+	@mkdir -p dist/completions
+	./bin/lbd completion bash > dist/completions/lbd
+	./bin/lbd completion zsh > dist/completions/_lbd
+	./bin/lbd completion fish > dist/completions/lbd.fish
+
+package: build completions ## build $(DIST)/lbd_*.deb and $(DIST)/lbd-*.rpm with nfpm
 	@mkdir -p $(DIST)
 	PKG_VERSION=$(PKG_VERSION) PKG_ARCH=$(PKG_ARCH) $(GO) run $(NFPM) package -f packaging/nfpm.yaml -p deb -t $(DIST)/
 	PKG_VERSION=$(PKG_VERSION) PKG_ARCH=$(PKG_ARCH) $(GO) run $(NFPM) package -f packaging/nfpm.yaml -p rpm -t $(DIST)/

@@ -73,7 +73,7 @@ func TestPackageUnderSystemd(t *testing.T) {
 	if out, _ := c.Run("systemctl", "is-active", "lbd"); strings.TrimSpace(out) != "inactive" {
 		t.Errorf("after dpkg -i: is-active = %q; the package must not start lbd", out)
 	}
-	for _, f := range []string{"/usr/bin/lbd", "/usr/lib/systemd/system/lbd.service", "/usr/share/doc/lbd/examples/lbd.yaml", "/usr/share/doc/lbd/examples/notify-reload.conf", "/usr/share/doc/lbd/operations.md", "/usr/share/doc/lbd/copyright", "/usr/share/doc/lbd/third-party-licenses.txt"} {
+	for _, f := range []string{"/usr/bin/lbd", "/usr/lib/systemd/system/lbd.service", "/usr/share/doc/lbd/examples/lbd.yaml", "/usr/share/doc/lbd/examples/notify-reload.conf", "/usr/share/doc/lbd/operations.md", "/usr/share/doc/lbd/copyright", "/usr/share/doc/lbd/third-party-licenses.txt", "/usr/share/bash-completion/completions/lbd", "/usr/share/zsh/vendor-completions/_lbd", "/usr/share/fish/vendor_completions.d/lbd.fish"} {
 		if _, err := os.Stat(c.Path(f)); err != nil {
 			t.Errorf("package: %v", err)
 		}

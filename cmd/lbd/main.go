@@ -48,6 +48,7 @@ Usage:
   lbd import-metallb [--strict] [FILE...]
                                        convert MetalLB YAML (FILEs, or stdin) to lbd's
   lbd version [-o text|json]           print the version
+  lbd completion bash|zsh|fish         print a shell completion script
 
 FILE defaults to /etc/lbd.yaml. Documentation: docs/config.md.
 `
@@ -77,6 +78,8 @@ func dispatch(args []string, stdout, stderr io.Writer) int {
 		return cmdImportMetallb(rest, os.Stdin, stdout, stderr)
 	case "version", "--version", "-v":
 		return cmdVersion(rest, stdout, stderr)
+	case "completion":
+		return cmdCompletion(rest, stdout, stderr)
 	case "help", "--help", "-h":
 		fmt.Fprint(stdout, usage)
 		return exitOK
