@@ -19,7 +19,7 @@ DIST        ?= dist
 TOOLS_DIR   ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/lbd/tools
 PROMTOOL    := $(TOOLS_DIR)/promtool-debian/promtool
 
-.PHONY: help build test test-all lint check-config check-rules promtool install package completions demo clean
+.PHONY: help build test test-all lint check-config check-rules promtool install package completions man demo clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-13s %s\n", $$1, $$2}'
@@ -62,7 +62,12 @@ completions: build ## write the bash, zsh and fish completions into dist/complet
 	./bin/lbd completion zsh > dist/completions/_lbd
 	./bin/lbd completion fish > dist/completions/lbd.fish
 
-package: build completions ## build $(DIST)/lbd_*.deb and $(DIST)/lbd-*.rpm with nfpm
+man: build ## write the manual pages lbd(8) and lbd.yaml(5) into dist/man (from --help and docs/config.md)
+	@mkdir -p dist/man
+	$(GO) run ./hack/man -lbd bin/lbd -config docs/config.md -o dist/man
+	gzip -9nf dist/man/lbd.8 dist/man/lbd.yaml.5
+
+package: build completions man ## build $(DIST)/lbd_*.deb and $(DIST)/lbd-*.rpm with nfpm
 	@mkdir -p $(DIST)
 	PKG_VERSION=$(PKG_VERSION) PKG_ARCH=$(PKG_ARCH) $(GO) run $(NFPM) package -f packaging/nfpm.yaml -p deb -t $(DIST)/
 	PKG_VERSION=$(PKG_VERSION) PKG_ARCH=$(PKG_ARCH) $(GO) run $(NFPM) package -f packaging/nfpm.yaml -p rpm -t $(DIST)/

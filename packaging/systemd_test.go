@@ -383,7 +383,7 @@ func journalOnce(t *testing.T, c *systemdtest.Container, match string) []map[str
 
 // TestPackageDefaultFile: /etc/default/lbd (a conffile, everything
 // commented out) may point the unit at another configuration file, and
-// the package makes /etc/lbd (0750) for the node's credentials.
+// the package makes /etc/lbd for the node's credentials.
 func TestPackageDefaultFile(t *testing.T) {
 	c := systemdtest.Boot(t)
 	data, err := os.ReadFile(debFile(t))
@@ -395,7 +395,7 @@ func TestPackageDefaultFile(t *testing.T) {
 	if out := c.MustRun("dpkg-query", "-W", "-f", "${Conffiles}", "lbd"); !strings.Contains(out, "/etc/default/lbd ") {
 		t.Errorf("/etc/default/lbd is not a conffile: %q", out)
 	}
-	if fi, err := os.Stat(c.Path("/etc/lbd")); err != nil || !fi.IsDir() || fi.Mode().Perm() != 0o750 {
+	if fi, err := os.Stat(c.Path("/etc/lbd")); err != nil || !fi.IsDir() || fi.Mode().Perm() != 0o755 {
 		t.Errorf("/etc/lbd: %v %v", fi, err)
 	}
 	c.WriteFile("/etc/lbd/node.yaml", []byte(config), 0o640)

@@ -11,8 +11,9 @@ apt_install make git ca-certificates gcc libc6-dev iproute2 arping ndisc6 iputil
 	debootstrap systemd-container frr bird2
 # The Ansible role's lint, syntax check and real run (packaging/).
 apt_install ansible ansible-lint
-# The shells whose completion scripts are tested.
-apt_install zsh fish
+# The shells whose completion scripts are tested; lintian for the .deb;
+# groff renders the manual pages.
+apt_install zsh fish lintian groff-base
 
 echo "== lint"
 make --no-print-directory lint
