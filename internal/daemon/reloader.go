@@ -297,6 +297,10 @@ func (r *Reloader) load(ctx context.Context, data []byte, tick <-chan time.Time)
 	for {
 		select {
 		case res := <-out:
+			// The parse is over: the next load must not find it running
+			// (its goroutine closes done just after sending).
+			<-done
+			r.parsing = nil
 			return res.cfg, res.err
 		case <-tick:
 			r.beat()
