@@ -2,6 +2,7 @@ package config
 
 import (
 	"os"
+	"path/filepath"
 	"reflect"
 	"regexp"
 	"strings"
@@ -83,4 +84,52 @@ func schemaKeys() []string {
 // isScalar reports whether values of t are written as one YAML scalar.
 func isScalar(t reflect.Type) bool {
 	return t == addrType || t == reflect.TypeFor[time.Duration]() || reflect.PointerTo(t).Implements(unmarshalerType)
+}
+
+// TestDocsNameOnlyRealKeys: every configuration key a document names in
+// code (`bgp.peers[0].hold_time`, `l2.handover_grace`) exists in the
+// schema, so no doc sends an operator to a key lbd would reject.
+func TestDocsNameOnlyRealKeys(t *testing.T) {
+	known := map[string]bool{}
+	for _, k := range schemaKeys() {
+		known[k] = true
+		if i := strings.Index(k, "node_selector."); i >= 0 {
+			known[k[i:]] = true
+		}
+	}
+	sections := map[string]bool{}
+	for _, k := range schemaKeys() {
+		sections[strings.SplitN(k, ".", 2)[0]] = true
+	}
+	files, _ := filepath.Glob("../../docs/*.md")
+	files = append(files, "../../README.md")
+	// Inline code spans, each whole (fenced blocks removed first, so every
+	// backquote pairs), whose content is a dotted key.
+	spanRE := regexp.MustCompile("`([^`\n]+)`")
+	fenceRE := regexp.MustCompile("(?s)```.*?```")
+	keyRE := regexp.MustCompile(`^[a-z_][a-z0-9_]*(?:\[[0-9]*\])?(?:\.[a-z_][a-z0-9_]*(?:\[[0-9]*\])?)+$`)
+	index := regexp.MustCompile(`\[[0-9]*\]`)
+	checked := 0
+	for _, f := range files {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, m := range spanRE.FindAllStringSubmatch(fenceRE.ReplaceAllString(string(data), ""), -1) {
+			if !keyRE.MatchString(m[1]) {
+				continue
+			}
+			key := index.ReplaceAllString(m[1], "[]")
+			if !sections[strings.SplitN(strings.TrimSuffix(key, "[]"), ".", 2)[0]] && !strings.HasPrefix(key, "node_selector.") {
+				continue // not a configuration key (a file name, a Go name)
+			}
+			checked++
+			if !known[key] && !known[strings.TrimSuffix(key, "[]")] {
+				t.Errorf("%s: `%s`: no such configuration key", filepath.Base(f), m[1])
+			}
+		}
+	}
+	if checked < 50 {
+		t.Errorf("only %d keys found in the docs", checked)
+	}
 }
