@@ -153,8 +153,7 @@ func TestBIRD(t *testing.T) {
 	n1 := sp[0]
 	v4, v6 := checkRestartKeepsRoute(t, b, func() {
 		n1.kill()
-		n1 = b.startSpeaker(b.nodes[0], nodeConfig(nodeAS, ""))
-		n1.announce(svcV4+"/32", svcV6+"/128")
+		n1 = b.restartSpeaker(b.nodes[0], nodeConfig(nodeAS, ""), svcV4+"/32", svcV6+"/128")
 		r.waitEstablished(10*time.Second, 4)
 	}, 0, 2)
 	keptRoute(t, "kill -9", v4, v6)
@@ -169,8 +168,7 @@ func TestBIRD(t *testing.T) {
 	b.waitHops(svcV6, 5*time.Second, nodeV6[0], nodeV6[2])
 	v4, v6 = checkRestartKeepsRoute(t, b, func() {
 		n1.kill()
-		n1 = b.startSpeaker(b.nodes[0], noGRConfig())
-		n1.announce(svcV4+"/32", svcV6+"/128")
+		n1 = b.restartSpeaker(b.nodes[0], noGRConfig(), svcV4+"/32", svcV6+"/128")
 		r.waitEstablished(10*time.Second, 4)
 	}, 0, 2)
 	lostRoute(t, v4, v6)

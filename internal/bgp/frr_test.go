@@ -103,8 +103,7 @@ func TestFRR(t *testing.T) {
 	n1 := sp[0]
 	v4, v6 := checkRestartKeepsRoute(t, b, func() {
 		n1.kill()
-		n1 = b.startSpeaker(b.nodes[0], nodeConfig(nodeAS, ""))
-		n1.announce(svcV4+"/32", svcV6+"/128")
+		n1 = b.restartSpeaker(b.nodes[0], nodeConfig(nodeAS, ""), svcV4+"/32", svcV6+"/128")
 		f.WaitEstablished(10*time.Second, nodeV4[0], nodeV6[0])
 	}, 0, 2)
 	keptRoute(t, "kill -9", v4, v6)
@@ -113,8 +112,7 @@ func TestFRR(t *testing.T) {
 	v4, v6 = checkRestartKeepsRoute(t, b, func() {
 		n1.cmd.Process.Signal(syscall.SIGUSR2)
 		<-n1.done
-		n1 = b.startSpeaker(b.nodes[0], nodeConfig(nodeAS, ""))
-		n1.announce(svcV4+"/32", svcV6+"/128")
+		n1 = b.restartSpeaker(b.nodes[0], nodeConfig(nodeAS, ""), svcV4+"/32", svcV6+"/128")
 		f.WaitEstablished(10*time.Second, nodeV4[0], nodeV6[0])
 	}, 0, 2)
 	keptRoute(t, "restart by SIGUSR2", v4, v6)
@@ -127,8 +125,7 @@ func TestFRR(t *testing.T) {
 	b.waitHops(svcV6, 5*time.Second, nodeV6[0], nodeV6[2])
 	v4, v6 = checkRestartKeepsRoute(t, b, func() {
 		n1.kill()
-		n1 = b.startSpeaker(b.nodes[0], noGRConfig())
-		n1.announce(svcV4+"/32", svcV6+"/128")
+		n1 = b.restartSpeaker(b.nodes[0], noGRConfig(), svcV4+"/32", svcV6+"/128")
 		f.WaitEstablished(10*time.Second, nodeV4[0], nodeV6[0])
 	}, 0, 2)
 	lostRoute(t, v4, v6)

@@ -156,12 +156,31 @@ func (s *syncBuf) String() string { s.mu.Lock(); defer s.mu.Unlock(); return s.b
 // until it has applied it.
 func (b *bgpLab) startSpeaker(node *netlab.Host, config string) *speaker {
 	b.t.Helper()
+	return b.startSpeakerWith(node, config)
+}
+
+// restartSpeaker starts a node's speaker as lbd run starts after a crash
+// or restart: with its routes (prefixes) in place before any session
+// opens, so its End-of-RIB never flushes a route it has not announced.
+func (b *bgpLab) restartSpeaker(node *netlab.Host, config string, prefixes ...string) *speaker {
+	b.t.Helper()
+	return b.startSpeakerWith(node, config, prefixes...)
+}
+
+// startSpeakerWith starts the helper; with prefixes, those are its routes
+// before its sessions open.
+func (b *bgpLab) startSpeakerWith(node *netlab.Host, config string, prefixes ...string) *speaker {
+	b.t.Helper()
 	file := filepath.Join(b.dir, node.Name+".yaml")
 	if err := os.WriteFile(file, []byte(config), 0o600); err != nil {
 		b.t.Fatal(err)
 	}
 	s := &speaker{t: b.t, node: node, logs: &syncBuf{}, done: make(chan struct{})}
-	s.cmd = node.Command(helperPath(b.t), "-c", file)
+	args := []string{"-c", file}
+	if prefixes != nil {
+		args = append(args, "-first")
+	}
+	s.cmd = node.Command(append([]string{helperPath(b.t)}, args...)...)
 	s.cmd.Stderr = s.logs
 	var err error
 	if s.stdin, err = s.cmd.StdinPipe(); err != nil {
@@ -184,6 +203,9 @@ func (b *bgpLab) startSpeaker(node *netlab.Host, config string) *speaker {
 			b.t.Logf("%s's log:\n%s", node.Name, s.logs)
 		}
 	})
+	if prefixes != nil {
+		s.announce(prefixes...)
+	}
 	if line := s.read(); line != "started" {
 		b.t.Fatalf("%s: bgphelper said %q\n%s", node.Name, line, s.logs)
 	}

@@ -47,8 +47,9 @@ type command struct {
 
 func main() {
 	file := flag.String("c", "", "lbd configuration file")
+	first := flag.Bool("first", false, "handle the first command on stdin (the routes) before opening any session, as lbd run does after a restart: the routes are in place before End-of-RIB")
 	flag.Parse()
-	if err := run(*file); err != nil {
+	if err := run(*file, *first); err != nil {
 		fmt.Fprintln(os.Stderr, "bgphelper:", err)
 		os.Exit(1)
 	}
@@ -62,7 +63,7 @@ func load(file string) (bgp.Config, error) {
 	return bgp.Config{ASN: cfg.BGP.ASN, RouterID: cfg.BGP.RouterID, Peers: cfg.BGP.Peers}, nil
 }
 
-func run(file string) error {
+func run(file string, first bool) error {
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	cfg, err := load(file)
 	if err != nil {
@@ -72,6 +73,20 @@ func run(file string) error {
 	if err != nil {
 		return err
 	}
+	in := bufio.NewScanner(os.Stdin)
+	in.Buffer(make([]byte, 1<<20), 16<<20)
+	if first {
+		// The speaker without its peers, the routes, then the peers.
+		global := cfg
+		global.Peers = nil
+		if err := s.Configure(context.Background(), global); err != nil {
+			return err
+		}
+		if !in.Scan() {
+			return fmt.Errorf("-first: no command on stdin")
+		}
+		fmt.Println(handle(s, file, in.Bytes()))
+	}
 	if err := s.Configure(context.Background(), cfg); err != nil {
 		return err
 	}
@@ -79,8 +94,6 @@ func run(file string) error {
 
 	lines := make(chan []byte)
 	go func() {
-		in := bufio.NewScanner(os.Stdin)
-		in.Buffer(make([]byte, 1<<20), 16<<20)
 		for in.Scan() {
 			lines <- append([]byte(nil), in.Bytes()...)
 		}
