@@ -106,6 +106,20 @@ func TestAnsibleRoleInContainer(t *testing.T) {
 		return parseRecap(t, string(out)), string(out), err
 	}
 
+	// 0. Without a package to install, the role fails before changing
+	// the node, and says what to set.
+	for _, tc := range []struct{ extra, want string }{
+		{"lbd_package_deb=", "lbd_package_deb names no file"},
+		{"lbd_package_source=repo", "no APT source of this node has lbd"},
+	} {
+		if _, out, err := play("-e", tc.extra); err == nil || !strings.Contains(strings.Join(strings.Fields(out), " "), tc.want) {
+			t.Errorf("run with %s: %v, want a failure saying %q\n%s", tc.extra, err, tc.want, out)
+		}
+		if _, err := c.Run("dpkg", "-s", "lbd"); err == nil {
+			t.Fatalf("run with %s installed lbd", tc.extra)
+		}
+	}
+
 	// 1. First run: installs, configures, starts, waits for /readyz.
 	r, out, err := play()
 	if err != nil || r.failed != 0 || r.changed == 0 {
