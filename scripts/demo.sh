@@ -20,12 +20,12 @@ apt_install make git ca-certificates curl
 step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 run() { printf '$ %s\n' "$*"; "$@"; }
 
-step "building lbd and the lab"
-make --no-print-directory build >/dev/null
-go build -o bin/lbd-lab ./cmd/lbd-lab
+step "building lbd and the lab (the first build downloads about 90 Go modules: a few minutes; later, seconds)"
+with_progress "building lbd" make --no-print-directory build >/dev/null
+with_progress "building the lab" go build -o bin/lbd-lab ./cmd/lbd-lab
 LBD=$PWD/bin/lbd
 echo "kube-apiserver, etcd, kubectl: built from the Go module proxy on first use (~15 min), then cached"
-BINS=$(hack/kube-bins.sh | tail -n 1)
+BINS=$(with_progress "kube-apiserver/etcd build" hack/kube-bins.sh | tail -n 1)
 KUBECTL="$BINS/kubectl"
 
 dir=$(mktemp -d /tmp/lbd-demo.XXXXXX)

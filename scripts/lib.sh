@@ -30,3 +30,20 @@ apt_install() {
 	apt-get update -qq
 	apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 }
+
+# with_progress WHAT CMD...: runs CMD, and while it runs says every 30 s
+# that WHAT is still going and for how long, so a long first build is
+# never a silent terminal. Returns CMD's status.
+with_progress() {
+	local what=$1 start=$SECONDS pid
+	shift
+	"$@" &
+	pid=$!
+	while kill -0 "$pid" 2>/dev/null; do
+		sleep 1
+		if (((SECONDS - start) % 30 == 0)); then
+			echo "   ... $what: still running, $((SECONDS - start)) s so far" >&2
+		fi
+	done
+	wait "$pid"
+}

@@ -15,13 +15,13 @@ apt_install ansible ansible-lint
 # groff renders the manual pages.
 apt_install zsh fish lintian groff-base
 
-echo "== lint"
-make --no-print-directory lint
+echo "== lint (the first run downloads lbd's Go modules and the pinned linters: a few minutes on a fresh machine; later, about a minute)"
+with_progress lint make --no-print-directory lint
 
 echo "== a real kube-apiserver and etcd for the integration tests"
 # Built from source through the Go module proxy on first use (several
 # minutes), then cached outside the clone.
-LBD_KUBE_BINDIR=$(hack/kube-bins.sh | tail -n 1)
+LBD_KUBE_BINDIR=$(with_progress "kube-apiserver/etcd build" hack/kube-bins.sh | tail -n 1)
 export LBD_KUBE_BINDIR
 # Here the integration tests must run: a missing binary fails, not skips.
 export LBD_REQUIRE_KUBE=1
