@@ -34,8 +34,13 @@ func ctlFlags(name string, stderr io.Writer) (*flag.FlagSet, func() string) {
 func cmdReload(args []string, stdout, stderr io.Writer) int {
 	fs, socket := ctlFlags("reload", stderr)
 	dry := fs.Bool("dry-run", false, "check the file against the running daemon and say what applying it would change (sessions reset, addresses stranded, the VIP), without applying it")
+	output := fs.String("o", "text", "output `format`: text or json")
 	if err := fs.Parse(args); err != nil {
 		return parseFailed(err)
+	}
+	if *output != "text" && *output != "json" {
+		fmt.Fprintf(stderr, "lbd reload: -o must be text or json, not %q\n", *output)
+		return exitUsage
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
@@ -44,6 +49,27 @@ func cmdReload(args []string, stdout, stderr io.Writer) int {
 		command = "dry-run"
 	}
 	resp, err := daemon.Call(ctx, socket(), daemon.Request{Command: command})
+	if *output == "json" {
+		// For machines: {"ok", "dry_run", "message", "error"}; the exit
+		// status is the same as in text.
+		out := struct {
+			OK      bool   `json:"ok"`
+			DryRun  bool   `json:"dry_run"`
+			Message string `json:"message,omitempty"`
+			Error   string `json:"error,omitempty"`
+		}{resp.OK, *dry, resp.Message, resp.Error}
+		code := exitOK
+		switch {
+		case err != nil:
+			out.OK, out.Error, code = false, err.Error(), exitUsage
+		case !resp.OK:
+			code = exitInvalid
+		}
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		enc.Encode(out)
+		return code
+	}
 	if err != nil {
 		fmt.Fprintf(stderr, "lbd reload: %v\n", err)
 		return exitUsage

@@ -377,8 +377,18 @@ func TestRunReload(t *testing.T) {
 		!strings.Contains(errOut, "range start is after its end") {
 		t.Errorf("lbd reload of an invalid file: exit %d, stderr:\n%s", code, errOut)
 	}
-	if m := metrics(t, addr); m["lbd_config_last_reload_successful"] != "0" || m[`lbd_config_reloads_total{result="failure"}`] == "0" {
+	if m := metrics(t, addr); m["lbd_config_last_reload_successful"] != "0" || m[`lbd_config_reloads_total{result="failure"}`] != "1" {
 		t.Errorf("after a rejected reload: %v", m)
+	}
+	// The same for machines: -o json, same exit status.
+	code, out, _ := lbd(t, "reload", "-o", "json", "-c", path)
+	var res struct {
+		OK     bool   `json:"ok"`
+		DryRun bool   `json:"dry_run"`
+		Error  string `json:"error"`
+	}
+	if err := json.Unmarshal([]byte(out), &res); code != 1 || err != nil || res.OK || res.DryRun || !strings.Contains(res.Error, "range start is after its end") {
+		t.Errorf("lbd reload -o json of an invalid file: exit %d, %q, %v", code, out, err)
 	}
 	st = d.status(t)
 	if st.Config.Hash != firstHash || st.LastReload.Result != "failure" || !strings.Contains(st.LastReload.Error, "range start") {
@@ -398,9 +408,14 @@ func TestRunReload(t *testing.T) {
 	}
 
 	// The same content again: nothing to do.
-	code, out, _ := lbd(t, "reload", "-c", path)
+	code, out, _ = lbd(t, "reload", "-c", path)
 	if code != 0 || !strings.Contains(out, "configuration unchanged") {
 		t.Errorf("reload of unchanged file: exit %d, %q", code, out)
+	}
+	code, out, _ = lbd(t, "reload", "-o", "json", "-c", path)
+	res.Error = ""
+	if err := json.Unmarshal([]byte(out), &res); code != 0 || err != nil || !res.OK || res.Error != "" {
+		t.Errorf("lbd reload -o json of an unchanged file: exit %d, %q, %v", code, out, err)
 	}
 
 	// SIGHUP reloads too; listen.http moves without a restart.

@@ -40,7 +40,8 @@ const usage = `lbd — bare-metal load balancer for Kubernetes
 Usage:
   lbd run     [-c FILE]                run the daemon (systemd starts this)
   lbd check   [-c FILE]                validate a configuration file
-  lbd reload  [-c FILE] [--socket S]   make the running daemon reload its file
+  lbd reload  [-c FILE] [--socket S] [--dry-run] [-o text|json]
+                                       make the running daemon reload its file
   lbd status  [-c FILE] [--socket S] [-o text|json]
                                        show what the running daemon is doing
   lbd cleanup [-c FILE]                remove a control-plane VIP a killed lbd
