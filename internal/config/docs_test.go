@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -131,5 +132,48 @@ func TestDocsNameOnlyRealKeys(t *testing.T) {
 	}
 	if checked < 50 {
 		t.Errorf("only %d keys found in the docs", checked)
+	}
+}
+
+// TestDocsListRestartOnly: the sentences of docs/config.md and
+// docs/ansible.md that list the settings a reload refuses name exactly
+// RestartOnly's.
+func TestDocsListRestartOnly(t *testing.T) {
+	var want []string
+	for _, r := range RestartOnly {
+		want = append(want, r.Key)
+	}
+	slices.Sort(want)
+	for file, marker := range map[string]string{
+		"../../docs/config.md":  "a reload that changes them is refused:",
+		"../../docs/ansible.md": "which take a restart",
+	} {
+		data, err := os.ReadFile(file)
+		if err != nil {
+			t.Fatal(err)
+		}
+		text := strings.Join(strings.Fields(string(data)), " ")
+		i := strings.Index(text, marker)
+		if i < 0 {
+			t.Errorf("%s: no sentence with %q", file, marker)
+			continue
+		}
+		// The sentence around the marker (a key's own dots are never
+		// followed by a space).
+		start := strings.LastIndex(text[:i], ". ") + 1
+		end := len(text)
+		if e := strings.Index(text[i:], ". "); e >= 0 {
+			end = i + e
+		}
+		var got []string
+		for _, m := range regexp.MustCompile("`([a-z_.]+)`").FindAllStringSubmatch(text[start:end], -1) {
+			if !slices.Contains(got, m[1]) {
+				got = append(got, m[1])
+			}
+		}
+		slices.Sort(got)
+		if !slices.Equal(got, want) {
+			t.Errorf("%s lists %v as restart-only, the code %v:\n%s", file, got, want, text[start:end])
+		}
 	}
 }

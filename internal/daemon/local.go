@@ -7,7 +7,6 @@ import (
 	"io"
 	"log/slog"
 	"os"
-	"reflect"
 
 	"github.com/lbdproject/lbd/internal/config"
 )
@@ -22,20 +21,18 @@ type Local struct {
 // Name implements Subsystem.
 func (*Local) Name() string { return "local" }
 
-// Check refuses changes to settings that only a restart can apply.
+// Check refuses changes to settings that only a restart can apply
+// (config.RestartOnly), naming each and what it changed from and to.
 func (l *Local) Check(_ context.Context, prev, next *config.Config) error {
 	var errs []error
-	if prev.Listen.Socket != next.Listen.Socket {
-		errs = append(errs, fmt.Errorf("listen.socket changed from %s to %s: moving the control socket takes a restart (systemctl restart lbd)", prev.Listen.Socket, next.Listen.Socket))
-	}
-	if prev.Log.Format != next.Log.Format {
-		errs = append(errs, fmt.Errorf("log.format changed from %s to %s: this takes a restart (systemctl restart lbd)", prev.Log.Format, next.Log.Format))
-	}
-	if !reflect.DeepEqual(prev.Kubernetes, next.Kubernetes) {
-		errs = append(errs, errors.New("the kubernetes section changed: connecting anew takes a restart (systemctl restart lbd)"))
-	}
-	if prev.Node.Name != next.Node.Name {
-		errs = append(errs, fmt.Errorf("node.name changed from %s to %s: a node cannot change its identity while running; restart lbd", prev.Node.Name, next.Node.Name))
+	for _, i := range config.RestartOnlyChanges(prev, next) {
+		r := config.RestartOnly[i]
+		switch r.Key {
+		case "kubernetes":
+			errs = append(errs, fmt.Errorf("the kubernetes section changed: %s (systemctl restart lbd)", r.Reason))
+		default:
+			errs = append(errs, fmt.Errorf("%s changed from %v to %v: %s (systemctl restart lbd)", r.Key, r.Value(prev), r.Value(next), r.Reason))
+		}
 	}
 	return errors.Join(errs...)
 }
