@@ -316,7 +316,13 @@ func TestAllocationSurvivesAPIOutage(t *testing.T) {
 		t.Fatal(err)
 	}
 	create(t, c, lbSvc("default", "after"))
-	waitIPs(t, c, "default", "after", "192.0.2.11")
+	// Not waitIPs's 15s: right after its restart the API server answers
+	// "forbidden" until its RBAC cache is filled, and client-go's
+	// informers then back off for up to 30s before they watch again (the
+	// liveness Leases are re-listed at once; the Services are not yet).
+	waitUpTo(t, 45*time.Second, "default/after to have [192.0.2.11]", func() bool {
+		return slices.Equal(ingressIPs(t, c, "default", "after"), []string{"192.0.2.11"})
+	})
 	if ips := ingressIPs(t, c, "default", "before"); !slices.Equal(ips, []string{"192.0.2.10"}) {
 		t.Errorf("default/before has %v after the outage", ips)
 	}
