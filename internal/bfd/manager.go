@@ -164,7 +164,8 @@ func (m *Manager) Run(ctx context.Context) {
 func (m *Manager) do(ctx context.Context, f func()) error {
 	done := make(chan struct{})
 	select {
-	case m.cmds <- func() { f(); close(done) }:
+	// The status shows what the command did by the time it returns.
+	case m.cmds <- func() { f(); m.publish(); close(done) }:
 	case <-m.done:
 		return errors.New("bfd: stopped")
 	case <-ctx.Done():
