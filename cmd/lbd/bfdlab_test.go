@@ -196,15 +196,7 @@ func TestBFDLab(t *testing.T) {
 	t.Run("without graceful restart a kill -9 drops the next hop", func(t *testing.T) {
 		l.t = t
 		n := l.node("node-b")
-		reset := func(section string) {
-			t0 := time.Now()
-			l.toBGPWith(n, section)
-			waitFor(t, "node-b's session to come up again with the new settings", func() bool {
-				p := n.d.status(t).BGP.Peers[0]
-				return p.State == "established" && p.Since.After(t0)
-			})
-			l.waitHops(tor, web, 10*time.Second, all...)
-		}
+		reset := func(section string) { l.resetSession(n, section, tor, web, all) }
 		reset(strings.Replace(bfdPeers("{}"), "bfd: {}", "bfd: {}, graceful_restart: {enabled: false}", 1))
 		stop, _ := l.sampleHops(tor, web, all)
 		l.kill(n, syscall.SIGKILL)
@@ -327,20 +319,27 @@ func (l *l2Lab) bfdHandOver(t testing.TB, tor *netlab.Host, f *netlab.FRR, n *la
 	return gap, samples
 }
 
+// bfdBenchLab is the BFD lab at default timers (300ms x 3) with Service
+// web at 192.0.2.200 routed through all three nodes, BFD up with each.
+func bfdBenchLab(b *testing.B) (*l2Lab, *netlab.Host, *netlab.FRR, []string) {
+	netlab.Need(b, "vtysh")
+	l, tor, f := newBFDLab(b, bfddConfig(300, 300, 3))
+	all := nodeAddrs("node-a", "node-b", "node-c")
+	l.createService("web")
+	waitIPs(b, l.kc.Client, "default", "web", "192.0.2.200")
+	l.waitHops(tor, "192.0.2.200", 10*time.Second, all...)
+	waitBFDUp(b, l, f, 10*time.Second, "node-a", "node-b", "node-c")
+	return l, tor, f, all
+}
+
 // BenchmarkBFDHandOver: lbd restarted with SIGUSR2 (systemctl restart),
 // default BFD timers (300ms x 3, so the router allows 900ms): the gap in
 // lbd's BFD packets across the restart, p50 and max over b.N restarts.
 // Every restart must keep the router's session up and every next hop
 // (checked as in TestBFDLab).
 func BenchmarkBFDHandOver(b *testing.B) {
-	netlab.Need(b, "vtysh")
-	l, tor, f := newBFDLab(b, bfddConfig(300, 300, 3))
+	l, tor, f, all := bfdBenchLab(b)
 	const web = "192.0.2.200"
-	all := nodeAddrs("node-a", "node-b", "node-c")
-	l.createService("web")
-	waitIPs(b, l.kc.Client, "default", "web", web)
-	l.waitHops(tor, web, 10*time.Second, all...)
-	waitBFDUp(b, l, f, 10*time.Second, "node-a", "node-b", "node-c")
 	var gaps []time.Duration
 	for i := 0; b.Loop(); i++ {
 		gap, _ := l.bfdHandOver(b, tor, f, l.nodes[i%len(l.nodes)], web, all)
@@ -494,14 +493,8 @@ func sumMetric(text, name string) float64 {
 // and BGP 30/90 (docs/bgp.md). Each run takes another node; p50 and the
 // longest over b.N runs.
 func BenchmarkBFDPowerLoss(b *testing.B) {
-	netlab.Need(b, "vtysh")
-	l, tor, f := newBFDLab(b, bfddConfig(300, 300, 3))
+	l, tor, f, all := bfdBenchLab(b)
 	const web = "192.0.2.200"
-	all := nodeAddrs("node-a", "node-b", "node-c")
-	l.createService("web")
-	waitIPs(b, l.kc.Client, "default", "web", web)
-	l.waitHops(tor, web, 10*time.Second, all...)
-	waitBFDUp(b, l, f, 10*time.Second, "node-a", "node-b", "node-c")
 	var took []time.Duration
 	for i := 0; b.Loop(); i++ {
 		n := l.nodes[i%len(l.nodes)]

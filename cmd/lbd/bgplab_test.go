@@ -105,6 +105,20 @@ func (l *l2Lab) waitHops(tor *netlab.Host, ip string, d time.Duration, want ...s
 	}
 }
 
+// resetSession reloads n with the bgp section given, which must reset its
+// BGP session, and waits for a new session and all of the router's next
+// hops for ip again.
+func (l *l2Lab) resetSession(n *labNode, section string, tor *netlab.Host, ip string, all []string) {
+	l.t.Helper()
+	t0 := time.Now()
+	l.toBGPWith(n, section)
+	waitFor(l.t, n.name+"'s session to come up again with the new settings", func() bool {
+		p := n.d.status(l.t).BGP.Peers[0]
+		return p.State == "established" && p.Since.After(t0)
+	})
+	l.waitHops(tor, ip, 10*time.Second, all...)
+}
+
 // newBGPLab is the L2 lab plus FRR as the router, every node peering with
 // it (sessions up, no BGP advertisement yet).
 func newBGPLab(t testing.TB) (*l2Lab, *netlab.Host, *netlab.FRR) {
@@ -263,15 +277,7 @@ func TestBGPLab(t *testing.T) {
 	t.Run("without graceful restart a kill -9 drops the route", func(t *testing.T) {
 		l.t = t
 		n := l.node("node-a")
-		reset := func(section string) {
-			t0 := time.Now()
-			l.toBGPWith(n, section)
-			waitFor(t, "node-a's session to come up again with the new settings", func() bool {
-				p := n.d.status(t).BGP.Peers[0]
-				return p.State == "established" && p.Since.After(t0)
-			})
-			l.waitHops(tor, web, 10*time.Second, all...)
-		}
+		reset := func(section string) { l.resetSession(n, section, tor, web, all) }
 		reset(fmt.Sprintf(`bgp:
   asn: 64512
   peers:
