@@ -6,6 +6,7 @@ import (
 	"encoding/pem"
 	"log/slog"
 	"os"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -18,22 +19,34 @@ const CertWarnBefore = 30 * 24 * time.Hour
 
 // CertExpiry exports when the client certificate lbd authenticates with
 // expires, and warns in the log from CertWarnBefore on, once a day.
+// The metric is absent until a certificate was read, not 0: an alert on
+// "expires within 14 days" must not fire for token authentication or for
+// the moments before the kubeconfig was read.
 type CertExpiry struct {
-	expiry prometheus.Gauge
-	now    func() time.Time
+	desc     *prometheus.Desc
+	notAfter atomic.Int64 // Unix seconds; 0 while unknown
+	now      func() time.Time
 }
 
 // NewCertExpiry registers lbd_kubeconfig_cert_expiry_timestamp_seconds.
 func NewCertExpiry(reg prometheus.Registerer) *CertExpiry {
 	c := &CertExpiry{
-		expiry: prometheus.NewGauge(prometheus.GaugeOpts{
-			Name: "lbd_kubeconfig_cert_expiry_timestamp_seconds",
-			Help: "Unix time when the client certificate in lbd's kubeconfig expires; absent without one (token authentication).",
-		}),
+		desc: prometheus.NewDesc("lbd_kubeconfig_cert_expiry_timestamp_seconds",
+			"Unix time when the client certificate in lbd's kubeconfig expires; absent without one (token authentication).", nil, nil),
 		now: time.Now,
 	}
-	reg.MustRegister(c.expiry)
+	reg.MustRegister(c)
 	return c
+}
+
+// Describe implements prometheus.Collector.
+func (c *CertExpiry) Describe(ch chan<- *prometheus.Desc) { ch <- c.desc }
+
+// Collect implements prometheus.Collector: nothing until a certificate was read.
+func (c *CertExpiry) Collect(ch chan<- prometheus.Metric) {
+	if t := c.notAfter.Load(); t != 0 {
+		ch <- prometheus.MustNewConstMetric(c.desc, prometheus.GaugeValue, float64(t))
+	}
 }
 
 // ClientCertNotAfter returns when rc's client certificate expires; ok is
@@ -75,7 +88,7 @@ func (c *CertExpiry) Watch(ctx context.Context, rc *rest.Config, log *slog.Logge
 	if !ok {
 		return
 	}
-	c.expiry.Set(float64(notAfter.Unix()))
+	c.notAfter.Store(notAfter.Unix())
 	for {
 		if left := notAfter.Sub(c.now()); left < CertWarnBefore {
 			log.Warn("the client certificate in the kubeconfig expires soon: renew it (the Ansible role does, docs/vip.md)",
