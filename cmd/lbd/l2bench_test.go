@@ -291,14 +291,16 @@ func BenchmarkAPIWrites(b *testing.B) {
 		for i := from; i < to; i++ {
 			create(b, c, lbSvc("default", fmt.Sprintf("s%d", i), ipv6, noNodePorts))
 		}
-		waitUpTo(b, 3*time.Minute, fmt.Sprintf("%d Services with an address", to), func() bool {
+		// Steady state: every Service has its address, and its owner
+		// recorded (one write per Service, when it is first announced).
+		waitUpTo(b, 3*time.Minute, fmt.Sprintf("%d Services with an address and an owner", to), func() bool {
 			list, err := c.CoreV1().Services("default").List(ctx, metav1.ListOptions{})
 			if err != nil {
 				b.Fatal(err)
 			}
 			n := 0
 			for _, s := range list.Items {
-				if len(s.Status.LoadBalancer.Ingress) > 0 {
+				if len(s.Status.LoadBalancer.Ingress) > 0 && s.Annotations["lbd.io/l2-owner"] != "" {
 					n++
 				}
 			}

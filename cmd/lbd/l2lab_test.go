@@ -507,6 +507,96 @@ func TestL2Lab(t *testing.T) {
 		}
 	})
 
+	t.Run("owners stay put across a rolling restart and after a crash", func(t *testing.T) {
+		l.t = t
+		ctx := context.Background()
+		recorded := func() string {
+			s, err := c.CoreV1().Services("default").Get(ctx, "web", metav1.GetOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			return s.Annotations["lbd.io/l2-owner"]
+		}
+		// Every move is one takeover, logged by the node that takes
+		// the address; count them in every lbd process's log, the
+		// stopped ones' too.
+		var retired []*daemonProc
+		moves := func() int {
+			n := 0
+			procs := map[*daemonProc]bool{}
+			for _, d := range retired {
+				procs[d] = true
+			}
+			for _, x := range l.nodes {
+				procs[x.d] = true
+			}
+			for d := range procs {
+				for line := range strings.SplitSeq(d.logs(), "\n") {
+					if strings.Contains(line, "event=takeover") && strings.Contains(line, "ip="+web+" ") && strings.Contains(line, "reason=owner") {
+						n++
+					}
+				}
+			}
+			return n
+		}
+		o := l.owner(web)
+		waitFor(t, o.name+"'s record on the Service", func() bool { return recorded() == o.name })
+
+		// A rolling restart (SIGTERM, start, as systemctl restart does)
+		// under a client probe: the address moves once, when its owner
+		// restarts, and not back when that node returns.
+		stop := l.traffic(web)
+		for _, n := range l.nodes {
+			owner, before := l.owner(web), moves()
+			retired = append(retired, n.d)
+			l.kill(n, syscall.SIGTERM)
+			l.start(n)
+			waitFor(t, n.name+" back and planning", func() bool {
+				r := l.addressOf(n, web).Reason
+				return r == "owner" || r == "other_owner"
+			})
+			time.Sleep(time.Second) // the returning node would have taken it back by now
+			want := 0
+			if n == owner {
+				want = 1
+			}
+			if got := moves() - before; got != want {
+				t.Errorf("restarting %s (the owner was %s): the address moved %d times, want %d", n.name, owner.name, got, want)
+			}
+			now := l.owner(web)
+			if rec := recorded(); rec != now.name {
+				t.Errorf("after restarting %s the record names %q, the owner is %s", n.name, rec, now.name)
+			}
+		}
+		if failed, served := stop(); failed != 0 {
+			t.Errorf("during the rolling restart: %d failed requests (served by %v)", failed, served)
+		}
+
+		// Now every lbd started after the Service was created. The owner
+		// crashes: the address moves; the node is repaired and its lbd
+		// starts again: the address stays where it moved.
+		o = l.owner(web)
+		l.kill(o, syscall.SIGKILL)
+		retired = append(retired, o.d)
+		n := l.newOwner(web, o)
+		waitFor(t, n.name+"'s record on the Service", func() bool { return recorded() == n.name })
+		before := moves()
+		l.start(o)
+		waitFor(t, o.name+" back and planning", func() bool { return l.addressOf(o, web).Reason != "not_alive" })
+		// Measured before the owner record: back to the old owner as
+		// soon as it planned, within 4 s of its start.
+		time.Sleep(2 * time.Second)
+		if got := l.addressOf(o, web).Reason; got != "other_owner" {
+			t.Errorf("%s, back after a crash: reason %s for %s, want other_owner", o.name, got, web)
+		}
+		if got := l.announcers(web); !slices.Equal(got, []string{n.name}) {
+			t.Errorf("after %s returned, %v announce %s, want only %s", o.name, got, web, n.name)
+		}
+		if got := moves() - before; got != 0 {
+			t.Errorf("the address moved %d times after %s returned, want 0", got, o.name)
+		}
+	})
+
 	t.Run("cable pull moves the address, and one node answers when it is back", func(t *testing.T) {
 		l.t = t
 		o := l.owner(web)

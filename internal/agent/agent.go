@@ -34,6 +34,9 @@ type Cluster interface {
 	NodeLeases() []cluster.Lease
 	// Event records an Event on a Service; it must not block.
 	Event(service string, warning bool, reason, msg string)
+	// SetL2Owner records node as the owner of the Service's layer-2
+	// addresses (cluster.Service.L2Owner), writing only when it differs.
+	SetL2Owner(ctx context.Context, service, node string) error
 }
 
 // Sink carries out the decisions of one mode: the L2 announcer, the BGP
@@ -135,6 +138,8 @@ type Agent struct {
 	published atomic.Pointer[[]string]
 	macs      atomic.Pointer[[]string]
 
+	records *ownerRecords
+
 	decisions *prometheus.GaugeVec
 	announced *prometheus.GaugeVec
 	addresses *prometheus.GaugeVec
@@ -164,6 +169,7 @@ func New(node string, cfg *config.Config, log *slog.Logger, reg prometheus.Regis
 		kick: make(chan struct{}, 1), leaseKick: make(chan struct{}, 1),
 		clusters: make(chan Cluster, 1), configs: make(chan configReq),
 		done: make(chan struct{}), planned: make(chan struct{}), conflicts: map[netip.Addr]string{},
+		records: newOwnerRecords(node, log),
 		decisions: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "lbd_address_decisions",
 			Help: "Service addresses by this node's decision reason (owner, other_owner, cordoned, ...).",
@@ -362,6 +368,11 @@ type loop struct {
 // after Run returns.
 func (a *Agent) Run(ctx context.Context) {
 	defer close(a.done)
+	var records sync.WaitGroup
+	defer records.Wait()
+	rctx, stopRecords := context.WithCancel(ctx)
+	defer stopRecords() // before the wait: deferred calls run last first
+	records.Go(func() { a.records.run(rctx) })
 	l := &loop{cfg: a.cfg.Load(), conflicts: map[netip.Addr]string{}, applied: map[Mode][]Decision{}, handover: map[string]time.Time{}}
 	a.pollLinks(l, time.Now())
 	poll := time.NewTicker(a.opts.LinkPoll)
@@ -581,11 +592,31 @@ func (a *Agent) step(ctx context.Context, l *loop, now time.Time, full bool) tim
 		l.applied[mode] = ds
 	}
 	l.reapply = false
+	if phase == PhaseAnnouncing {
+		a.records.set(l.cluster, a.toRecord(l, v.Services))
+	}
 	a.report(l, phase, summary, a.conflictsNow())
 	if phase == PhaseAnnouncing {
 		a.plannedOnce.Do(func() { close(a.planned) })
 	}
 	return minTime(next, l.wakeups())
+}
+
+// toRecord lists the Services whose layer-2 addresses this node owns and
+// that do not name it as their owner yet.
+func (a *Agent) toRecord(l *loop, svcs []cluster.Service) []string {
+	recorded := make(map[string]string, len(svcs))
+	for _, s := range svcs {
+		recorded[s.Key()] = s.L2Owner
+	}
+	var out []string
+	for _, d := range l.effective {
+		if d.Mode == ModeL2 && d.Reason == ReasonOwner && recorded[d.Service] != a.node {
+			out = append(out, d.Service)
+		}
+	}
+	slices.Sort(out)
+	return slices.Compact(out)
 }
 
 // evidence reports whether another node's expired Lease proves its death.

@@ -111,7 +111,8 @@ type View struct {
 // with one of its interfaces), and for externalTrafficPolicy: Local they
 // have an endpoint. In BGP mode every eligible node announces; in L2 mode
 // owner.Choose picks one, keyed by the Service so that both addresses of
-// a dual-stack Service stay on one node.
+// a dual-stack Service stay on one node: the owner recorded on the
+// Service while it is eligible (unless l2.failback), else by hash.
 func Plan(cfg *config.Config, self string, v View) []Decision {
 	var out []Decision
 	for _, s := range v.Services {
@@ -157,7 +158,7 @@ func planL2(cfg *config.Config, self string, v View, s cluster.Service, addr net
 			cands = append(cands, owner.Candidate{Node: node, Since: m.Since.Truncate(time.Second)})
 		}
 	}
-	d.Owner = owner.Choose(s.Key(), s.Created, cands, cfg.L2.Failback)
+	d.Owner = owner.Choose(s.Key(), s.Created, s.L2Owner, cands, cfg.L2.Failback)
 	switch r := eligibleL2(cfg, v, s, self, published(cfg, v.Interfaces), ads); {
 	case r != "":
 		d.Reason = r

@@ -26,8 +26,11 @@ type Service struct {
 	Status []netip.Addr
 	// AllocatedFrom is lbd's annotation naming the pool it assigned from.
 	AllocatedFrom string
+	// L2Owner is lbd's annotation naming the node that last took the
+	// Service's layer-2 addresses ("" before any did).
+	L2Owner string
 	// Created orders Services when the allocator rebuilds, and dates
-	// them for the owner choice's seniority rule.
+	// them for the owner choice's seniority rule (before L2Owner is set).
 	Created time.Time
 	// Invalid explains annotations lbd cannot read; such a Service gets
 	// no new address.

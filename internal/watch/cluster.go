@@ -195,6 +195,27 @@ func (c *Cluster) SetStatus(ctx context.Context, key string, addrs []netip.Addr,
 	return nil
 }
 
+// SetL2Owner records node as the owner of the Service's layer-2
+// addresses (AnnotationL2Owner). It writes only when the record differs.
+func (c *Cluster) SetL2Owner(ctx context.Context, key, node string) error {
+	ns, name, err := cache.SplitMetaNamespaceKey(key)
+	if err != nil {
+		return err
+	}
+	s, err := c.lister.Services(ns).Get(name)
+	if err != nil {
+		return fmt.Errorf("service %s: %w", key, err)
+	}
+	if s.Annotations[AnnotationL2Owner] == node {
+		return nil
+	}
+	patch, _ := json.Marshal(map[string]any{"metadata": map[string]any{"annotations": map[string]any{AnnotationL2Owner: node}}})
+	if _, err := c.client.CoreV1().Services(ns).Patch(ctx, name, types.MergePatchType, patch, patchOpts); err != nil {
+		return fmt.Errorf("record the owner of %s: %w", key, err)
+	}
+	return nil
+}
+
 // Event records an Event on a Service. It never blocks on the API.
 func (c *Cluster) Event(key string, warning bool, reason, msg string) {
 	ns, name, err := cache.SplitMetaNamespaceKey(key)

@@ -20,6 +20,11 @@ const (
 	AnnotationPool          = "lbd.io/address-pool"
 	AnnotationSharing       = "lbd.io/allow-shared-ip"
 	AnnotationAllocatedFrom = "lbd.io/allocated-from-pool"
+	// AnnotationL2Owner names the node that answers ARP/NDP for the
+	// Service's layer-2 addresses, written by each new owner: while that
+	// node stays a candidate the addresses stay on it (l2.failback: false),
+	// whatever restarted since.
+	AnnotationL2Owner = "lbd.io/l2-owner"
 )
 
 var (
@@ -40,6 +45,7 @@ func convert(s *corev1.Service, class string) cluster.Service {
 		},
 		Created:       s.CreationTimestamp.Time,
 		AllocatedFrom: s.Annotations[AnnotationAllocatedFrom],
+		L2Owner:       s.Annotations[AnnotationL2Owner],
 	}
 	own := ""
 	if s.Spec.LoadBalancerClass != nil {

@@ -1,7 +1,8 @@
 // Package owner is the pure choice of the node that announces a Service's
-// layer-2 addresses: rendezvous hashing with a seniority tier over the
-// live set. It has no dependencies beyond the standard library, so the
-// node agent's Plan stays free of Kubernetes client code.
+// layer-2 addresses: the recorded holder while it is a candidate, else
+// rendezvous hashing with a seniority tier over the live set. It has no
+// dependencies beyond the standard library, so the node agent's Plan
+// stays free of Kubernetes client code.
 package owner
 
 import (
@@ -22,14 +23,26 @@ type Candidate struct {
 // Every node computes the same answer from the same view, so no per-Service
 // Lease is needed.
 //
-// The choice is rendezvous hashing: the candidate with the highest
-// score(key, node) wins, so losing a node moves only that node's Services,
-// each to its own next-best node, and spreads them. Candidates whose term
-// began before the Service was created (its "seniors") are tried first:
-// a node that dies and comes back starts a new term and does not take
-// back what moved away, while new Services are spread over it at once.
-// failback drops that rule. It returns "" when there is no candidate.
-func Choose(key string, created time.Time, cands []Candidate, failback bool) string {
+// holder is the owner recorded on the Service (its lbd.io/l2-owner
+// annotation, written by each new owner). Unless failback is set, a
+// holder that is still a candidate keeps the addresses: they move only
+// when their owner stops being a candidate, whatever restarted since.
+//
+// Otherwise the choice is rendezvous hashing: the candidate with the
+// highest score(key, node) wins, so losing a node moves only that node's
+// Services, each to its own next-best node, and spreads them. Without
+// failback, candidates whose term began before the Service was created
+// (its "seniors") are tried first; that covers the moment before the
+// first owner's record is written. failback drops both rules: the hash
+// winner always owns. Choose returns "" when there is no candidate.
+func Choose(key string, created time.Time, holder string, cands []Candidate, failback bool) string {
+	if !failback && holder != "" {
+		for _, c := range cands {
+			if c.Node == holder {
+				return holder
+			}
+		}
+	}
 	best, bestScore, bestSenior := "", uint64(0), false
 	for _, c := range cands {
 		senior := failback || !c.Since.After(created)

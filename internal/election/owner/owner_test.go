@@ -2,6 +2,7 @@ package owner
 
 import (
 	"fmt"
+	"slices"
 	"testing"
 	"time"
 )
@@ -21,11 +22,11 @@ func TestOwnerDeterministicAndOrderFree(t *testing.T) {
 	b := []Candidate{a[2], a[0], a[1]}
 	for i := range 200 {
 		key := fmt.Sprintf("ns/svc-%d", i)
-		if x, y := Choose(key, t0.Add(time.Hour), a, false), Choose(key, t0.Add(time.Hour), b, false); x != y || x == "" {
+		if x, y := Choose(key, t0.Add(time.Hour), "", a, false), Choose(key, t0.Add(time.Hour), "", b, false); x != y || x == "" {
 			t.Fatalf("%s: %q vs %q", key, x, y)
 		}
 	}
-	if got := Choose("ns/x", t0, nil, false); got != "" {
+	if got := Choose("ns/x", t0, "", nil, false); got != "" {
 		t.Errorf("no candidates: %q", got)
 	}
 }
@@ -38,8 +39,8 @@ func TestOwnerFailover(t *testing.T) {
 	moved := map[string]int{}
 	for i := range 300 {
 		key := fmt.Sprintf("ns/svc-%d", i)
-		before := Choose(key, created, all, false)
-		after := Choose(key, created, all[1:], false) // node-a died
+		before := Choose(key, created, "", all, false)
+		after := Choose(key, created, "", all[1:], false) // node-a died
 		switch {
 		case before == "node-a":
 			moved[after]++
@@ -61,14 +62,14 @@ func TestOwnerNoStealBack(t *testing.T) {
 	var tookBack, newOnA int
 	for i := range 300 {
 		key := fmt.Sprintf("ns/svc-%d", i)
-		whileDead := Choose(key, created, back[1:], false)
-		if got := Choose(key, created, back, false); got != whileDead {
+		whileDead := Choose(key, created, "", back[1:], false)
+		if got := Choose(key, created, "", back, false); got != whileDead {
 			tookBack++
 		}
-		if Choose(key, returned.Add(time.Minute), back, false) == "node-a" {
+		if Choose(key, returned.Add(time.Minute), "", back, false) == "node-a" {
 			newOnA++
 		}
-		if got := Choose(key, created, back, true); got != Choose(key, created, nodes(t0, "node-a", "node-b", "node-c"), false) {
+		if got := Choose(key, created, "", back, true); got != Choose(key, created, "", nodes(t0, "node-a", "node-b", "node-c"), false) {
 			t.Errorf("%s: failback must restore the hash owner, got %s", key, got)
 		}
 	}
@@ -79,7 +80,7 @@ func TestOwnerNoStealBack(t *testing.T) {
 		t.Errorf("only %d of 300 new Services went to the returned node", newOnA)
 	}
 	// With no senior left, a junior still serves.
-	if got := Choose("ns/x", created, back[:1], false); got != "node-a" {
+	if got := Choose("ns/x", created, "", back[:1], false); got != "node-a" {
 		t.Errorf("only a junior candidate: %q", got)
 	}
 }
@@ -94,7 +95,7 @@ func BenchmarkOwnerSpread(b *testing.B) {
 			for b.Loop() {
 				count := map[string]int{}
 				for i := range n {
-					count[Choose(fmt.Sprintf("ns/svc-%d", i), t0, cands, false)]++
+					count[Choose(fmt.Sprintf("ns/svc-%d", i), t0, "", cands, false)]++
 				}
 				hi, lo = 0, 1e9
 				for _, c := range cands {
@@ -105,5 +106,43 @@ func BenchmarkOwnerSpread(b *testing.B) {
 			b.ReportMetric(hi, "max-share")
 			b.ReportMetric(lo, "min-share")
 		})
+	}
+}
+
+// TestOwnerHolderStays: after every node restarted (every term younger
+// than the Service, so seniority says nothing), the recorded holder keeps
+// the Service while it is a candidate, and only then; failback ignores it.
+func TestOwnerHolderStays(t *testing.T) {
+	created := t0
+	restarted := nodes(t0.Add(time.Hour), "node-a", "node-b", "node-c")
+	for i := range 300 {
+		key := fmt.Sprintf("ns/svc-%d", i)
+		hashOwner := Choose(key, created, "", restarted, false)
+		// The hash owner dies; the next-best takes the Service and
+		// records itself.
+		var rest []Candidate
+		for _, c := range restarted {
+			if c.Node != hashOwner {
+				rest = append(rest, c)
+			}
+		}
+		taker := Choose(key, created, hashOwner, rest, false)
+		if taker == hashOwner || taker == "" {
+			t.Fatalf("%s: the dead holder %s kept it (%q)", key, hashOwner, taker)
+		}
+		if taker != Choose(key, created, "", rest, false) {
+			t.Errorf("%s: a holder that is no candidate must not change the hash choice", key)
+		}
+		// The old owner returns with a new term: the Service stays.
+		back := append(slices.Clone(rest), Candidate{Node: hashOwner, Since: t0.Add(2 * time.Hour)})
+		if got := Choose(key, created, taker, back, false); got != taker {
+			t.Errorf("%s: moved back from %s to %s without failback", key, taker, got)
+		}
+		if got := Choose(key, created, taker, back, true); got != hashOwner {
+			t.Errorf("%s: failback must return it to %s, got %s", key, hashOwner, got)
+		}
+	}
+	if got := Choose("ns/x", created, "node-z", restarted, false); got == "node-z" || got == "" {
+		t.Errorf("an unknown holder: %q", got)
 	}
 }
