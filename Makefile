@@ -19,7 +19,7 @@ DIST        ?= dist
 TOOLS_DIR   ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/lbd/tools
 PROMTOOL    := $(TOOLS_DIR)/promtool-debian/promtool
 
-.PHONY: help build test test-all lint check-config check-rules promtool install package completions man demo clean
+.PHONY: help build test test-all lint check-config check-rules promtool install package completions man docs demo clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-13s %s\n", $$1, $$2}'
@@ -66,6 +66,9 @@ man: build ## write the manual pages lbd(8) and lbd.yaml(5) into dist/man (from 
 	@mkdir -p dist/man
 	$(GO) run ./hack/man -lbd bin/lbd -config docs/config.md -o dist/man
 	gzip -9nf dist/man/lbd.8 dist/man/lbd.yaml.5
+
+docs: ## write docs/config.md's default column from the code's defaults (hack/configdoc)
+	go run ./hack/configdoc docs/config.md
 
 package: build completions man ## build $(DIST)/lbd_*.deb and $(DIST)/lbd-*.rpm with nfpm
 	@mkdir -p $(DIST)

@@ -1,14 +1,13 @@
 package config
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
-	"reflect"
 	"regexp"
 	"slices"
 	"strings"
 	"testing"
-	"time"
 )
 
 // TestDocExamplesParse checks that every YAML example in docs/ is a valid
@@ -53,38 +52,52 @@ func TestDocCoversEveryKey(t *testing.T) {
 	}
 }
 
-// schemaKeys lists every key of the schema as a dotted path, lists marked
-// with [] (e.g. "bgp.peers[].hold_time").
-func schemaKeys() []string {
-	var out []string
-	var walk func(t reflect.Type, prefix string)
-	walk = func(t reflect.Type, prefix string) {
-		for f := range t.Fields() {
-			tag := f.Tag.Get("yaml")
-			if tag == "" || tag == "-" {
-				continue
-			}
-			path := join(prefix, tag)
-			out = append(out, path)
-			ft := f.Type
-			for ft.Kind() == reflect.Pointer {
-				ft = ft.Elem()
-			}
-			switch {
-			case ft.Kind() == reflect.Slice && ft.Elem().Kind() == reflect.Struct && !isScalar(ft.Elem()):
-				walk(ft.Elem(), path+"[]")
-			case ft.Kind() == reflect.Struct && !isScalar(ft):
-				walk(ft, path)
-			}
+func schemaKeys() []string { return SchemaKeys() }
+
+// TestDocDefaultsFromCode: the default column of docs/config.md is what
+// hack/configdoc writes from the code (`make docs`), so a default changed
+// in applyDefaults cannot leave the reference behind; and the defaults
+// stated in words for optional booleans are what their methods say.
+func TestDocDefaultsFromCode(t *testing.T) {
+	doc, err := os.ReadFile("../../docs/config.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := WriteDocDefaults(doc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(out) != string(doc) {
+		t.Errorf("docs/config.md's default column differs from the code's defaults: run make docs and commit\n%s", firstDiff(string(doc), string(out)))
+	}
+	// A stale default is caught: write another value into one row.
+	stale := strings.Replace(string(doc), "| `l2.handover_grace` | duration 0s-20s | `2s` |", "| `l2.handover_grace` | duration 0s-20s | `3s` |", 1)
+	if stale == string(doc) {
+		t.Fatal("the l2.handover_grace row is not where this test expects it")
+	}
+	if again, _ := WriteDocDefaults([]byte(stale)); string(again) != string(doc) {
+		t.Errorf("a stale default was not rewritten:\n%s", firstDiff(string(doc), string(again)))
+	}
+	d, _ := DocDefaults()
+	for key, on := range map[string]bool{
+		"pools[].auto_assign":                  Pool{}.AutoAssignEnabled(),
+		"l2.conflict_detection":                L2{}.ConflictDetectionEnabled(),
+		"bgp.peers[].graceful_restart.enabled": GracefulRestart{}.IsEnabled(),
+	} {
+		if want := fmt.Sprintf("`%v`", on); d[key] != want {
+			t.Errorf("%s: the docs say %s, the code %s", key, d[key], want)
 		}
 	}
-	walk(reflect.TypeFor[Config](), "")
-	return out
 }
 
-// isScalar reports whether values of t are written as one YAML scalar.
-func isScalar(t reflect.Type) bool {
-	return t == addrType || t == reflect.TypeFor[time.Duration]() || reflect.PointerTo(t).Implements(unmarshalerType)
+func firstDiff(a, b string) string {
+	al, bl := strings.Split(a, "\n"), strings.Split(b, "\n")
+	for i := range min(len(al), len(bl)) {
+		if al[i] != bl[i] {
+			return fmt.Sprintf("line %d:\n  file: %s\n  code: %s", i+1, al[i], bl[i])
+		}
+	}
+	return "the lengths differ"
 }
 
 // TestDocsNameOnlyRealKeys: every configuration key a document names in
