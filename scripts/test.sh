@@ -15,6 +15,31 @@ apt_install ansible ansible-lint
 # groff renders the manual pages.
 apt_install zsh fish lintian groff-base
 
+echo "== Debian trees for the systemd tests, in the background"
+# debootstrapped once into ~/.cache/lbd/nspawn (5-15 minutes per release
+# cold, mostly downloads; instant when cached), here rather than inside the
+# tests' own timeout, and meanwhile lint and the kube-apiserver build run.
+images_log=$(mktemp)
+LBD_REQUIRE_SYSTEMD=1 setsid go test -count=1 -timeout 60m -run '^TestImage$' ./internal/systemdtest >"$images_log" 2>&1 &
+images_pid=$!
+# A step that fails ends the run: end the background job with it (its
+# process group, go test and debootstrap under it).
+trap 'kill -- -"$images_pid" 2>/dev/null || true' EXIT
+wait_images() {
+	local start=$SECONDS status=0
+	while kill -0 "$images_pid" 2>/dev/null; do
+		sleep 1
+		if (((SECONDS - start) % 30 == 0)); then
+			echo "   ... debootstrap of the Debian trees: still running, $((SECONDS - start)) s more so far" >&2
+		fi
+	done
+	wait "$images_pid" || status=$?
+	trap - EXIT
+	cat "$images_log"
+	rm -f "$images_log"
+	return "$status"
+}
+
 echo "== lint (the first run downloads lbd's Go modules and the pinned linters: a few minutes on a fresh machine; later, about a minute)"
 with_progress lint make --no-print-directory lint
 
@@ -26,10 +51,8 @@ export LBD_KUBE_BINDIR
 # Here the integration tests must run: a missing binary fails, not skips.
 export LBD_REQUIRE_KUBE=1
 
-echo "== Debian trees for the systemd tests"
-# debootstrapped once into ~/.cache/lbd/nspawn (minutes per release, cold),
-# here rather than inside the tests' own timeout.
-LBD_REQUIRE_SYSTEMD=1 go test -count=1 -timeout 60m -run '^TestImage$' ./internal/systemdtest
+echo "== waiting for the Debian trees (started in the background above)"
+wait_images
 
 echo "== packages (make package: .deb and .rpm with nfpm)"
 rm -f dist/lbd_*.deb dist/lbd-*.rpm
