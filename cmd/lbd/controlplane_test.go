@@ -61,6 +61,7 @@ func (l *cpLab) waitConnects(p *prober, after time.Time) {
 }
 
 func TestControlPlaneVIP(t *testing.T) {
+	t.Parallel() // a lab of its own; runs beside the other lab tests (docs/testing.md)
 	l := bootCPLab(t)
 	leader := l.waitSoleHolder(5 * time.Second)
 	if leader.name != "cp1" {
