@@ -26,6 +26,9 @@ type fakeCluster struct {
 	leases   map[string]cluster.Lease
 	events   []string
 	records  []string // owner records written, "service=node"
+	// lagRecords: a written record does not show in Services (an
+	// informer that has not caught up).
+	lagRecords bool
 }
 
 func (f *fakeCluster) Services() []cluster.Service {
@@ -66,7 +69,9 @@ func (f *fakeCluster) SetL2Owner(_ context.Context, service, node string) error 
 	defer f.mu.Unlock()
 	for i, s := range f.services {
 		if s.Key() == service && s.L2Owner != node {
-			f.services[i].L2Owner = node
+			if !f.lagRecords {
+				f.services[i].L2Owner = node
+			}
 			f.records = append(f.records, service+"="+node)
 		}
 	}
@@ -570,5 +575,54 @@ func testAgentRecordsOwner(t *testing.T) {
 	r.c.mu.Unlock()
 	if want := []string{svc + "=node-a", other.Key() + "=node-a"}; !slices.Equal(got, want) {
 		t.Errorf("records written %v, want %v", got, want)
+	}
+}
+
+// TestAgentRecordWrittenOnce: while the informer has not caught up with a
+// written record, plans still list the Service; it is written again only
+// 10 s later, not on every plan.
+func TestAgentRecordWrittenOnce(t *testing.T) { synctest.Test(t, testAgentRecordWrittenOnce) }
+
+func testAgentRecordWrittenOnce(t *testing.T) {
+	r := startAgent(t, "0s")
+	waitUntil(t, "node-a's owner record", func() bool { return r.c.Services()[0].L2Owner == "node-a" })
+	svc := r.c.Services()[0].Key()
+	r.c.mu.Lock()
+	r.c.lagRecords, r.c.records = true, nil
+	r.c.services[0].L2Owner = "node-b" // another node wrote itself; node-a still owns in its view
+	r.c.mu.Unlock()
+	renewing := make(chan struct{})
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	defer close(renewing)
+	wg.Go(func() { // a plan every 50 ms
+		for {
+			r.c.renew("node-a", "node-c")
+			r.a.Notify()
+			select {
+			case <-renewing:
+				return
+			case <-time.After(50 * time.Millisecond):
+			}
+		}
+	})
+	records := func() []string {
+		r.c.mu.Lock()
+		defer r.c.mu.Unlock()
+		return slices.Clone(r.c.records)
+	}
+	// node-b is dead (not renewed): node-a owns and records itself,
+	// 10 s after it first did (startAgent).
+	time.Sleep(rewriteAfter)
+	waitUntil(t, "node-a's record", func() bool { return len(records()) == 1 })
+	time.Sleep(9 * time.Second)
+	synctest.Wait()
+	if got := records(); !slices.Equal(got, []string{svc + "=node-a"}) {
+		t.Errorf("within 10 s of the first write, with a plan every 50 ms: %d writes, want one (%s)", len(got), svc+"=node-a")
+	}
+	time.Sleep(2 * time.Second)
+	synctest.Wait()
+	if got := records(); len(got) != 2 {
+		t.Errorf("10 s after a write the informer still does not show: %d writes, want 2", len(got))
 	}
 }

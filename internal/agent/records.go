@@ -22,24 +22,34 @@ type ownerRecords struct {
 
 	mu      sync.Mutex
 	cluster Cluster
-	want    map[string]bool // Services to record this node on
+	listed  map[string]bool // the latest plan's Services that do not name this node yet
 	failing bool            // the last write failed (logged once per run of failures)
+	// written is when each Service was last recorded: until the
+	// informer shows the record, plans still list it; it is written
+	// again only rewriteAfter later.
+	written map[string]time.Time
 }
 
-// retryRecord is how long after a failed write the records are tried again.
-const retryRecord = 2 * time.Second
+const (
+	// retryRecord is how long after a failed write it is tried again.
+	retryRecord = 2 * time.Second
+	// rewriteAfter is how long a written record is given to show up in
+	// the Service informer before it is written again.
+	rewriteAfter = 10 * time.Second
+)
 
 func newOwnerRecords(node string, log *slog.Logger) *ownerRecords {
-	return &ownerRecords{node: node, log: log, kick: make(chan struct{}, 1), want: map[string]bool{}}
+	return &ownerRecords{node: node, log: log, kick: make(chan struct{}, 1), listed: map[string]bool{}, written: map[string]time.Time{}}
 }
 
-// set replaces the Services to record this node on; it never blocks.
+// set says which Services the latest plan gives this node while their
+// record names another (or none); it never blocks.
 func (r *ownerRecords) set(c Cluster, services []string) {
 	r.mu.Lock()
 	r.cluster = c
-	r.want = make(map[string]bool, len(services))
+	r.listed = make(map[string]bool, len(services))
 	for _, s := range services {
-		r.want[s] = true
+		r.listed[s] = true
 	}
 	r.mu.Unlock()
 	select {
@@ -48,21 +58,42 @@ func (r *ownerRecords) set(c Cluster, services []string) {
 	}
 }
 
-// run writes the wanted records until ctx ends.
+// due returns the listed Services to write now, and when to look again.
+func (r *ownerRecords) due(now time.Time) ([]string, time.Time) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	next := now.Add(time.Hour)
+	var out []string
+	for _, k := range slices.Sorted(maps.Keys(r.listed)) {
+		if again := r.written[k].Add(rewriteAfter); now.Before(again) {
+			next = minTime(next, again)
+			continue
+		}
+		out = append(out, k)
+	}
+	for k, t := range r.written {
+		if !r.listed[k] && !now.Before(t.Add(rewriteAfter)) {
+			delete(r.written, k)
+		}
+	}
+	return out, next
+}
+
+// run writes the due records until ctx ends.
 func (r *ownerRecords) run(ctx context.Context) {
-	retry := time.NewTimer(time.Hour)
-	defer retry.Stop()
+	wake := time.NewTimer(time.Hour)
+	defer wake.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-r.kick:
-		case <-retry.C:
+		case <-wake.C:
 		}
+		keys, next := r.due(time.Now())
 		r.mu.Lock()
-		c, keys := r.cluster, slices.Sorted(maps.Keys(r.want))
+		c := r.cluster
 		r.mu.Unlock()
-		failed := false
 		for _, k := range keys {
 			if ctx.Err() != nil {
 				return
@@ -72,17 +103,17 @@ func (r *ownerRecords) run(ctx context.Context) {
 			cancel()
 			r.mu.Lock()
 			if err == nil {
-				delete(r.want, k) // written, or already recorded
-			} else if !r.failing {
-				r.log.Warn("cannot record this node as the owner of a Service's layer-2 addresses; retrying (until it is recorded, the former owner takes them back if it returns)",
-					"service", k, "err", err)
+				r.written[k] = time.Now()
+			} else {
+				if !r.failing {
+					r.log.Warn("cannot record this node as the owner of a Service's layer-2 addresses; retrying (until it is recorded, the former owner takes them back if it returns)",
+						"service", k, "err", err)
+				}
+				next = minTime(next, time.Now().Add(retryRecord))
 			}
 			r.failing = err != nil
-			failed = failed || err != nil
 			r.mu.Unlock()
 		}
-		if failed {
-			retry.Reset(retryRecord)
-		}
+		wake.Reset(max(time.Until(next), time.Millisecond))
 	}
 }
