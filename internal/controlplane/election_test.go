@@ -154,3 +154,22 @@ func TestLocalClientVerifiesTLS(t *testing.T) {
 		t.Fatalf("a certificate without the kubeconfig's host was accepted: %v", err)
 	}
 }
+
+// TestHandoverOverlap: the old holder keeps the VIP until a gratuitous
+// packet sent at least 1s (neigh/locktime) after the first has gone out.
+func TestHandoverOverlap(t *testing.T) {
+	for _, c := range []struct {
+		count    int
+		interval time.Duration
+		want     time.Duration
+	}{
+		{3, time.Second, 1100 * time.Millisecond},            // the default: the second packet
+		{5, 300 * time.Millisecond, 1300 * time.Millisecond}, // the fifth, sent at 1.2s
+		{1, time.Second, 1100 * time.Millisecond},            // one packet: locktime and a margin
+		{2, 200 * time.Millisecond, 1100 * time.Millisecond},
+	} {
+		if got := HandoverOverlapFor(c.count, c.interval); got != c.want {
+			t.Errorf("count %d interval %v: %v, want %v", c.count, c.interval, got, c.want)
+		}
+	}
+}

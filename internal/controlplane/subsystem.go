@@ -176,6 +176,9 @@ func (c *Subsystem) start(cfg config.ControlPlane) *instance {
 		VIPs:    config.JoinAddrs(cfg.Addresses),
 		Log:     log,
 		Metrics: c.metrics,
+		// The next holder's gratuitous burst must reach the clients
+		// while this node still answers.
+		HandoverOverlap: HandoverOverlapFor(cfg.Gratuitous.Count, cfg.Gratuitous.Interval),
 	}
 	ctx, cancel := context.WithCancel(c.ctx)
 	inst := &instance{cfg: cfg, e: e, cancel: cancel, done: make(chan struct{})}
