@@ -42,7 +42,7 @@ func TestDocCoversEveryKey(t *testing.T) {
 		t.Fatal(err)
 	}
 	doc := string(data)
-	for _, k := range schemaKeys() {
+	for _, k := range SchemaKeys() {
 		if i := strings.Index(k, "node_selector."); i >= 0 {
 			k = k[i:]
 		}
@@ -51,8 +51,6 @@ func TestDocCoversEveryKey(t *testing.T) {
 		}
 	}
 }
-
-func schemaKeys() []string { return SchemaKeys() }
 
 // TestDocDefaultsFromCode: the default column of docs/config.md is what
 // hack/configdoc writes from the code (`make docs`), so a default changed
@@ -105,14 +103,14 @@ func firstDiff(a, b string) string {
 // schema, so no doc sends an operator to a key lbd would reject.
 func TestDocsNameOnlyRealKeys(t *testing.T) {
 	known := map[string]bool{}
-	for _, k := range schemaKeys() {
+	for _, k := range SchemaKeys() {
 		known[k] = true
 		if i := strings.Index(k, "node_selector."); i >= 0 {
 			known[k[i:]] = true
 		}
 	}
 	sections := map[string]bool{}
-	for _, k := range schemaKeys() {
+	for _, k := range SchemaKeys() {
 		sections[strings.SplitN(k, ".", 2)[0]] = true
 	}
 	files, _ := filepath.Glob("../../docs/*.md")

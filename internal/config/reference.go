@@ -15,29 +15,47 @@ import (
 // with [] (e.g. "bgp.peers[].hold_time"), in the order of the types.
 func SchemaKeys() []string {
 	var out []string
-	var walk func(t reflect.Type, prefix string)
-	walk = func(t reflect.Type, prefix string) {
-		for f := range t.Fields() {
-			tag := f.Tag.Get("yaml")
-			if tag == "" || tag == "-" {
-				continue
-			}
-			path := joinKey(prefix, tag)
-			out = append(out, path)
-			ft := f.Type
-			for ft.Kind() == reflect.Pointer {
-				ft = ft.Elem()
-			}
-			switch {
-			case ft.Kind() == reflect.Slice && ft.Elem().Kind() == reflect.Struct && !scalarType(ft.Elem()):
-				walk(ft.Elem(), path+"[]")
-			case ft.Kind() == reflect.Struct && !scalarType(ft):
-				walk(ft, path)
+	walkSchema(reflect.TypeFor[Config](), reflect.Value{}, "", func(path string, _ reflect.Value) { out = append(out, path) })
+	return out
+}
+
+// walkSchema calls visit with every key of the schema under t, in the
+// order of the types, and with its value in v: the zero Value where v is
+// invalid, a nil pointer or an empty list (a list is followed into its
+// first element).
+func walkSchema(t reflect.Type, v reflect.Value, prefix string, visit func(path string, v reflect.Value)) {
+	for i := range t.NumField() {
+		f := t.Field(i)
+		tag := f.Tag.Get("yaml")
+		if tag == "" || tag == "-" {
+			continue
+		}
+		path := joinKey(prefix, tag)
+		var fv reflect.Value
+		if v.IsValid() {
+			fv = v.Field(i)
+		}
+		visit(path, fv)
+		ft := f.Type
+		for ft.Kind() == reflect.Pointer {
+			ft = ft.Elem()
+			if fv.IsValid() && fv.IsNil() {
+				fv = reflect.Value{}
+			} else if fv.IsValid() {
+				fv = fv.Elem()
 			}
 		}
+		switch {
+		case ft.Kind() == reflect.Slice && ft.Elem().Kind() == reflect.Struct && !scalarType(ft.Elem()):
+			var first reflect.Value
+			if fv.IsValid() && fv.Len() > 0 {
+				first = fv.Index(0)
+			}
+			walkSchema(ft.Elem(), first, path+"[]", visit)
+		case ft.Kind() == reflect.Struct && !scalarType(ft):
+			walkSchema(ft, fv, path, visit)
+		}
 	}
-	walk(reflect.TypeFor[Config](), "")
-	return out
 }
 
 func joinKey(prefix, key string) string {
@@ -137,31 +155,11 @@ func DocDefaults() (map[string]string, error) {
 		return nil, fmt.Errorf("the example behind the defaults does not load: %w", err)
 	}
 	values := map[string]reflect.Value{}
-	var walk func(v reflect.Value, prefix string)
-	walk = func(v reflect.Value, prefix string) {
-		for i := range v.NumField() {
-			f := v.Type().Field(i)
-			tag := f.Tag.Get("yaml")
-			if tag == "" || tag == "-" {
-				continue
-			}
-			path := joinKey(prefix, tag)
-			fv := v.Field(i)
-			values[path] = fv
-			for fv.Kind() == reflect.Pointer && !fv.IsNil() && !scalarType(fv.Type().Elem()) {
-				fv = fv.Elem()
-			}
-			switch {
-			case fv.Kind() == reflect.Slice && fv.Type().Elem().Kind() == reflect.Struct && !scalarType(fv.Type().Elem()):
-				if fv.Len() > 0 {
-					walk(fv.Index(0), path+"[]")
-				}
-			case fv.Kind() == reflect.Struct && !scalarType(fv.Type()):
-				walk(fv, path)
-			}
+	walkSchema(reflect.TypeFor[Config](), reflect.ValueOf(c).Elem(), "", func(path string, v reflect.Value) {
+		if v.IsValid() {
+			values[path] = v
 		}
-	}
-	walk(reflect.ValueOf(c).Elem(), "")
+	})
 	out := map[string]string{}
 	for _, k := range SchemaKeys() {
 		if strings.Contains(k, "node_selector.") {

@@ -163,14 +163,11 @@ func (c *Cluster) Services() []cluster.Service {
 // poolName to its allocated-from annotation; empty addrs clear both. It
 // writes only what differs from the cached object.
 func (c *Cluster) SetStatus(ctx context.Context, key string, addrs []netip.Addr, poolName string) error {
-	ns, name, err := cache.SplitMetaNamespaceKey(key)
+	s, err := c.cachedService(key)
 	if err != nil {
 		return err
 	}
-	s, err := c.lister.Services(ns).Get(name)
-	if err != nil {
-		return fmt.Errorf("service %s: %w", key, err)
-	}
+	ns, name := s.Namespace, s.Name
 	cur := convert(s, c.class)
 	if !slices.Equal(cur.Status, addrs) || len(s.Status.LoadBalancer.Ingress) != len(addrs) {
 		ingress := make([]corev1.LoadBalancerIngress, len(addrs))
@@ -187,8 +184,7 @@ func (c *Cluster) SetStatus(ctx context.Context, key string, addrs []netip.Addr,
 		if poolName == "" {
 			val = nil // removes the annotation
 		}
-		patch, _ := json.Marshal(map[string]any{"metadata": map[string]any{"annotations": map[string]any{AnnotationAllocatedFrom: val}}})
-		if _, err := c.client.CoreV1().Services(ns).Patch(ctx, name, types.MergePatchType, patch, patchOpts); err != nil {
+		if err := c.annotate(ctx, s, AnnotationAllocatedFrom, val); err != nil {
 			return fmt.Errorf("annotate %s: %w", key, err)
 		}
 	}
@@ -198,31 +194,42 @@ func (c *Cluster) SetStatus(ctx context.Context, key string, addrs []netip.Addr,
 // SetL2Owner records node as the owner of the Service's layer-2
 // addresses (AnnotationL2Owner). It writes only when the record differs.
 func (c *Cluster) SetL2Owner(ctx context.Context, key, node string) error {
-	ns, name, err := cache.SplitMetaNamespaceKey(key)
+	s, err := c.cachedService(key)
 	if err != nil {
 		return err
-	}
-	s, err := c.lister.Services(ns).Get(name)
-	if err != nil {
-		return fmt.Errorf("service %s: %w", key, err)
 	}
 	if s.Annotations[AnnotationL2Owner] == node {
 		return nil
 	}
-	patch, _ := json.Marshal(map[string]any{"metadata": map[string]any{"annotations": map[string]any{AnnotationL2Owner: node}}})
-	if _, err := c.client.CoreV1().Services(ns).Patch(ctx, name, types.MergePatchType, patch, patchOpts); err != nil {
+	if err := c.annotate(ctx, s, AnnotationL2Owner, node); err != nil {
 		return fmt.Errorf("record the owner of %s: %w", key, err)
 	}
 	return nil
 }
 
-// Event records an Event on a Service. It never blocks on the API.
-func (c *Cluster) Event(key string, warning bool, reason, msg string) {
+// cachedService is the informer's copy of the Service namespace/name.
+func (c *Cluster) cachedService(key string) (*corev1.Service, error) {
 	ns, name, err := cache.SplitMetaNamespaceKey(key)
 	if err != nil {
-		return
+		return nil, err
 	}
 	s, err := c.lister.Services(ns).Get(name)
+	if err != nil {
+		return nil, fmt.Errorf("service %s: %w", key, err)
+	}
+	return s, nil
+}
+
+// annotate sets one annotation of s (nil val removes it) with a merge patch.
+func (c *Cluster) annotate(ctx context.Context, s *corev1.Service, annotation string, val any) error {
+	patch, _ := json.Marshal(map[string]any{"metadata": map[string]any{"annotations": map[string]any{annotation: val}}})
+	_, err := c.client.CoreV1().Services(s.Namespace).Patch(ctx, s.Name, types.MergePatchType, patch, patchOpts)
+	return err
+}
+
+// Event records an Event on a Service. It never blocks on the API.
+func (c *Cluster) Event(key string, warning bool, reason, msg string) {
+	s, err := c.cachedService(key)
 	if err != nil {
 		return
 	}
@@ -230,6 +237,6 @@ func (c *Cluster) Event(key string, warning bool, reason, msg string) {
 	if warning {
 		typ = corev1.EventTypeWarning
 	}
-	ref := &corev1.ObjectReference{Kind: "Service", APIVersion: "v1", Namespace: ns, Name: name, UID: s.UID, ResourceVersion: s.ResourceVersion}
+	ref := &corev1.ObjectReference{Kind: "Service", APIVersion: "v1", Namespace: s.Namespace, Name: s.Name, UID: s.UID, ResourceVersion: s.ResourceVersion}
 	c.recorder.Event(ref, typ, reason, msg)
 }
