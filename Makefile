@@ -19,7 +19,7 @@ DIST        ?= dist
 TOOLS_DIR   ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/lbd/tools
 PROMTOOL    := $(TOOLS_DIR)/promtool-debian/promtool
 
-.PHONY: help build test test-all lint check-config check-rules promtool install package completions man docs demo clean
+.PHONY: help build test test-all lint check-config check-rules promtool install package completions man docs demo demo-down clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-13s %s\n", $$1, $$2}'
@@ -75,8 +75,11 @@ package: build completions man ## build $(DIST)/lbd_*.deb and $(DIST)/lbd-*.rpm 
 	PKG_VERSION=$(PKG_VERSION) PKG_ARCH=$(PKG_ARCH) $(GO) run $(NFPM) package -f packaging/nfpm.yaml -p deb -t $(DIST)/
 	PKG_VERSION=$(PKG_VERSION) PKG_ARCH=$(PKG_ARCH) $(GO) run $(NFPM) package -f packaging/nfpm.yaml -p rpm -t $(DIST)/
 
-demo: ## show what lbd does today (the README's first command)
+demo: ## as root: the demo lab, the whole product in network namespaces (the README's first command)
 	./scripts/demo.sh
+
+demo-down: ## remove the demo lab: its namespaces, processes and files
+	./scripts/demo.sh down
 
 clean: ## remove build output
 	rm -rf bin dist

@@ -23,3 +23,19 @@ func TestNoKubernetesImports(t *testing.T) {
 		}
 	}
 }
+
+// TestNoLabInDaemon keeps the test and demo labs out of the lbd binary:
+// they run processes, make namespaces and carry a fake testing.TB.
+func TestNoLabInDaemon(t *testing.T) {
+	out, err := exec.Command("go", "list", "-deps", "../cmd/lbd").CombinedOutput()
+	if err != nil {
+		t.Fatalf("go list -deps ../cmd/lbd: %v\n%s", err, out)
+	}
+	for dep := range strings.FieldsSeq(string(out)) {
+		for _, lab := range []string{"kubetest", "netlab", "systemdtest", "demo"} {
+			if dep == "github.com/lbdproject/lbd/internal/"+lab {
+				t.Errorf("cmd/lbd depends on %s", dep)
+			}
+		}
+	}
+}

@@ -1,174 +1,119 @@
 #!/usr/bin/env bash
-# The demo lab: what lbd does today, end to end, on this machine only
-# (loopback and a temporary directory; nothing else is touched).
+# The demo lab: the whole product on this machine, in network namespaces
+# named lbd-demo-* with documentation addresses only (192.0.2.0/24,
+# 198.51.100.0/24); the host's own interfaces, routes and firewall are not
+# touched. Three control-plane nodes (a kube-apiserver each on one etcd)
+# hold the control-plane VIP; three workers announce Services at L2, then
+# by BGP to FRR as the top-of-rack router; clients on the segment and
+# behind the router measure every failover (internal/demo).
 #
-#   - a real Kubernetes API (etcd + kube-apiserver, built from source on
-#     first use: about 15 minutes, then cached),
-#   - two lbd nodes that elect an allocator and give LoadBalancer Services
-#     addresses, written to their status,
-#   - a crash of the allocator holder, handed over with no address change,
-#   - a broken reload, rejected while the running configuration stays.
+#   ./scripts/demo.sh        build, bring the lab up, tell the story, leave the lab up
+#   ./scripts/demo.sh down   remove every namespace, process and file it made
 #
-# Announcing the addresses on a network (ARP/NDP, BGP) and the control-plane
-# VIP join this lab as they land.
+# Ctrl-C at any point takes the lab down. Run again, it replaces the lab.
+# Not root: the allocation-only demo (scripts/demo-api.sh) runs instead.
+# LBD_DEMO_DIR (default /run/lbd-demo) holds the lab's files.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/lib.sh
-ensure_go
-apt_install make git ca-certificates curl
+
+DIR=${LBD_DEMO_DIR:-/run/lbd-demo}
+PREFIX=lbd-demo
+
+# down stops the lab's supervisor (lbd-lab, which stops what it started
+# and removes its namespaces), then removes whatever a crash left behind:
+# processes inside the lab's namespaces, the namespaces, the files.
+down() {
+	local pid
+	if [ -f "$DIR/pid" ]; then
+		pid=$(cat "$DIR/pid")
+		if kill -0 "$pid" 2>/dev/null && grep -qa 'lbd-lab' "/proc/$pid/cmdline" 2>/dev/null; then
+			kill -TERM "$pid"
+			for _ in $(seq 300); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+			kill -KILL "$pid" 2>/dev/null || true
+		fi
+	fi
+	local ns p
+	for ns in $(ip netns list 2>/dev/null | awk '{print $1}' | grep "^$PREFIX-" || true); do
+		for p in $(ip netns pids "$ns" 2>/dev/null); do kill -KILL "$p" 2>/dev/null || true; done
+		ip netns del "$ns" 2>/dev/null || true
+	done
+	rm -rf "$DIR"
+}
+
+case "${1:-}" in
+down)
+	[ "$(id -u)" -eq 0 ] || { echo "lbd demo: down needs root" >&2; exit 1; }
+	down
+	echo "demo lab removed (namespaces $PREFIX-*, processes, $DIR)"
+	exit 0 ;;
+"") ;;
+*) echo "usage: $0 [down]" >&2; exit 2 ;;
+esac
+
+if [ "$(id -u)" -ne 0 ]; then
+	echo "lbd demo: not root, so no network namespaces: the allocation-only demo (scripts/demo-api.sh) runs instead." >&2
+	exec scripts/demo-api.sh
+fi
+
+# Ctrl-C: background jobs of a script ignore SIGINT, so the trap ends them
+# (a build, the tail of the story), then takes down a lab it started.
+lab_started=
+interrupted() {
+	local j
+	for j in $(jobs -p); do kill "$j" 2>/dev/null || true; done
+	echo
+	if [ -n "$lab_started" ]; then
+		echo "interrupted: taking the lab down"
+		down
+	else
+		echo "interrupted"
+	fi
+	exit 130
+}
+trap interrupted INT TERM HUP
 
 step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
-run() { printf '$ %s\n' "$*"; "$@"; }
+timed() { # what cmd...: runs cmd with progress, then says how long it took
+	local what=$1 start=$SECONDS
+	shift
+	with_progress "$what" "$@"
+	echo "   $what: $((SECONDS - start)) s"
+}
 
-step "building lbd and the lab (the first build downloads about 90 Go modules: a few minutes; later, seconds)"
-with_progress "building lbd" make --no-print-directory build >/dev/null
-with_progress "building the lab" go build -o bin/lbd-lab ./cmd/lbd-lab
-LBD=$PWD/bin/lbd
-echo "kube-apiserver, etcd, kubectl: built from the Go module proxy on first use (~15 min), then cached"
+step "setting up (first run: Debian packages, then a few minutes of Go builds; later, seconds)"
+ensure_go
+apt_install make git ca-certificates curl iproute2 procps frr
+timed "building lbd (bin/lbd)" make --no-print-directory -s build
+timed "building the lab (bin/lbd-lab)" go build -o bin/lbd-lab ./cmd/lbd-lab
+echo "   kube-apiserver, etcd and kubectl are built from source on first use (about 15 min), then cached"
+start=$SECONDS
 BINS=$(with_progress "kube-apiserver/etcd build" hack/kube-bins.sh | tail -n 1)
-KUBECTL="$BINS/kubectl"
+echo "   kube-apiserver, etcd, kubectl: $((SECONDS - start)) s ($BINS)"
 
-dir=$(mktemp -d /tmp/lbd-demo.XXXXXX)
-pids=()
-cleanup() {
-	for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-	for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
-	rm -rf "$dir"
-}
-trap cleanup EXIT
+if [ -d "$DIR" ] || ip netns list 2>/dev/null | grep -q "^$PREFIX-"; then
+	echo "   taking down the lab of an earlier run"
+	down
+fi
+mkdir -p "$DIR/tmp"
+# FRR runs as the frr user and keeps its files under TMPDIR.
+chmod 755 "$DIR" "$DIR/tmp"
+lab_started=1
 
-step "lbd check on the shipped example (etc/lbd.yaml), with a stand-in password file"
-printf 'demo-secret' > "$dir/bgp-password"; chmod 600 "$dir/bgp-password"
-sed "s|/etc/lbd/bgp-password|$dir/bgp-password|" etc/lbd.yaml > "$dir/example.yaml"
-run $LBD check -c "$dir/example.yaml"
-
-step "a real Kubernetes API on loopback"
-mkdir -p "$dir/kube"
-bin/lbd-lab -bins "$BINS" -dir "$dir/kube" > "$dir/lab.out" 2> "$dir/lab.log" &
-lab=$!; pids+=($lab)
-for _ in $(seq 300); do [ -s "$dir/lab.out" ] || ! kill -0 $lab 2>/dev/null && break; sleep 0.2; done
-export KUBECONFIG; KUBECONFIG=$(head -n 1 "$dir/lab.out")
-[ -n "$KUBECONFIG" ] || { cat "$dir/lab.log"; exit 1; }
-kubectl() { "$KUBECTL" "$@"; }
-run kubectl version 2>/dev/null | tail -n 1
-# lbd's namespace and rights (least privilege; docs/vip.md, "RBAC").
-run kubectl apply -f etc/lbd-rbac.yaml
-
-step "two lbd nodes with the same pools"
-node_config() { # name port
-	cat <<YAML
-version: 1
-node: {name: $1}
-kubernetes:
-  kubeconfig: $KUBECONFIG
-  allocator_lease: {duration: 3s, renew_deadline: 2s, retry_period: 500ms}
-pools:
-  - name: general
-    addresses: [192.0.2.200-192.0.2.250, 2001:db8::200-2001:db8::2ff]
-    avoid_buggy_ips: true
-  - name: ingress
-    addresses: [203.0.113.10/32]
-    auto_assign: false
-    namespaces: [ingress]
-l2:
-  advertisements:
-    # The demo's lbd run in this machine's own network: an interface that
-    # does not exist keeps them from ever answering ARP on your LAN.
-    - {name: all, pools: [general, ingress], interfaces: [lbd-demo0]}
-listen: {http: "127.0.0.1:$2", socket: "$dir/$1.sock"}
-YAML
-}
-declare -A node_pid
-for n in node-a:17475 node-b:17474; do
-	name=${n%%:*}; port=${n##*:}
-	node_config "$name" "$port" > "$dir/$name.yaml"
-	$LBD run -c "$dir/$name.yaml" 2> "$dir/$name.log" &
-	pids+=($!); node_pid[$name]=$!
-done
-for _ in $(seq 100); do kubectl get lease -n lbd lbd-allocator >/dev/null 2>&1 && break; sleep 0.2; done
-sleep 1
-run kubectl get lease -n lbd lbd-allocator
-# No kubelet runs here, so the demo registers the two Nodes itself, as
-# kubelets would; each lbd's own liveness Lease says it is alive.
-for name in node-a node-b; do
-	printf 'apiVersion: v1\nkind: Node\nmetadata: {name: %s}\n' "$name" | kubectl apply -f - >/dev/null
-done
-run kubectl get lease -n lbd
-
-step "LoadBalancer Services get addresses (no more <pending>)"
-kubectl create namespace ingress >/dev/null
-run kubectl create service loadbalancer web --tcp=80:8080
-run kubectl create service loadbalancer api --tcp=443:8443
-kubectl apply -f - >/dev/null <<YAML
-apiVersion: v1
-kind: Service
-metadata:
-  name: ingress-nginx-controller
-  namespace: ingress
-  annotations:
-    metallb.io/loadBalancerIPs: 203.0.113.10   # MetalLB's annotation, unchanged
-spec:
-  type: LoadBalancer
-  externalTrafficPolicy: Local
-  selector: {app: ingress-nginx}
-  ports: [{name: https, port: 443, targetPort: 8443}]
----
-apiVersion: v1
-kind: Service
-metadata: {name: dual}
-spec:
-  type: LoadBalancer
-  ipFamilyPolicy: RequireDualStack
-  ipFamilies: [IPv4, IPv6]
-  selector: {app: dual}
-  ports: [{name: http, port: 80}]
----
-apiVersion: v1
-kind: Service
-metadata:
-  name: grabby
-  annotations: {metallb.io/address-pool: ingress}
-spec:
-  type: LoadBalancer
-  selector: {app: grabby}
-  ports: [{name: http, port: 80}]
-YAML
-sleep 1
-run kubectl get svc -A -o wide
-step "the restricted pool refused the default namespace, and said why"
-run kubectl get events --field-selector involvedObject.name=grabby -o custom-columns=TYPE:.type,REASON:.reason,MESSAGE:.message
-
-step "kill -9 the allocator holder: the other node takes over, no address changes"
-holder=$(kubectl get lease -n lbd lbd-allocator -o jsonpath='{.spec.holderIdentity}')
-before=$(kubectl get svc -A -o jsonpath='{range .items[*]}{.metadata.name}={.status.loadBalancer.ingress[*].ip}{"\n"}{end}')
-run kill -9 "${node_pid[$holder]}"
-wait "${node_pid[$holder]}" 2>/dev/null || true
-for _ in $(seq 50); do
-	now=$(kubectl get lease -n lbd lbd-allocator -o jsonpath='{.spec.holderIdentity}')
-	[ "$now" != "$holder" ] && break; sleep 0.2
-done
-run kubectl get lease -n lbd lbd-allocator
-run kubectl create service loadbalancer after-failover --tcp=80:80
-sleep 1
-after=$(kubectl get svc -A -o jsonpath='{range .items[*]}{.metadata.name}={.status.loadBalancer.ingress[*].ip}{"\n"}{end}' | grep -v '^after-failover=')
-if [ "$before" = "$after" ]; then echo "every address is unchanged"; else echo "ADDRESSES CHANGED:"; diff <(echo "$before") <(echo "$after") || true; fi
-run kubectl get svc after-failover
-
-survivor=node-a; [ "$holder" = node-a ] && survivor=node-b
-step "a broken edit on $survivor is rejected; the running configuration stays"
-sed -i 's/192.0.2.200-192.0.2.250/192.0.2.250-192.0.2.200/' "$dir/$survivor.yaml"
-run $LBD reload -c "$dir/$survivor.yaml" || true
-step "so is an edit that would strand addresses in use"
-node_config "$survivor" 17475 | sed 's/192.0.2.200-192.0.2.250/192.0.2.240-192.0.2.250/' > "$dir/$survivor.yaml.new"
-[ "$survivor" = node-b ] && sed -i 's/17475/17474/' "$dir/$survivor.yaml.new"
-mv "$dir/$survivor.yaml.new" "$dir/$survivor.yaml"
-run $LBD reload -c "$dir/$survivor.yaml" || true
-port=17475; [ "$survivor" = node-b ] && port=17474
-curl -s "127.0.0.1:$port/metrics" | grep -E '^lbd_(config_last_reload_successful|pool_|allocator_leader)'
-
-step "lbd status on $survivor"
-run $LBD status -c "$dir/$survivor.yaml"
-echo "Nothing is announced here (interface_missing): the demo's lbd run in this machine's own"
-echo "network and announce only on lbd-demo0, which does not exist. To see ARP/NDP"
-echo "owners, failover and hand-over on a real segment of network namespaces, run"
-echo "(as root): go test -race -count=1 -run TestL2Lab -v ./cmd/lbd"
+TMPDIR="$DIR/tmp" setsid bin/lbd-lab demo -dir "$DIR" -bins "$BINS" -lbd bin/lbd -rbac etc/lbd-rbac.yaml \
+	>"$DIR/story.log" 2>&1 </dev/null &
+lab=$!
+echo "$lab" >"$DIR/pid"
+tail -n +1 -f "$DIR/story.log" &
+tailer=$!
+while kill -0 "$lab" 2>/dev/null && [ ! -s "$DIR/state" ]; do sleep 0.2; done
+sleep 0.3
+kill "$tailer" 2>/dev/null || true
+wait "$tailer" 2>/dev/null || true
+trap - INT TERM HUP
+if ! kill -0 "$lab" 2>/dev/null; then
+	echo "lbd demo: the lab exited unexpectedly (see above); cleaning up" >&2
+	down
+	exit 1
+fi
+[ "$(cat "$DIR/state")" = up ]

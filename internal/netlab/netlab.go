@@ -82,10 +82,18 @@ var hostSysctls = []string{
 // New makes an empty switch. The lab is removed when the test ends.
 func New(t testing.TB) *Lab {
 	t.Helper()
-	Need(t)
 	b := make([]byte, 3)
 	rand.Read(b)
-	l := &Lab{t: t, Prefix: "lbdl-" + hex.EncodeToString(b)}
+	return NewNamed(t, "lbdl-"+hex.EncodeToString(b))
+}
+
+// NewNamed is New with the namespaces' prefix given, for a lab that must
+// be found again by name (the demo's `down`). Its namespaces are
+// prefix-NAME; making one that exists fails.
+func NewNamed(t testing.TB, prefix string) *Lab {
+	t.Helper()
+	Need(t)
+	l := &Lab{t: t, Prefix: prefix}
 	l.Switch = l.addNS("sw")
 	l.Must("ip", "-n", l.Switch, "link", "add", "br0", "type", "bridge")
 	// No spanning tree delay: a port forwards as soon as it is up.
@@ -140,6 +148,27 @@ func (l *Lab) AddHost(name string, addrs ...string) *Host {
 	h.MAC = strings.ToLower(links[0].Address)
 	l.hosts = append(l.hosts, h)
 	return h
+}
+
+// AddWire makes a host name that is not on the switch but wired to h
+// alone: a veth pair from h's ifname (with addr) to the new host's eth0
+// (with addrs), as a router's second port.
+func (l *Lab) AddWire(h *Host, ifname, addr, name string, addrs ...string) *Host {
+	l.t.Helper()
+	w := &Host{lab: l, Name: name, Addrs: addrs}
+	w.NS = l.addNS(name)
+	for _, kv := range hostSysctls {
+		l.Must("ip", "netns", "exec", w.NS, "sysctl", "-q", "-w", kv)
+	}
+	l.Must("ip", "-n", h.NS, "link", "add", ifname, "type", "veth", "peer", "name", Interface, "netns", w.NS)
+	l.Must("ip", "-n", h.NS, "addr", "add", addr, "dev", ifname, "nodad")
+	l.Must("ip", "-n", h.NS, "link", "set", ifname, "up")
+	for _, a := range addrs {
+		l.Must("ip", "-n", w.NS, "addr", "add", a, "dev", Interface, "nodad")
+	}
+	l.Must("ip", "-n", w.NS, "link", "set", Interface, "up")
+	l.hosts = append(l.hosts, w)
+	return w
 }
 
 // Unplug pulls h's cable: its switch port goes down, and h keeps its
