@@ -11,7 +11,7 @@ import (
 // cluster values, the allocator, the announcers, the node agent and the
 // configuration never import k8s.io, directly or through a dependency.
 func TestNoKubernetesImports(t *testing.T) {
-	for _, pkg := range []string{"./config", "./pool", "./announce", "./daemon", "./metallb", "./bgp", "./agent", "./election/owner", "./allocate", "./cluster", "./sink", "./status"} {
+	for _, pkg := range []string{"./config", "./pool", "./announce", "./daemon", "./metallb", "./bgp", "./agent", "./election/owner", "./allocate", "./cluster", "./sink", "./status", "./peers"} {
 		out, err := exec.Command("go", "list", "-deps", pkg).CombinedOutput()
 		if err != nil {
 			t.Fatalf("go list -deps %s: %v\n%s", pkg, err, out)

@@ -34,6 +34,7 @@ benchmarks=(
 	"./internal/election/owner|OwnerSpread/10000|3x|max-share|1.15|1.015: the busiest of 3 nodes' share of 10 000 Services over an even share"
 	"./internal/announce|L2TakeDelay/detection=off|20x|p50-ms|5|0.6 ms: Set to the first gratuitous ARP"
 	"./internal/announce|L2TakeDelay/detection=on/first|20x|p50-ms|450|302 ms: the same after the conflict probe (3 x 100 ms)"
+	"./internal/peers|PeersDeadNode|10x|max-ms|2000|0.71 s: kill -9 of one of three nodes to both others dropping it, longest of 10 (SWIM, probe 150 ms)"
 	"./internal/bgp|Established|3x|s/established|5.2|1.4 s: speaker start to Established at FRR"
 	"./internal/bgp|Converge1000|3x|s/converge-1000|0.87|0.23 s: 1000 routes in FRR's FIB"
 	"./internal/bgp|Converge1000|3x|s/withdraw-1000|3.5|0.95 s: 1000 routes withdrawn from FRR's FIB"
