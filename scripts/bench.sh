@@ -35,6 +35,8 @@ benchmarks=(
 	"./internal/announce|L2TakeDelay/detection=off|20x|p50-ms|5|0.6 ms: Set to the first gratuitous ARP"
 	"./internal/announce|L2TakeDelay/detection=on/first|20x|p50-ms|450|302 ms: the same after the conflict probe (3 x 100 ms)"
 	"./internal/peers|PeersDeadNode|10x|max-ms|2000|0.71 s: kill -9 of one of three nodes to both others dropping it, longest of 10 (SWIM, probe 150 ms)"
+	"./internal/election|LivenessScale/nodes=100|1x|writes/s/node|4.0|2.0: liveness Lease writes per node and second, 100 light agents against one API server"
+	"./internal/election|LivenessScale/nodes=100|1x|all-agree-dead-s|4.5|1.8 s: a killed node seen dead by all 99 others (Lease 2 s)"
 	"./internal/bgp|Established|3x|s/established|5.2|1.4 s: speaker start to Established at FRR"
 	"./internal/bgp|Converge1000|3x|s/converge-1000|0.87|0.23 s: 1000 routes in FRR's FIB"
 	"./internal/bgp|Converge1000|3x|s/withdraw-1000|3.5|0.95 s: 1000 routes withdrawn from FRR's FIB"

@@ -378,6 +378,17 @@ func (c *Cluster) readyz(url string, hc *http.Client) (problem string, permanent
 	return fmt.Sprintf("%s: %s", resp.Status, body), false
 }
 
+// APIServerPID is the first API server's process ID (0 while stopped),
+// for benchmarks that measure its CPU time.
+func (c *Cluster) APIServerPID() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.apiserver == nil {
+		return 0
+	}
+	return c.apiserver.cmd.Process.Pid
+}
+
 // Stop stops kube-apiserver and then etcd. Start's cleanup calls it; it is
 // safe to call more than once.
 func (c *Cluster) Stop() error {

@@ -1,0 +1,249 @@
+package election_test
+
+// What today's liveness design costs as the cluster grows: many light
+// agents against one real kube-apiserver, each what lbd runs per node for
+// liveness (election.Liveness renewing its Lease every 500 ms, and
+// watch.Cluster's informers: Services, Nodes, EndpointSlices and the
+// liveness Leases, whose every renewal reaches every node). Each agent has
+// its own client and connections, as a node would.
+//
+//	go test ./internal/election -run '^$' -bench LivenessScale -benchtime 1x -timeout 30m
+//	LBD_BENCH_NODES=100,500 go test ... (default 100)
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/go-logr/logr"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+	"k8s.io/klog/v2"
+
+	"github.com/lbdproject/lbd/internal/election"
+	"github.com/lbdproject/lbd/internal/kubetest"
+	"github.com/lbdproject/lbd/internal/watch"
+)
+
+// scaleAgent is one node's liveness: its Lease renewer and informers.
+type scaleAgent struct {
+	name    string
+	cluster *watch.Cluster
+	events  atomic.Int64 // liveness Lease events received
+
+	mu    sync.Mutex
+	dead  bool
+	conns []net.Conn
+}
+
+// dial opens the agent's connections, which powerOff cuts.
+func (a *scaleAgent) dial(ctx context.Context, network, addr string) (net.Conn, error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.dead {
+		return nil, errors.New("powered off")
+	}
+	c, err := (&net.Dialer{}).DialContext(ctx, network, addr)
+	if err == nil {
+		a.conns = append(a.conns, c)
+	}
+	return c, err
+}
+
+// powerOff cuts the agent from the API at once, as a crash would: no
+// Lease deletion, no goodbye.
+func (a *scaleAgent) powerOff() {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.dead = true
+	for _, c := range a.conns {
+		c.Close()
+	}
+}
+
+func BenchmarkLivenessScale(b *testing.B) {
+	counts := []int{100}
+	if s := os.Getenv("LBD_BENCH_NODES"); s != "" {
+		counts = nil
+		for f := range strings.SplitSeq(s, ",") {
+			n, err := strconv.Atoi(f)
+			if err != nil || n < 2 {
+				b.Fatalf("LBD_BENCH_NODES: %q", s)
+			}
+			counts = append(counts, n)
+		}
+	}
+	for _, n := range counts {
+		b.Run(fmt.Sprintf("nodes=%d", n), func(b *testing.B) {
+			for b.Loop() {
+				livenessScale(b, n)
+			}
+		})
+	}
+}
+
+func livenessScale(b *testing.B, n int) {
+	// The powered-off agent's reflectors would log every retry.
+	klog.SetLogger(logr.Discard())
+	kc := kubetest.Start(b)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	if _, err := kc.Client.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "lbd"}}, metav1.CreateOptions{}); err != nil {
+		b.Fatal(err)
+	}
+	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
+	agents := make([]*scaleAgent, n)
+	for i := range agents {
+		a := &scaleAgent{name: fmt.Sprintf("node-%04d", i)}
+		agents[i] = a
+		cfg := rest.CopyConfig(kc.RESTConfig)
+		cfg.Dial = a.dial // also keeps client-go from sharing one transport
+		cfg.QPS, cfg.Burst = 20, 40
+		cs, err := kubernetes.NewForConfig(cfg)
+		if err != nil {
+			b.Fatal(err)
+		}
+		a.cluster = watch.NewCluster(cs, "", a.name, quiet)
+		a.cluster.WatchNodeLeases("lbd")
+		a.cluster.OnLeaseChange(func() { a.events.Add(1) })
+		go a.cluster.Start(ctx)
+		lv := &election.Liveness{Client: cs, Namespace: "lbd", Node: a.name, Duration: 2 * time.Second,
+			Interval: 500 * time.Millisecond, Log: quiet,
+			Annotations: func() map[string]string {
+				return map[string]string{watch.AnnotationInterfaces: "eth0", watch.AnnotationMACs: "02:00:00:00:00:01"}
+			}}
+		go lv.Run(ctx)
+	}
+	alive := func(a *scaleAgent, now time.Time) map[string]bool {
+		m := map[string]bool{}
+		for _, ls := range a.cluster.NodeLeases() {
+			if now.Before(ls.Expires()) {
+				m[ls.Node] = true
+			}
+		}
+		return m
+	}
+	// Wait until every agent sees every node alive; past a minute, the
+	// API cannot keep up (that is a figure too: seen-alive-%).
+	seenAlive := func() float64 {
+		now, sum := time.Now(), 0
+		for _, a := range agents {
+			sum += len(alive(a, now))
+		}
+		return 100 * float64(sum) / float64(n*n)
+	}
+	converged := false
+	for deadline := time.Now().Add(time.Minute); time.Now().Before(deadline); time.Sleep(200 * time.Millisecond) {
+		if seenAlive() == 100 {
+			converged = true
+			break
+		}
+	}
+	time.Sleep(2 * time.Second) // past the start-up burst
+
+	window := 10 * time.Second
+	w0, t0, cpu0, ev0 := leaseWrites(b, kc), time.Now(), cpuSeconds(b, kc.APIServerPID()), totalEvents(agents)
+	time.Sleep(window)
+	w1, t1, cpu1, ev1 := leaseWrites(b, kc), time.Now(), cpuSeconds(b, kc.APIServerPID()), totalEvents(agents)
+	secs := t1.Sub(t0).Seconds()
+	runtime.GC()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+
+	b.ReportMetric((w1-w0)/secs, "writes/s")
+	b.ReportMetric((w1-w0)/secs/float64(n), "writes/s/node")
+	b.ReportMetric(float64(ev1-ev0)/secs, "watch-events/s")
+	b.ReportMetric((cpu1-cpu0)/secs*60, "apiserver-cpu-s/min")
+	b.ReportMetric(float64(ms.HeapInuse)/float64(n)/1024, "heap-KiB/node")
+	b.ReportMetric(seenAlive(), "seen-alive-%")
+	if !converged {
+		b.Logf("%d nodes never all saw each other alive: the API server falls behind the renewals", n)
+		return
+	}
+
+	// A node dies; when does every other node see it dead?
+	victim := agents[0]
+	start := time.Now()
+	victim.powerOff()
+	agreed := map[string]time.Duration{}
+	for len(agreed) < n-1 {
+		now := time.Now()
+		if now.Sub(start) > 2*time.Minute {
+			b.Fatalf("after 2 minutes only %d of %d nodes see %s dead", len(agreed), n-1, victim.name)
+		}
+		for _, a := range agents[1:] {
+			if _, ok := agreed[a.name]; !ok && !alive(a, now)[victim.name] {
+				agreed[a.name] = now.Sub(start)
+			}
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	var last time.Duration
+	for _, d := range agreed {
+		last = max(last, d)
+	}
+
+	b.ReportMetric(last.Seconds(), "all-agree-dead-s")
+}
+
+func totalEvents(as []*scaleAgent) int64 {
+	var t int64
+	for _, a := range as {
+		t += a.events.Load()
+	}
+	return t
+}
+
+// leaseWrites is the API server's count of Lease writes so far.
+func leaseWrites(b *testing.B, kc *kubetest.Cluster) float64 {
+	raw, err := kc.Client.CoreV1().RESTClient().Get().AbsPath("/metrics").DoRaw(context.Background())
+	if err != nil {
+		b.Fatal(err)
+	}
+	var total float64
+	for line := range strings.SplitSeq(string(raw), "\n") {
+		if !strings.HasPrefix(line, "apiserver_request_total{") || !strings.Contains(line, `resource="leases"`) {
+			continue
+		}
+		write := false
+		for _, v := range []string{`verb="POST"`, `verb="PUT"`, `verb="PATCH"`, `verb="DELETE"`} {
+			write = write || strings.Contains(line, v)
+		}
+		if !write {
+			continue
+		}
+		f := strings.Fields(line)
+		v, err := strconv.ParseFloat(f[len(f)-1], 64)
+		if err == nil {
+			total += v
+		}
+	}
+	return total
+}
+
+// cpuSeconds is the user+system CPU time of process pid.
+func cpuSeconds(b *testing.B, pid int) float64 {
+	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		b.Fatal(err)
+	}
+	// The command may hold spaces; the fields after its ")" are fixed.
+	s := string(raw)
+	f := strings.Fields(s[strings.LastIndexByte(s, ')')+2:])
+	utime, _ := strconv.ParseFloat(f[11], 64)
+	stime, _ := strconv.ParseFloat(f[12], 64)
+	return (utime + stime) / 100 // USER_HZ
+}
