@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/lbdproject/lbd/internal/cliflags"
 	"github.com/lbdproject/lbd/internal/event"
 )
 
@@ -69,8 +70,8 @@ func lbdFlags(t *testing.T) map[string][]string {
 	for _, m := range regexp.MustCompile(`(?m)^  lbd ([a-z-]+)`).FindAllStringSubmatch(string(usage), -1) {
 		help, _ := exec.Command(bin, m[1], "-h").CombinedOutput()
 		flags := []string{"h", "help"}
-		for _, f := range regexp.MustCompile(`(?m)^  -([A-Za-z0-9-]+)`).FindAllStringSubmatch(string(help), -1) {
-			flags = append(flags, f[1])
+		for _, f := range cliflags.Parse(string(help)) {
+			flags = append(flags, f.Name)
 		}
 		subs[m[1]] = flags
 	}

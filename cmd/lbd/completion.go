@@ -5,8 +5,9 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"regexp"
 	"strings"
+
+	"github.com/lbdproject/lbd/internal/cliflags"
 )
 
 // subcommands are lbd's subcommands with a one-line summary, in the order
@@ -41,27 +42,13 @@ type flagInfo struct {
 	name, arg, usage string // arg: the value's name ("" for a bool)
 }
 
-// flagLineRE matches the first line of a flag in flag.PrintDefaults: its
-// name, its value's name, and for a one-letter boolean the usage on the
-// same line.
-var flagLineRE = regexp.MustCompile(`^  -([A-Za-z0-9-]+)(?: ([A-Za-z]+))?(?:\t(.*))?$`)
-
 // subcommandFlags returns the flags of subcommand i, read from its -h.
 func subcommandFlags(i int) []flagInfo {
 	var out, errOut bytes.Buffer
 	subcommands[i].run([]string{"-h"}, &out, &errOut)
 	var flags []flagInfo
-	lines := strings.Split(out.String()+errOut.String(), "\n")
-	for j, line := range lines {
-		m := flagLineRE.FindStringSubmatch(line)
-		if m == nil {
-			continue
-		}
-		f := flagInfo{name: m[1], arg: m[2], usage: m[3]}
-		if f.usage == "" && j+1 < len(lines) {
-			f.usage = strings.TrimSpace(lines[j+1])
-		}
-		flags = append(flags, f)
+	for _, f := range cliflags.Parse(out.String() + errOut.String()) {
+		flags = append(flags, flagInfo{name: f.Name, arg: f.Arg, usage: f.Usage})
 	}
 	return flags
 }

@@ -18,6 +18,8 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+
+	"github.com/lbdproject/lbd/internal/cliflags"
 )
 
 func main() {
@@ -159,23 +161,11 @@ func argText(arg string) string {
 	return " \\fI" + escape(arg) + "\\fR"
 }
 
-// flagRE is the first line of a flag in flag.PrintDefaults.
-var flagRE = regexp.MustCompile(`^  -([A-Za-z0-9-]+)(?: ([A-Za-z]+))?(?:\t(.*))?$`)
-
 // parseFlags returns name, argument and usage of each flag in a -h text.
 func parseFlags(help string) [][3]string {
 	var out [][3]string
-	lines := strings.Split(help, "\n")
-	for i, l := range lines {
-		m := flagRE.FindStringSubmatch(l)
-		if m == nil {
-			continue
-		}
-		usage := m[3]
-		if usage == "" && i+1 < len(lines) {
-			usage = strings.TrimSpace(lines[i+1])
-		}
-		out = append(out, [3]string{m[1], m[2], usage})
+	for _, f := range cliflags.Parse(help) {
+		out = append(out, [3]string{f.Name, f.Arg, f.Usage})
 	}
 	return out
 }
