@@ -70,6 +70,11 @@ type Decision struct {
 	// Interfaces are where this node answers (L2, when Announce).
 	Interfaces []string
 	Reason     Reason
+	// FromPeer: this node takes the address over from another node that
+	// the Service records as its L2 owner (cluster.Service.L2Owner), so
+	// an lbd node answered for it until now and no conflict probe is
+	// needed (L2, when Announce).
+	FromPeer bool
 }
 
 // Member is a node whose lbd is alive.
@@ -165,6 +170,7 @@ func planL2(cfg *config.Config, self string, v View, s cluster.Service, addr net
 	case d.Owner == self:
 		d.Reason, d.Announce = ReasonOwner, true
 		d.Interfaces = l2Interfaces(cfg, v, self, addr, ads)
+		d.FromPeer = s.L2Owner != "" && s.L2Owner != self
 	default:
 		d.Reason = ReasonOtherOwner
 	}

@@ -320,3 +320,35 @@ func TestPublishedInterfaces(t *testing.T) {
 		t.Errorf("no interfaces: %#v", got)
 	}
 }
+
+// TestPlanFromPeer: a node taking over an address that the Service
+// records as another node's takes it without a conflict probe; one that
+// is new, or already this node's, is probed as usual.
+func TestPlanFromPeer(t *testing.T) {
+	cfg := mustConfig(t, planConfig)
+	for _, tc := range []struct {
+		recorded string
+		want     bool
+	}{
+		{"", false},       // a new address: probe it
+		{"node-a", false}, // this node's own
+		{"node-b", true},  // node-b is dead: taken from a peer
+		{"node-x", true},  // a node that has gone away
+	} {
+		s := cluster.Service{Spec: pool.Service{Key: "ns/web"}, Created: created, Status: addrs("192.0.2.7"), L2Owner: tc.recorded}
+		v := threeNodes(s)
+		delete(v.Alive, "node-b")
+		delete(v.Alive, "node-c")
+		ds := Plan(cfg, "node-a", v)
+		if len(ds) != 1 || !ds[0].Announce || ds[0].FromPeer != tc.want {
+			t.Errorf("recorded owner %q: %+v, want Announce and FromPeer %v", tc.recorded, ds, tc.want)
+		}
+	}
+	// Not the owner: never FromPeer.
+	s := cluster.Service{Spec: pool.Service{Key: "ns/web"}, Created: created, Status: addrs("192.0.2.7"), L2Owner: "node-b"}
+	for _, d := range Plan(cfg, "node-c", threeNodes(s)) {
+		if !d.Announce && d.FromPeer {
+			t.Errorf("a node that does not announce: %+v", d)
+		}
+	}
+}

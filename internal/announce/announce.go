@@ -11,6 +11,11 @@ type Announcement struct {
 	Interface string
 	// Reason says why this node announces Addr, for logs and status.
 	Reason string
+	// FromPeer says that another lbd node answered for Addr until now (a
+	// take-over): the address is taken without a conflict probe, which
+	// looks for foreign hosts and would only delay the failover. Conflicts
+	// are still watched for while it is announced.
+	FromPeer bool
 }
 
 // Announcer makes a set of addresses known to the network.

@@ -341,7 +341,7 @@ func TestFirstState(t *testing.T) {
 	l := newTestL2(t, nil)
 	k := claimKey{"eth0", vip4}
 	now := time.Unix(1e9, 0)
-	if st := l.firstState(k, now); st != announced {
+	if st := l.firstState(k, now, false); st != announced {
 		t.Errorf("without detection: %v, want announced", st)
 	}
 	if err := l.DetectConflicts(ConflictOptions{Probe: testProbe}); err != nil {
@@ -360,11 +360,15 @@ func TestFirstState(t *testing.T) {
 		if tc.recent > 0 {
 			l.recent[k] = now.Add(-tc.recent)
 		}
-		if st := l.firstState(k, now); st != tc.want {
+		if st := l.firstState(k, now, false); st != tc.want {
 			t.Errorf("%s: %v, want %v", tc.name, st, tc.want)
 		}
+		// Taken from another lbd node: never probed.
+		if st := l.firstState(k, now, true); st != announced {
+			t.Errorf("%s, from a peer: %v, want announced", tc.name, st)
+		}
 	}
-	if st := l.firstState(claimKey{"eth1", vip4}, now); st != probing {
+	if st := l.firstState(claimKey{"eth1", vip4}, now, false); st != probing {
 		t.Errorf("recent on another interface: %v, want probing", st)
 	}
 }

@@ -105,7 +105,11 @@ func NewL2(log *slog.Logger, clock Clock, g config.Gratuitous, reg prometheus.Re
 // are left out (and reported in the joined error), so the next Set retries
 // them.
 func (l *L2) Set(desired []Announcement) error {
-	want := map[string]map[netip.Addr]string{}
+	type wanted struct {
+		reason   string
+		fromPeer bool
+	}
+	want := map[string]map[netip.Addr]wanted{}
 	var errs []error
 	for _, a := range desired {
 		addr := a.Addr.Unmap()
@@ -114,10 +118,10 @@ func (l *L2) Set(desired []Announcement) error {
 			continue
 		}
 		if want[a.Interface] == nil {
-			want[a.Interface] = map[netip.Addr]string{}
+			want[a.Interface] = map[netip.Addr]wanted{}
 		}
 		if _, dup := want[a.Interface][addr]; !dup {
-			want[a.Interface][addr] = a.Reason
+			want[a.Interface][addr] = wanted{a.Reason, a.FromPeer}
 		}
 	}
 
@@ -157,12 +161,12 @@ func (l *L2) Set(desired []Announcement) error {
 			lk = &link{l: l, ifi: ifi, addrs: map[netip.Addr]*claim{}}
 			l.links[name] = lk
 		}
-		for addr, reason := range addrs {
+		for addr, w := range addrs {
 			if c := lk.addrs[addr]; c != nil {
-				c.reason = reason
+				c.reason = w.reason
 				continue
 			}
-			c, err := lk.add(addr, reason, l.firstState(claimKey{name, addr}, now))
+			c, err := lk.add(addr, w.reason, l.firstState(claimKey{name, addr}, now, w.fromPeer))
 			if err != nil {
 				errs = append(errs, fmt.Errorf("announce %s on %s: %w", addr, name, err))
 				continue
@@ -212,10 +216,11 @@ func (l *L2) Close() error {
 }
 
 // firstState is the state of a new claim: probing with conflict
-// detection, unless this node announced the same address on the same
+// detection, unless another lbd node answered for the address until now
+// (fromPeer), or this node announced the same address on the same
 // interface less than recentWindow before now. Call with l.mu held.
-func (l *L2) firstState(k claimKey, now time.Time) claimState {
-	if !l.detect {
+func (l *L2) firstState(k claimKey, now time.Time, fromPeer bool) claimState {
+	if !l.detect || fromPeer {
 		return announced
 	}
 	if t, ok := l.recent[k]; ok && now.Sub(t) < recentWindow {

@@ -97,7 +97,8 @@ func Announcements(ds []agent.Decision) []announce.Announcement {
 			continue
 		}
 		for _, ifn := range d.Interfaces {
-			out = append(out, announce.Announcement{Addr: d.Addr, Interface: ifn, Reason: fmt.Sprintf("%s of %s", d.Reason, d.Service)})
+			out = append(out, announce.Announcement{Addr: d.Addr, Interface: ifn,
+				Reason: fmt.Sprintf("%s of %s", d.Reason, d.Service), FromPeer: d.FromPeer})
 		}
 	}
 	return out
