@@ -34,9 +34,11 @@ type Cluster interface {
 	NodeLeases() []cluster.Lease
 	// Event records an Event on a Service; it must not block.
 	Event(service string, warning bool, reason, msg string)
-	// SetL2Owner records node as the owner of the Service's layer-2
-	// addresses (cluster.Service.L2Owner), writing only when it differs.
-	SetL2Owner(ctx context.Context, service, node string) error
+	// SetL2Owner records node, in its term of life that began at since,
+	// as the owner of the Service's layer-2 addresses
+	// (cluster.Service.L2Owner and L2OwnerSince), writing only when the
+	// record differs.
+	SetL2Owner(ctx context.Context, service, node string, since time.Time) error
 }
 
 // Sink carries out the decisions of one mode: the L2 announcer, the BGP
@@ -593,7 +595,8 @@ func (a *Agent) step(ctx context.Context, l *loop, now time.Time, full bool) tim
 	}
 	l.reapply = false
 	if phase == PhaseAnnouncing {
-		a.records.set(l.cluster, a.toRecord(l, v.Services))
+		since := v.Alive[a.node].Since
+		a.records.set(l.cluster, a.toRecord(l, v.Services, since), since)
 	}
 	a.report(l, phase, summary, a.conflictsNow())
 	if phase == PhaseAnnouncing {
@@ -603,15 +606,16 @@ func (a *Agent) step(ctx context.Context, l *loop, now time.Time, full bool) tim
 }
 
 // toRecord lists the Services whose layer-2 addresses this node owns and
-// that do not name it as their owner yet.
-func (a *Agent) toRecord(l *loop, svcs []cluster.Service) []string {
-	recorded := make(map[string]string, len(svcs))
+// that do not name it, in its term of life that began at since, as their
+// owner yet.
+func (a *Agent) toRecord(l *loop, svcs []cluster.Service, since time.Time) []string {
+	current := make(map[string]bool, len(svcs))
 	for _, s := range svcs {
-		recorded[s.Key()] = s.L2Owner
+		current[s.Key()] = s.L2Owner == a.node && s.L2OwnerSince.Equal(since)
 	}
 	var out []string
 	for _, d := range l.effective {
-		if d.Mode == ModeL2 && d.Reason == ReasonOwner && recorded[d.Service] != a.node {
+		if d.Mode == ModeL2 && d.Reason == ReasonOwner && !current[d.Service] {
 			out = append(out, d.Service)
 		}
 	}

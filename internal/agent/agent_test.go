@@ -64,13 +64,13 @@ func (f *fakeCluster) Event(service string, warning bool, reason, msg string) {
 	f.events = append(f.events, fmt.Sprintf("%s %v %s: %s", service, warning, reason, msg))
 }
 
-func (f *fakeCluster) SetL2Owner(_ context.Context, service, node string) error {
+func (f *fakeCluster) SetL2Owner(_ context.Context, service, node string, since time.Time) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	for i, s := range f.services {
-		if s.Key() == service && s.L2Owner != node {
+		if s.Key() == service && (s.L2Owner != node || !s.L2OwnerSince.Equal(since)) {
 			if !f.lagRecords {
-				f.services[i].L2Owner = node
+				f.services[i].L2Owner, f.services[i].L2OwnerSince = node, since
 			}
 			f.records = append(f.records, service+"="+node)
 		}

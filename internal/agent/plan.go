@@ -163,7 +163,7 @@ func planL2(cfg *config.Config, self string, v View, s cluster.Service, addr net
 			cands = append(cands, owner.Candidate{Node: node, Since: m.Since.Truncate(time.Second)})
 		}
 	}
-	d.Owner = owner.Choose(s.Key(), s.Created, s.L2Owner, cands, cfg.L2.Failback)
+	d.Owner = owner.Choose(s.Key(), s.Created, recordedOwner(s, v), cands, cfg.L2.Failback)
 	switch r := eligibleL2(cfg, v, s, self, published(cfg, v.Interfaces), ads); {
 	case r != "":
 		d.Reason = r
@@ -339,4 +339,16 @@ func bgpAds(cfg *config.Config, pool string) []int {
 		}
 	}
 	return out
+}
+
+// recordedOwner is the Service's recorded L2 owner if the record is from
+// that node's current term of life. A node whose view broke (a cable
+// pulled, cut from the API, restarted) starts a new term; its older
+// record may be stale in its own informer while another node took the
+// addresses meanwhile, so it does not hold them.
+func recordedOwner(s cluster.Service, v View) string {
+	if m, ok := v.Alive[s.L2Owner]; ok && !s.L2OwnerSince.IsZero() && !m.Since.Equal(s.L2OwnerSince) {
+		return ""
+	}
+	return s.L2Owner
 }

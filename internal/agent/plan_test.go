@@ -352,3 +352,31 @@ func TestPlanFromPeer(t *testing.T) {
 		}
 	}
 }
+
+// TestPlanRecordFromEarlierTerm: a record naming a node holds the
+// address only while that node is in the term of life it wrote it in. A
+// node back from a cut (a new term) with a stale informer still sees its
+// own old record; it must not take the address back from the node that
+// took it meanwhile.
+func TestPlanRecordFromEarlierTerm(t *testing.T) {
+	cfg := mustConfig(t, planConfig)
+	newTerm := created.Add(time.Hour) // node-a's term after the cut: junior
+	for _, tc := range []struct {
+		name        string
+		recordSince time.Time
+		wantA       bool
+	}{
+		{"record from node-a's current term", newTerm, true},
+		{"record from node-a's earlier term", t0, false},
+		{"record without a term (older lbd)", time.Time{}, true},
+	} {
+		s := cluster.Service{Spec: pool.Service{Key: "ns/web"}, Created: created, Status: addrs("192.0.2.7"),
+			L2Owner: "node-a", L2OwnerSince: tc.recordSince}
+		v := threeNodes(s)
+		v.Alive["node-a"] = Member{Since: newTerm, Interfaces: []string{AnyInterface, "eth0"}}
+		ds := Plan(cfg, "node-a", v)
+		if len(ds) != 1 || (ds[0].Owner == "node-a") != tc.wantA {
+			t.Errorf("%s: owner %+v, want node-a %v", tc.name, ds, tc.wantA)
+		}
+	}
+}

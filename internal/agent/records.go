@@ -22,6 +22,7 @@ type ownerRecords struct {
 
 	mu      sync.Mutex
 	cluster Cluster
+	since   time.Time       // this node's term of life, written with each record
 	listed  map[string]bool // the latest plan's Services that do not name this node yet
 	failing bool            // the last write failed (logged once per run of failures)
 	// written is when each Service was last recorded: until the
@@ -44,9 +45,14 @@ func newOwnerRecords(node string, log *slog.Logger) *ownerRecords {
 
 // set says which Services the latest plan gives this node while their
 // record names another (or none); it never blocks.
-func (r *ownerRecords) set(c Cluster, services []string) {
+func (r *ownerRecords) set(c Cluster, services []string, since time.Time) {
 	r.mu.Lock()
 	r.cluster = c
+	if !since.Equal(r.since) {
+		// A new term: every record is due again, with it.
+		r.since = since
+		clear(r.written)
+	}
 	r.listed = make(map[string]bool, len(services))
 	for _, s := range services {
 		r.listed[s] = true
@@ -92,14 +98,14 @@ func (r *ownerRecords) run(ctx context.Context) {
 		}
 		keys, next := r.due(time.Now())
 		r.mu.Lock()
-		c := r.cluster
+		c, since := r.cluster, r.since
 		r.mu.Unlock()
 		for _, k := range keys {
 			if ctx.Err() != nil {
 				return
 			}
 			wctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-			err := c.SetL2Owner(wctx, k, r.node)
+			err := c.SetL2Owner(wctx, k, r.node, since)
 			cancel()
 			r.mu.Lock()
 			if err == nil {

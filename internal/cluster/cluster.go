@@ -29,6 +29,12 @@ type Service struct {
 	// L2Owner is lbd's annotation naming the node that last took the
 	// Service's layer-2 addresses ("" before any did).
 	L2Owner string
+	// L2OwnerSince is when the recorded owner's term of life began
+	// (its liveness Lease's acquire time) when it took them; zero for a
+	// record without it. A record from an earlier term of its node does
+	// not hold the addresses: that node's view broke since (a cut, a
+	// crash), and another may have taken them meanwhile.
+	L2OwnerSince time.Time
 	// Created orders Services when the allocator rebuilds, and dates
 	// them for the owner choice's seniority rule (before L2Owner is set).
 	Created time.Time

@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"slices"
 	"sync"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
@@ -184,24 +185,26 @@ func (c *Cluster) SetStatus(ctx context.Context, key string, addrs []netip.Addr,
 		if poolName == "" {
 			val = nil // removes the annotation
 		}
-		if err := c.annotate(ctx, s, AnnotationAllocatedFrom, val); err != nil {
+		if err := c.annotate(ctx, s, map[string]any{AnnotationAllocatedFrom: val}); err != nil {
 			return fmt.Errorf("annotate %s: %w", key, err)
 		}
 	}
 	return nil
 }
 
-// SetL2Owner records node as the owner of the Service's layer-2
-// addresses (AnnotationL2Owner). It writes only when the record differs.
-func (c *Cluster) SetL2Owner(ctx context.Context, key, node string) error {
+// SetL2Owner records node, in its term of life that began at since, as
+// the owner of the Service's layer-2 addresses (AnnotationL2Owner,
+// AnnotationL2OwnerSince). It writes only when the record differs.
+func (c *Cluster) SetL2Owner(ctx context.Context, key, node string, since time.Time) error {
 	s, err := c.cachedService(key)
 	if err != nil {
 		return err
 	}
-	if s.Annotations[AnnotationL2Owner] == node {
+	sinceText := since.UTC().Format(time.RFC3339Nano)
+	if s.Annotations[AnnotationL2Owner] == node && s.Annotations[AnnotationL2OwnerSince] == sinceText {
 		return nil
 	}
-	if err := c.annotate(ctx, s, AnnotationL2Owner, node); err != nil {
+	if err := c.annotate(ctx, s, map[string]any{AnnotationL2Owner: node, AnnotationL2OwnerSince: sinceText}); err != nil {
 		return fmt.Errorf("record the owner of %s: %w", key, err)
 	}
 	return nil
@@ -221,8 +224,8 @@ func (c *Cluster) cachedService(key string) (*corev1.Service, error) {
 }
 
 // annotate sets one annotation of s (nil val removes it) with a merge patch.
-func (c *Cluster) annotate(ctx context.Context, s *corev1.Service, annotation string, val any) error {
-	patch, _ := json.Marshal(map[string]any{"metadata": map[string]any{"annotations": map[string]any{annotation: val}}})
+func (c *Cluster) annotate(ctx context.Context, s *corev1.Service, annotations map[string]any) error {
+	patch, _ := json.Marshal(map[string]any{"metadata": map[string]any{"annotations": annotations}})
 	_, err := c.client.CoreV1().Services(s.Namespace).Patch(ctx, s.Name, types.MergePatchType, patch, patchOpts)
 	return err
 }

@@ -111,6 +111,24 @@ func TestClusterAgainstAPIServer(t *testing.T) {
 		return len(s.Status) == 0 && s.AllocatedFrom == ""
 	})
 
+	// The L2 owner record: the node and its term, read back exactly.
+	since := time.Date(2026, 12, 4, 21, 0, 0, 123456000, time.UTC)
+	if err := cl.SetL2Owner(ctx, "default/web", "node-a", since); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the owner record in the cache", func() bool {
+		s, _ := cl.Service("default/web")
+		return s.L2Owner == "node-a" && s.L2OwnerSince.Equal(since)
+	})
+	// A new term of the same node is a new record.
+	if err := cl.SetL2Owner(ctx, "default/web", "node-a", since.Add(time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the new term in the cache", func() bool {
+		s, _ := cl.Service("default/web")
+		return s.L2Owner == "node-a" && s.L2OwnerSince.Equal(since.Add(time.Minute))
+	})
+
 	// Endpoints: ready on a, terminating but serving on b, neither on c.
 	slice := &discoveryv1.EndpointSlice{
 		ObjectMeta:  metav1.ObjectMeta{Namespace: "default", Name: "web-1", Labels: map[string]string{discoveryv1.LabelServiceName: "web"}},

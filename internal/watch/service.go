@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"slices"
 	"strings"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 
@@ -25,6 +26,9 @@ const (
 	// node stays a candidate the addresses stay on it (l2.failback: false),
 	// whatever restarted since.
 	AnnotationL2Owner = "lbd.io/l2-owner"
+	// AnnotationL2OwnerSince is when that node's term of life began
+	// (RFC 3339), written with it.
+	AnnotationL2OwnerSince = "lbd.io/l2-owner-since"
 )
 
 var (
@@ -46,6 +50,9 @@ func convert(s *corev1.Service, class string) cluster.Service {
 		Created:       s.CreationTimestamp.Time,
 		AllocatedFrom: s.Annotations[AnnotationAllocatedFrom],
 		L2Owner:       s.Annotations[AnnotationL2Owner],
+	}
+	if t, err := time.Parse(time.RFC3339Nano, s.Annotations[AnnotationL2OwnerSince]); err == nil {
+		out.L2OwnerSince = t
 	}
 	own := ""
 	if s.Spec.LoadBalancerClass != nil {
