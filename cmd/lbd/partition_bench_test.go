@@ -8,8 +8,11 @@ package main
 
 import (
 	"bufio"
+	"os"
 	"regexp"
+	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -149,7 +152,8 @@ func TestPartitionFigures(t *testing.T) {
 //	go test ./cmd/lbd -run '^$' -bench L2Partition -benchtime 1x -timeout 30m
 //
 // api-cut: the owner loses its path to the API server (a blackhole route)
-// but not the segment; isolated: its cable is pulled.
+// but not the segment; isolated: its cable is pulled. LBD_BENCH_CUTS
+// (comma-separated) runs only those.
 func BenchmarkL2Partition(b *testing.B) {
 	l := newL2Lab(b, "") // needs root, arping and tcpdump
 	const web = "192.0.2.200"
@@ -166,6 +170,9 @@ func BenchmarkL2Partition(b *testing.B) {
 			func(o *labNode) { l.lab.Unplug(o.host) },
 			func(o *labNode) { l.lab.Plug(o.host) }},
 	} {
+		if only := os.Getenv("LBD_BENCH_CUTS"); only != "" && !slices.Contains(strings.Split(only, ","), k.name) {
+			continue
+		}
 		b.Run(k.name, func(b *testing.B) {
 			l.t = b
 			var dual, none time.Duration
