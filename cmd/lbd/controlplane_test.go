@@ -8,6 +8,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/lbdproject/lbd/internal/netlab"
 )
 
 // bootCPLab starts the lab the way a kubeadm cluster boots: every lbd
@@ -49,10 +51,10 @@ func bootCPLab(t testing.TB) *cpLab {
 }
 
 // waitConnects waits until the client's connections to the VIP succeed.
-func (l *cpLab) waitConnects(p *prober, after time.Time) {
+func (l *cpLab) waitConnects(p *netlab.Prober, after time.Time) {
 	l.t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
-	for !p.okAfter(after) {
+	for !p.OKAfter(after) {
 		if time.Now().After(deadline) {
 			l.t.Fatalf("no connection to the VIP succeeded within 10s")
 		}
@@ -73,7 +75,7 @@ func TestControlPlaneVIP(t *testing.T) {
 		}
 	}
 	p := l.probe(net.JoinHostPort(vip4, "6443"))
-	defer p.close()
+	defer p.Close()
 
 	t.Run("lbd killed", func(t *testing.T) {
 		old := l.waitSoleHolder(5 * time.Second)
@@ -81,7 +83,7 @@ func TestControlPlaneVIP(t *testing.T) {
 		l.stopLbd(old, syscall.SIGKILL)
 		next := l.waitSoleHolder(10*time.Second, old)
 		l.waitConnects(p, time.Now())
-		gap, _ := p.outage(at)
+		gap, _, _ := p.Outage(at)
 		t.Logf("kill -9 of %s's lbd: %s took over; longest gap %v", old.name, next.name, gap.Round(time.Millisecond))
 		l.startLbd(old)
 	})
@@ -97,7 +99,7 @@ func TestControlPlaneVIP(t *testing.T) {
 		if !old.running() {
 			t.Fatalf("lbd on %s exited when its API server died", old.name)
 		}
-		gap, _ := p.outage(at)
+		gap, _, _ := p.Outage(at)
 		t.Logf("kill -9 of %s's kube-apiserver: %s took over; longest gap %v", old.name, next.name, gap.Round(time.Millisecond))
 		l.startAPI(old)
 	})
@@ -125,7 +127,7 @@ func TestControlPlaneVIP(t *testing.T) {
 			}
 		}
 		l.waitConnects(p, time.Now())
-		gap, _ := p.outage(at)
+		gap, _, _ := p.Outage(at)
 		t.Logf("cable of %s pulled: %s took over; longest gap %v", old.name, next.name, gap.Round(time.Millisecond))
 		l.lab.Plug(old.host)
 		// The old holder could not renew, so it dropped the VIP: after
@@ -145,7 +147,7 @@ func TestControlPlaneVIP(t *testing.T) {
 		stopped := time.Since(at)
 		next := l.waitSoleHolder(5*time.Second, old)
 		time.Sleep(500 * time.Millisecond)
-		gap, failed := p.outage(at)
+		gap, failed, _ := p.Outage(at)
 		t.Logf("SIGTERM to %s's lbd: exited after %v, %s took over; longest gap %v, %d failed connections",
 			old.name, stopped.Round(time.Millisecond), next.name, gap.Round(time.Millisecond), failed)
 		if failed > 0 {

@@ -27,7 +27,7 @@ func BenchmarkCPFailover(b *testing.B) {
 	l := bootCPLab(b)
 	l.waitSoleHolder(5 * time.Second)
 	p := l.probe(net.JoinHostPort(vip4, "6443"))
-	defer p.close()
+	defer p.Close()
 
 	b.Run("idle", func(b *testing.B) {
 		l.t = b
@@ -73,7 +73,7 @@ func BenchmarkCPFailover(b *testing.B) {
 				l.waitSoleHolder(10*time.Second, old)
 				l.waitConnects(p, time.Now())
 				time.Sleep(200 * time.Millisecond)
-				gap, f := p.outage(at)
+				gap, f, _ := p.Outage(at)
 				gaps, moves, failed = append(gaps, gap), append(moves, took), failed+f
 				b.Logf("%s run %d: %s, gap %v, VIP moved after %v, %d failed or slow connections", s.name, i+1, old.name, gap.Round(time.Millisecond), took.Round(time.Millisecond), f)
 				s.restore(old)

@@ -8,7 +8,6 @@ package main
 import (
 	"bufio"
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -195,28 +194,7 @@ func (n *cpNode) running() bool {
 }
 
 // hasVIP reports whether addr is on n's eth0.
-func (n *cpNode) hasVIP(addr string) bool {
-	out, err := n.host.Run("ip", "-j", "addr", "show", "dev", "eth0")
-	if err != nil {
-		return false
-	}
-	var links []struct {
-		AddrInfo []struct {
-			Local string `json:"local"`
-		} `json:"addr_info"`
-	}
-	if json.Unmarshal([]byte(out), &links) != nil {
-		return false
-	}
-	for _, lk := range links {
-		for _, a := range lk.AddrInfo {
-			if a.Local == addr {
-				return true
-			}
-		}
-	}
-	return false
-}
+func (n *cpNode) hasVIP(addr string) bool { return n.host.HasAddr(addr) }
 
 // holders lists the nodes that have the IPv4 VIP.
 func (l *cpLab) holders() []*cpNode {
@@ -286,94 +264,19 @@ func (n *cpNode) metrics(t testing.TB) map[string]string {
 	return m
 }
 
-// prober opens a TCP connection to addr from the client host every 20ms
-// and records the outcome of each.
-type prober struct {
-	mu      sync.Mutex
-	results []probe
-	stop    chan struct{}
-	done    chan struct{}
-}
-
-type probe struct {
-	at, end time.Time // started, connected or failed
-	ok      bool
-}
-
-func (l *cpLab) probe(addr string) *prober {
-	p := &prober{stop: make(chan struct{}), done: make(chan struct{})}
-	go func() {
-		defer close(p.done)
-		t := time.NewTicker(20 * time.Millisecond)
-		defer t.Stop()
-		for {
-			select {
-			case <-p.stop:
-				return
-			case <-t.C:
-			}
-			// Each attempt runs on its own, so a slow one (a SYN lost
-			// and retransmitted) does not delay the schedule.
-			go func(at time.Time) {
-				ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
-				defer cancel()
-				c, err := l.client.DialContext(ctx, "tcp", addr)
-				if err == nil {
-					c.Close()
-				}
-				p.mu.Lock()
-				p.results = append(p.results, probe{at: at, end: time.Now(), ok: err == nil})
-				p.mu.Unlock()
-			}(time.Now())
+// probe opens a TCP connection to addr from the client every 20ms
+// (netlab.Prober: an attempt that takes 900ms or more lost its SYN and
+// waited for a retransmission, and counts as failed).
+func (l *cpLab) probe(addr string) *netlab.Prober {
+	return netlab.StartProbe(func() error {
+		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+		defer cancel()
+		c, err := l.client.DialContext(ctx, "tcp", addr)
+		if err == nil {
+			c.Close()
 		}
-	}()
-	return p
-}
-
-func (p *prober) close() { close(p.stop); <-p.done; time.Sleep(50 * time.Millisecond) }
-
-// outage returns the longest time without a connection being established
-// (between the ends of two successful attempts), over the attempts
-// started after since, and how many of those failed or were slow: a
-// connection that takes 900ms or more lost its SYN and waited for a
-// retransmission, which a user sees as a hang.
-func (p *prober) outage(since time.Time) (gap time.Duration, failed int) {
-	p.mu.Lock()
-	rs := slices.Clone(p.results)
-	p.mu.Unlock()
-	slices.SortFunc(rs, func(a, b probe) int { return a.end.Compare(b.end) })
-	var last time.Time
-	for _, r := range rs {
-		if r.at.Before(since) {
-			if r.ok {
-				last = r.end
-			}
-			continue
-		}
-		if !r.ok || r.end.Sub(r.at) >= 900*time.Millisecond {
-			failed++
-		}
-		if !r.ok {
-			continue
-		}
-		if !last.IsZero() && r.end.Sub(last) > gap {
-			gap = r.end.Sub(last)
-		}
-		last = r.end
-	}
-	return gap, failed
-}
-
-// okAfter reports whether a connection started after t succeeded.
-func (p *prober) okAfter(t time.Time) bool {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	for _, r := range p.results {
-		if r.ok && r.at.After(t) {
-			return true
-		}
-	}
-	return false
+		return err
+	})
 }
 
 // dialVIP opens one connection to addr from the client.

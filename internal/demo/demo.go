@@ -25,6 +25,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/lbdproject/lbd/internal/netlab"
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -295,16 +296,16 @@ func (l *lab) l2Failover() {
 	l.step(4, "L2 failover: the owner of "+l.res.Web.Address+" loses power")
 	ip := l.res.Web.Address
 	from := l.node(l.res.Web.Owner)
-	p := startProbe(func() error { _, err := get(l.client, ip, 2*time.Second); return err })
+	p := netlab.StartProbe(func() error { _, err := get(l.client, ip, 2*time.Second); return err })
 	time.Sleep(time.Second)
 	t0 := time.Now()
 	l.powerOff(from)
 	l.say("%s: cable dead, lbd killed (kill -9); the client sends a request every 20ms", from.name)
 	to := l.soleOwner(ip, from.name)
-	l.waitFor(20*time.Second, "an answer after the failover", func() bool { return p.okAfter(time.Now().Add(-20 * time.Millisecond)) })
+	l.waitFor(20*time.Second, "an answer after the failover", func() bool { return p.OKAfter(time.Now().Add(-20 * time.Millisecond)) })
 	time.Sleep(500 * time.Millisecond)
-	p.close()
-	gap, failed, total := p.outage(t0)
+	p.Close()
+	gap, failed, total := p.Outage(t0)
 	l.res.L2Failover.From, l.res.L2Failover.To = from.name, to.name
 	l.res.L2Failover.GapMS, l.res.L2Failover.Failed, l.res.L2Failover.Requests = ms(gap), failed, total
 	l.say("%s took %s over: the client went %.2fs without an answer (%d of %d requests failed)",
@@ -362,7 +363,7 @@ func (l *lab) toBGP() {
 			die = n
 		}
 	}
-	p := startProbe(func() error { _, err := get(l.remote, ip, 2*time.Second); return err })
+	p := netlab.StartProbe(func() error { _, err := get(l.remote, ip, 2*time.Second); return err })
 	time.Sleep(time.Second)
 	t0 := time.Now()
 	l.powerOff(die)
@@ -370,8 +371,8 @@ func (l *lab) toBGP() {
 	l.waitHops(ip, want, 10*time.Second)
 	drop := time.Since(t0)
 	time.Sleep(time.Second)
-	p.close()
-	_, failed, total := p.outage(t0)
+	p.Close()
+	_, failed, total := p.Outage(t0)
 	l.res.BGP.Died, l.res.BGP.DropMS = die.name, ms(drop)
 	l.res.BGP.NexthopsAfter = l.tor.Nexthops(ip)
 	l.res.BGP.Failed, l.res.BGP.Requests = failed, total
@@ -387,7 +388,7 @@ func (l *lab) cpFailover() {
 	l.step(6, "control-plane failover: the VIP holder loses power")
 	from := l.node(l.leaseHolder())
 	addr := net.JoinHostPort(vip, "6443")
-	p := startProbe(func() error {
+	p := netlab.StartProbe(func() error {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		defer cancel()
 		c, err := l.client.DialContext(ctx, "tcp", addr)
@@ -401,10 +402,10 @@ func (l *lab) cpFailover() {
 	l.powerOff(from)
 	l.say("%s: cable dead, lbd and kube-apiserver killed; the client connects to %s every 20ms", from.name, addr)
 	to := l.soleVIPHolder(from.name)
-	l.waitFor(20*time.Second, "a connection after the failover", func() bool { return p.okAfter(time.Now().Add(-20 * time.Millisecond)) })
+	l.waitFor(20*time.Second, "a connection after the failover", func() bool { return p.OKAfter(time.Now().Add(-20 * time.Millisecond)) })
 	time.Sleep(500 * time.Millisecond)
-	p.close()
-	gap, failed, _ := p.outage(t0)
+	p.Close()
+	gap, failed, _ := p.Outage(t0)
 	l.res.CPFailover.From, l.res.CPFailover.To = from.name, to.name
 	l.res.CPFailover.GapMS, l.res.CPFailover.Failed = ms(gap), failed
 	l.say("%s holds the VIP now: %.2fs without a connection", to.name, gap.Seconds())
@@ -429,7 +430,7 @@ spec:
 	ip := l.waitAddress("default", "shop")
 	from := l.soleOwner(ip, "")
 	l.curl(l.client, ip)
-	p := startProbe(func() error { _, err := get(l.client, ip, 2*time.Second); return err })
+	p := netlab.StartProbe(func() error { _, err := get(l.client, ip, 2*time.Second); return err })
 	time.Sleep(time.Second)
 	t0 := time.Now()
 	if _, err := l.kubectlShow("drain", from.name, "--ignore-daemonsets", "--timeout=30s"); err != nil {
@@ -439,14 +440,14 @@ spec:
 	// The old owner answers for l2.handover_grace (2s) while the new
 	// one's gratuitous ARP goes out; probe past it.
 	time.Sleep(3 * time.Second)
-	p.close()
-	_, failed, total := p.outage(t0)
+	p.Close()
+	_, failed, total := p.Outage(t0)
 	// A request in flight at the instant the client's neighbour entry
 	// switches MAC has its TCP connection on the old node; its next
 	// segment reaches the new one, which resets it. Any L2 move does that
 	// (kube-proxy's conntrack lives on one node too); the hand-over's job
 	// is that no new connection fails.
-	reset := p.count(t0, func(err error) bool { return errors.Is(err, syscall.ECONNRESET) })
+	reset := p.Count(t0, func(err error) bool { return errors.Is(err, syscall.ECONNRESET) })
 	l.res.Drain.Address, l.res.Drain.Node, l.res.Drain.To = ip, from.name, to.name
 	l.res.Drain.Failed, l.res.Drain.Reset, l.res.Drain.Requests = failed-reset, reset, total
 	l.say("%s (shop) moved from %s to %s: %d of %d requests failed", ip, from.name, to.name, failed-reset, total)
@@ -482,8 +483,8 @@ func (l *lab) summary() {
 
 // logFailures writes the probe's failed tries to the lab's log, and says
 // when a step that should lose nothing lost something.
-func (l *lab) logFailures(what string, p *prober, since time.Time) {
-	fs := p.failures(since)
+func (l *lab) logFailures(what string, p *netlab.Prober, since time.Time) {
+	fs := p.Failures(since)
 	for _, f := range fs {
 		l.r.Logf("%s: failed request %s", what, f)
 	}

@@ -2,7 +2,6 @@ package demo
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"net"
@@ -407,24 +406,8 @@ func (l *lab) waitFor(d time.Duration, what string, cond func() bool) {
 func (l *lab) vipHolders() []*node {
 	var hs []*node
 	for _, n := range l.cps {
-		out, err := n.host.Run("ip", "-j", "addr", "show", "dev", "eth0")
-		if err != nil {
-			continue
-		}
-		var links []struct {
-			AddrInfo []struct {
-				Local string `json:"local"`
-			} `json:"addr_info"`
-		}
-		if json.Unmarshal([]byte(out), &links) != nil {
-			continue
-		}
-		for _, lk := range links {
-			for _, a := range lk.AddrInfo {
-				if a.Local == vip {
-					hs = append(hs, n)
-				}
-			}
+		if n.host.HasAddr(vip) {
+			hs = append(hs, n)
 		}
 	}
 	return hs

@@ -265,6 +265,30 @@ func (h *Host) DialContext(ctx context.Context, network, address string) (net.Co
 	return r.c, r.err
 }
 
+// HasAddr reports whether addr (no prefix length) is on h's eth0.
+func (h *Host) HasAddr(addr string) bool {
+	out, err := h.Run("ip", "-j", "addr", "show", "dev", Interface)
+	if err != nil {
+		return false
+	}
+	var links []struct {
+		AddrInfo []struct {
+			Local string `json:"local"`
+		} `json:"addr_info"`
+	}
+	if json.Unmarshal([]byte(out), &links) != nil {
+		return false
+	}
+	for _, lk := range links {
+		for _, a := range lk.AddrInfo {
+			if a.Local == addr {
+				return true
+			}
+		}
+	}
+	return false
+}
+
 // WaitReachable waits until from can ping ip (both ways of the segment
 // work), failing the test after timeout.
 func (l *Lab) WaitReachable(from *Host, ip string, timeout time.Duration) {

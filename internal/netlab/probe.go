@@ -1,4 +1,4 @@
-package demo
+package netlab
 
 import (
 	"fmt"
@@ -7,10 +7,12 @@ import (
 	"time"
 )
 
-// prober tries something every 20ms, each try on its own goroutine (a
-// slow one does not delay the schedule), and records the outcomes: a
-// client that a user would feel.
-type prober struct {
+// Prober tries something every 20ms (a TCP connection, an HTTP request
+// from a lab host), each try on its own goroutine so that a slow one does
+// not delay the schedule, and records the outcomes: the client a user
+// would be. The control-plane lab tests and the demo measure failovers
+// with it.
+type Prober struct {
 	mu      sync.Mutex
 	results []try
 	stop    chan struct{}
@@ -23,8 +25,9 @@ type try struct {
 	err     error
 }
 
-func startProbe(do func() error) *prober {
-	p := &prober{stop: make(chan struct{})}
+// StartProbe starts trying do every 20ms until Close.
+func StartProbe(do func() error) *Prober {
+	p := &Prober{stop: make(chan struct{})}
 	p.wg.Go(func() {
 		tick := time.NewTicker(20 * time.Millisecond)
 		defer tick.Stop()
@@ -46,11 +49,11 @@ func startProbe(do func() error) *prober {
 	return p
 }
 
-// close stops the probe and waits for the tries in flight.
-func (p *prober) close() { close(p.stop); p.wg.Wait() }
+// Close stops the probe and waits for the tries in flight.
+func (p *Prober) Close() { close(p.stop); p.wg.Wait() }
 
-// okAfter reports whether a try started after t succeeded.
-func (p *prober) okAfter(t time.Time) bool {
+// OKAfter reports whether a try started after t succeeded.
+func (p *Prober) OKAfter(t time.Time) bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	for _, r := range p.results {
@@ -61,11 +64,11 @@ func (p *prober) okAfter(t time.Time) bool {
 	return false
 }
 
-// outage returns, over the tries started after since, the longest time
+// Outage returns, over the tries started after since, the longest time
 // without an answer (between the ends of two successful tries), how many
 // failed or hung (900ms or more: a lost SYN retransmitted), and how many
 // there were.
-func (p *prober) outage(since time.Time) (gap time.Duration, failed, total int) {
+func (p *Prober) Outage(since time.Time) (gap time.Duration, failed, total int) {
 	p.mu.Lock()
 	rs := slices.Clone(p.results)
 	p.mu.Unlock()
@@ -93,9 +96,9 @@ func (p *prober) outage(since time.Time) (gap time.Duration, failed, total int) 
 	return gap, failed, total
 }
 
-// failures describes the tries started after since that failed or hung,
+// Failures describes the tries started after since that failed or hung,
 // with their times relative to since.
-func (p *prober) failures(since time.Time) []string {
+func (p *Prober) Failures(since time.Time) []string {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	var out []string
@@ -112,9 +115,9 @@ func (p *prober) failures(since time.Time) []string {
 	return out
 }
 
-// count is how many tries started after since failed with an error that
+// Count is how many tries started after since failed with an error that
 // match accepts.
-func (p *prober) count(since time.Time, match func(error) bool) int {
+func (p *Prober) Count(since time.Time, match func(error) bool) int {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	n := 0
