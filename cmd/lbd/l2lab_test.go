@@ -9,6 +9,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -325,23 +326,18 @@ func (l *l2Lab) neighMAC(ip string) string {
 // get makes one HTTP request from the client to ip and returns the node
 // that answered.
 func (l *l2Lab) get(ip string, timeout time.Duration) (string, error) {
-	c := &http.Client{Timeout: timeout, Transport: &http.Transport{DialContext: l.client.DialContext, DisableKeepAlives: true}}
-	resp, err := c.Get("http://" + net.JoinHostPort(ip, "80") + "/")
-	if err != nil {
-		return "", err
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
-	if resp.StatusCode != 200 {
-		return "", fmt.Errorf("status %d", resp.StatusCode)
-	}
-	return string(body), err
+	return l.client.Get(ip, timeout)
 }
 
 // traffic sends a request to ip every 20ms until stop is called, which
-// returns how many failed and which nodes answered.
-func (l *l2Lab) traffic(ip string) (stop func() (failed int, served map[string]int)) {
-	var failed atomic.Int64
+// returns how many failed (no connection, or no answer in time), how many
+// were reset in flight, and which nodes answered. A reset is what a
+// request in flight at the instant the client switches MAC gets: its
+// connection lived on the old node, and the new one resets it. Any L2
+// move does that to the few requests open at that instant (docs/l2.md,
+// "Hand-over"); a broken hand-over fails requests instead.
+func (l *l2Lab) traffic(ip string) (stop func() (failed, reset int, served map[string]int)) {
+	var failed, reset atomic.Int64
 	var mu sync.Mutex
 	served := map[string]int{}
 	done := make(chan struct{})
@@ -357,7 +353,11 @@ func (l *l2Lab) traffic(ip string) (stop func() (failed int, served map[string]i
 			}
 			wg.Go(func() {
 				node, err := l.get(ip, 2*time.Second)
-				if err != nil {
+				switch {
+				case errors.Is(err, syscall.ECONNRESET):
+					reset.Add(1)
+					return
+				case err != nil:
 					failed.Add(1)
 					return
 				}
@@ -367,12 +367,16 @@ func (l *l2Lab) traffic(ip string) (stop func() (failed int, served map[string]i
 			})
 		}
 	})
-	return func() (int, map[string]int) {
+	return func() (int, int, map[string]int) {
 		close(done)
 		wg.Wait()
-		return int(failed.Load()), served
+		return int(failed.Load()), int(reset.Load()), served
 	}
 }
+
+// maxResets bounds the requests reset by one L2 move: those in flight at
+// the instant the client switched MAC (seen 0-2 with a request every 20ms).
+const maxResets = 3
 
 func (l *l2Lab) createService(name string, mods ...func(*corev1.Service)) {
 	l.t.Helper()
@@ -569,8 +573,10 @@ func TestL2Lab(t *testing.T) {
 				t.Errorf("after restarting %s the record names %q, the owner is %s", n.name, rec, now.name)
 			}
 		}
-		if failed, served := stop(); failed != 0 {
-			t.Errorf("during the rolling restart: %d failed requests (served by %v)", failed, served)
+		if failed, reset, served := stop(); failed != 0 || reset > maxResets {
+			t.Errorf("during the rolling restart: %d failed requests, %d reset in flight (served by %v)", failed, reset, served)
+		} else if reset > 0 {
+			t.Logf("during the rolling restart: %d requests in flight at the MAC switch were reset", reset)
 		}
 
 		// Now every lbd started after the Service was created. The owner
@@ -677,9 +683,11 @@ func TestL2Lab(t *testing.T) {
 		waitFor(t, "the client's neighbour entry to move to "+n.name, func() bool { return l.neighMAC(web) == n.host.MAC })
 		waitFor(t, o.name+" to stop answering", func() bool { return l.addressOf(o, web).Reason == "cordoned" })
 		time.Sleep(300 * time.Millisecond)
-		failed, served := stop()
-		if failed != 0 || served[n.name] == 0 {
-			t.Errorf("during the hand-over: %d failed requests, served by %v", failed, served)
+		failed, reset, served := stop()
+		if failed != 0 || reset > maxResets || served[n.name] == 0 {
+			t.Errorf("during the hand-over: %d failed requests, %d reset in flight, served by %v", failed, reset, served)
+		} else if reset > 0 {
+			t.Logf("during the hand-over: %d requests in flight at the MAC switch were reset", reset)
 		}
 		if got := l.arpMACs(web, 2); !slices.Equal(got, []string{n.host.MAC}) {
 			t.Errorf("after the hand-over ARP answers from %v, want only %s", got, n.host.MAC)

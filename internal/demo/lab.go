@@ -456,19 +456,10 @@ func (l *lab) kubectlShow(args ...string) (string, error) {
 	return out, err
 }
 
-// get makes one HTTP request to ip from h and returns the body.
+// get makes one HTTP request to ip from h and returns who answered.
 func get(h *netlab.Host, ip string, timeout time.Duration) (string, error) {
-	c := &http.Client{Timeout: timeout, Transport: &http.Transport{DialContext: h.DialContext, DisableKeepAlives: true}}
-	resp, err := c.Get("http://" + net.JoinHostPort(ip, "80") + "/")
-	if err != nil {
-		return "", err
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if resp.StatusCode != 200 {
-		return "", fmt.Errorf("status %d", resp.StatusCode)
-	}
-	return strings.TrimSpace(string(b)), err
+	body, err := h.Get(ip, timeout)
+	return strings.TrimSpace(body), err
 }
 
 // curl waits until a request from h to ip succeeds and returns who

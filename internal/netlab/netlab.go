@@ -16,7 +16,9 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"runtime"
@@ -263,6 +265,23 @@ func (h *Host) DialContext(ctx context.Context, network, address string) (net.Co
 	}()
 	r := <-ch
 	return r.c, r.err
+}
+
+// Get makes one HTTP request from inside h to port 80 of ip, without
+// keep-alive (each request is a new connection, as a failover probe
+// needs), and returns the body of a 200 answer.
+func (h *Host) Get(ip string, timeout time.Duration) (string, error) {
+	c := &http.Client{Timeout: timeout, Transport: &http.Transport{DialContext: h.DialContext, DisableKeepAlives: true}}
+	resp, err := c.Get("http://" + net.JoinHostPort(ip, "80") + "/")
+	if err != nil {
+		return "", err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if resp.StatusCode != 200 {
+		return "", fmt.Errorf("status %d", resp.StatusCode)
+	}
+	return string(body), err
 }
 
 // HasAddr reports whether addr (no prefix length) is on h's eth0.
