@@ -79,7 +79,7 @@ func (s *apiState) Report(_ context.Context, st *status.Status) { st.Kubernetes 
 // kubeconfig that does not exist yet (a node being bootstrapped) is waited
 // for, not an error. It returns once the Leases are released.
 func runCluster(ctx context.Context, cfg *config.Config, log *slog.Logger, state *apiState,
-	alloc *allocate.Controller, ag *agent.Agent, bgp *sink.BGP, certs *watch.CertExpiry) {
+	alloc *allocate.Controller, ag *agent.Agent, bgp *sink.BGP, certs *watch.CertExpiry, peerSrc *peerSource) {
 	// client-go logs through klog; send it to our logger, as structured
 	// records like the rest.
 	klog.SetSlogLogger(log.With("component", "client-go"))
@@ -108,11 +108,22 @@ func runCluster(ctx context.Context, cfg *config.Config, log *slog.Logger, state
 		Renewed:   state.renewed,
 		Duration:  k.Liveness.Duration, Interval: k.Liveness.RenewInterval, Log: log,
 		Annotations: func() map[string]string {
-			return map[string]string{
+			a := map[string]string{
 				watch.AnnotationInterfaces: strings.Join(ag.Published(), ","),
 				watch.AnnotationMACs:       strings.Join(ag.PublishedMACs(), ","),
 			}
+			if peerSrc != nil {
+				st := ag.PeerStatus()
+				a[watch.AnnotationPeerState] = st.State
+				a[watch.AnnotationPeers] = strings.Join(st.View, ",")
+			}
+			return a
 		},
+	}
+	if peerSrc != nil {
+		// A heartbeat at the kubelet's pace while in a quorum of the
+		// peers, written at once when this node's view of them changes.
+		live.Pace, live.Kick, live.Term = peerPace(cfg, ag), ag.PeerKick(), ag.Term
 	}
 	wg.Go(func() { live.Run(ctx) })
 
@@ -134,6 +145,9 @@ func runCluster(ctx context.Context, cfg *config.Config, log *slog.Logger, state
 	alloc.SetCluster(cl, cl)
 	ag.SetCluster(cl)
 	bgp.SetNodeLabels(ctx, cl.NodeLabels(cfg.Node.Name)) // for the peers' node selectors
+	if peerSrc != nil {
+		wg.Go(func() { peerSrc.Run(ctx, cl, ag) })
+	}
 	state.set("connected")
 	state.synced.Store(true)
 	log.Info("watching Services", "kubeconfig", k.Kubeconfig, "class", k.LoadBalancerClass)

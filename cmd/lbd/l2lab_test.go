@@ -84,6 +84,7 @@ type labNode struct {
 	standIn *exec.Cmd
 	path    string
 	socket  string
+	peerIP  string // its InternalIP, on the peers' network
 }
 
 // newL2Lab builds the lab; extra is more configuration for every node,
@@ -112,9 +113,19 @@ func newL2LabLease(t testing.TB, extra, allocLease string, pools ...string) *l2L
 	}
 	l.kc = netlab.StartKube(t, api, "192.0.2.100", kubetest.WithServiceClusterIPRange("10.96.0.0/12,fd00::/108"))
 	ctx := context.Background()
-	for _, n := range l.nodes {
+	for i, n := range l.nodes {
+		// The Node's InternalIP is on a network of its own, which the
+		// peers (peerslab_test.go) use and a test can cut apart from the
+		// segment the clients and the API server are on.
+		n.peerIP = fmt.Sprintf("198.51.100.%d", i+1)
+		n.host.Must("ip", "addr", "add", n.peerIP+"/24", "dev", "eth0")
 		node := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: n.name, Labels: map[string]string{"kubernetes.io/hostname": n.name}}}
-		if _, err := l.kc.Client.CoreV1().Nodes().Create(ctx, node, metav1.CreateOptions{}); err != nil {
+		created, err := l.kc.Client.CoreV1().Nodes().Create(ctx, node, metav1.CreateOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		created.Status.Addresses = []corev1.NodeAddress{{Type: corev1.NodeInternalIP, Address: n.peerIP}}
+		if _, err := l.kc.Client.CoreV1().Nodes().UpdateStatus(ctx, created, metav1.UpdateOptions{}); err != nil {
 			t.Fatal(err)
 		}
 		// The stand-in for kube-proxy: the pool is local, the kernel

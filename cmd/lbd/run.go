@@ -129,7 +129,15 @@ func cmdRun(args []string, stderr io.Writer) int {
 
 	// 4b. The node agent decides what this node announces; a sink per
 	// mode announces it.
-	ag, err := agent.New(cfg.Node.Name, cfg, log.With("component", "agent"), reg, agent.Options{})
+	// With a peers section, liveness comes from the peer detector, which
+	// starts once the cluster says this node's address.
+	var peerSrc *peerSource
+	agOpts := agent.Options{}
+	if cfg.Peers != nil {
+		peerSrc = newPeerSource(cfg, log)
+		agOpts.Peers = peerSrc
+	}
+	ag, err := agent.New(cfg.Node.Name, cfg, log.With("component", "agent"), reg, agOpts)
 	if err != nil {
 		log.Error("cannot build the node agent", "err", err)
 		return exitInvalid
@@ -207,7 +215,7 @@ func cmdRun(args []string, stderr io.Writer) int {
 	clusterDone := make(chan struct{})
 	go func() {
 		defer close(clusterDone)
-		runCluster(ctx, cfg, log, api, alloc, ag, bgp, certs)
+		runCluster(ctx, cfg, log, api, alloc, ag, bgp, certs, peerSrc)
 	}()
 	defer func() {
 		select {

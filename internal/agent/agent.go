@@ -77,6 +77,9 @@ type Options struct {
 	Debounce time.Duration
 	// LinkPoll is how often the links are listed. Default 200ms.
 	LinkPoll time.Duration
+	// Peers, if set, is the peer detector: liveness comes from it instead
+	// of the Leases (see membership).
+	Peers PeerSource
 }
 
 // Phase is what the agent is doing, as a value to decide on; State's
@@ -95,6 +98,9 @@ const (
 	PhaseFrozen
 	// PhaseLeaving: stopping, answering for the hand-over grace.
 	PhaseLeaving
+	// PhaseFenced: this node sees half or fewer of the lbd nodes through
+	// its peers and answers for nothing at L2.
+	PhaseFenced
 )
 
 func (p Phase) String() string {
@@ -105,6 +111,8 @@ func (p Phase) String() string {
 		return "frozen"
 	case PhaseLeaving:
 		return "leaving"
+	case PhaseFenced:
+		return "fenced"
 	}
 	return "waiting"
 }
@@ -146,6 +154,13 @@ type Agent struct {
 	announced *prometheus.GaugeVec
 	addresses *prometheus.GaugeVec
 	frozen    prometheus.Gauge
+
+	peerStatus atomic.Pointer[PeerStatus]
+	term       atomic.Pointer[time.Time]
+	peerKick   chan struct{}
+	peerState  *prometheus.GaugeVec
+	peersAlive prometheus.Gauge
+	peersKnown prometheus.Gauge
 }
 
 type configReq struct {
@@ -188,6 +203,19 @@ func New(node string, cfg *config.Config, log *slog.Logger, reg prometheus.Regis
 			Name: "lbd_agent_frozen",
 			Help: "1 while this node does not see its own liveness Lease renewed and keeps its last plan (frozen), 0 otherwise.",
 		}),
+		peerKick: make(chan struct{}, 1),
+		peerState: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "lbd_peers_state",
+			Help: "With peers: 1 for this node's standing among its peers (quorum; minority: silent at L2; fallback: liveness from the Leases, the peers' port is likely blocked), 0 for the others.",
+		}, []string{"state"}),
+		peersAlive: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "lbd_peers_alive",
+			Help: "With peers: the lbd nodes this node sees alive through its peers, itself included.",
+		}),
+		peersKnown: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "lbd_peers_known",
+			Help: "With peers: the nodes known to run lbd (alive through the peers, or with a heartbeat Lease not expired); compare with lbd_peers_alive.",
+		}),
 	}
 	for _, r := range Reasons {
 		a.decisions.WithLabelValues(string(r))
@@ -197,13 +225,21 @@ func New(node string, cfg *config.Config, log *slog.Logger, reg prometheus.Regis
 		a.addresses.WithLabelValues(string(m))
 	}
 	if reg != nil {
-		for _, c := range []prometheus.Collector{a.decisions, a.announced, a.addresses, a.frozen} {
+		cs := []prometheus.Collector{a.decisions, a.announced, a.addresses, a.frozen}
+		if opts.Peers != nil {
+			for _, st := range []string{cluster.PeerQuorum, cluster.PeerMinority, cluster.PeerFallback} {
+				a.peerState.WithLabelValues(st)
+			}
+			cs = append(cs, a.peerState, a.peersAlive, a.peersKnown)
+		}
+		for _, c := range cs {
 			if err := reg.Register(c); err != nil {
 				return nil, fmt.Errorf("agent metrics: %w", err)
 			}
 		}
 	}
 	a.cfg.Store(cfg)
+	a.newTerm(time.Now())
 	a.state.Store(&State{Summary: "waiting for the cluster"})
 	empty := []string{}
 	a.published.Store(&empty)
@@ -361,6 +397,14 @@ type loop struct {
 	handover map[string]time.Time // L2 decision key → end of its grace
 	members  string               // what the last plan saw of the Leases
 	retry    time.Time
+	// minority is when this node last began to see half or fewer of the
+	// lbd nodes through its peers (zero: it sees more), and fallback
+	// whether it then fell back to the Leases.
+	minority time.Time
+	fallback bool
+	// rejoined is when it last came back into a quorum, until it sees
+	// its own Lease renewed since (zero: it did, or never left).
+	rejoined time.Time
 }
 
 // Run is the agent's loop, until ctx ends. When it ends while this node
@@ -383,8 +427,14 @@ func (a *Agent) Run(ctx context.Context) {
 	defer wake.Stop()
 	full, leases := false, false
 	var due time.Time // when the next plan may run (debounce)
+	var peersChanged <-chan struct{}
+	if a.opts.Peers != nil {
+		peersChanged = a.opts.Peers.Changed()
+	}
 	for {
 		select {
+		case <-peersChanged:
+			leases = true
 		case <-ctx.Done():
 			a.leave(l)
 			return
@@ -481,6 +531,12 @@ func (a *Agent) step(ctx context.Context, l *loop, now time.Time, full bool) tim
 	var selfRenew time.Time
 	var members, peers []string
 	leases := l.cluster.NodeLeases()
+	fenced := ""
+	if a.opts.Peers != nil {
+		var wake time.Time
+		leases, fenced, wake = a.membership(l, leases, now)
+		next = minTime(next, wake)
+	}
 	for _, ls := range leases {
 		if ls.Node == a.node {
 			selfRenew = ls.RenewTime
@@ -531,7 +587,7 @@ func (a *Agent) step(ctx context.Context, l *loop, now time.Time, full bool) tim
 	a.setPeers(l, peers)
 	suppressed := l.links.suppressed(selfRenew)
 	slices.Sort(members)
-	sig := strings.Join(members, " ") + fmt.Sprint(suppressed)
+	sig := strings.Join(members, " ") + fmt.Sprint(suppressed) + fenced
 	due := func(t time.Time) bool { return !t.IsZero() && !now.Before(t) }
 	handoverDue := false
 	for _, end := range l.handover {
@@ -567,9 +623,21 @@ func (a *Agent) step(ctx context.Context, l *loop, now time.Time, full bool) tim
 		v.Services = l.cluster.Services()
 		l.plan = Plan(l.cfg, a.node, v)
 		phase, summary = PhaseWaiting, "waiting for this node's liveness Lease"
+		if a.opts.Peers != nil {
+			summary = "waiting for the peer detector"
+		}
+	}
+	if fenced != "" && phase == PhaseAnnouncing {
+		phase, summary = PhaseFenced, "fenced: "+fenced
 	}
 
 	l.effective = a.handOver(l, now)
+	if phase == PhaseFenced {
+		// Silent at once, without a hand-over grace: this node may be
+		// the one cut off, and the others have its addresses.
+		l.effective = fence(l.effective)
+		clear(l.handover)
+	}
 	l.effective = suppress(l.effective, suppressed)
 	if len(suppressed) > 0 {
 		summary += fmt.Sprintf("; not answering on %s until its link is up and the view is fresh", strings.Join(suppressed, ", "))
@@ -828,6 +896,10 @@ func (a *Agent) Ready() error {
 func (a *Agent) Report(_ context.Context, st *status.Status) {
 	s := a.State()
 	st.Agent = s.Summary
+	if a.opts.Peers != nil {
+		p := a.PeerStatus()
+		st.Peers = &status.Peers{State: p.State, Alive: p.View, Known: p.Known, Why: p.Why}
+	}
 	for _, d := range s.Decisions {
 		st.Addresses = append(st.Addresses, status.Address{
 			Service: d.Service, IP: d.Addr.String(), Mode: string(d.Mode), Owner: d.Owner,

@@ -46,6 +46,7 @@ const (
 	ReasonConflict         Reason = "conflict"           // L2: owner, but another host on the segment uses the address (set by the agent from the announcer's report)
 	ReasonOtherOwner       Reason = "other_owner"        // L2: eligible, but another node owns it
 	ReasonLinkDown         Reason = "link_down"          // L2: owner, but the interface has no carrier (or just got it back)
+	ReasonFenced           Reason = "fenced"             // L2: this node sees half or fewer of the lbd nodes through its peers
 )
 
 // Reasons lists every reason, for metrics that show zero values.
@@ -53,7 +54,7 @@ var Reasons = []Reason{
 	ReasonOwner, ReasonEligible, ReasonHandover,
 	ReasonNoAdvertisement, ReasonNotAlive, ReasonUnknownNode, ReasonExcluded, ReasonCordoned,
 	ReasonNotSelected, ReasonInterfaceMissing, ReasonNoLocalEndpoints, ReasonConflict,
-	ReasonOtherOwner, ReasonLinkDown,
+	ReasonOtherOwner, ReasonLinkDown, ReasonFenced,
 }
 
 // Decision is this node's decision for one Service address in one mode.

@@ -61,6 +61,9 @@ type Node struct {
 	Excluded bool
 	// Ready is the NodeReady condition.
 	Ready bool
+	// InternalIPs are the Node's InternalIP addresses (status.addresses),
+	// where the peers reach its lbd.
+	InternalIPs []netip.Addr
 }
 
 // Lease is one node's liveness Lease.
@@ -76,7 +79,25 @@ type Lease struct {
 	Interfaces []string
 	// MACs are the hardware addresses the node published.
 	MACs []string
+	// PeerState is what the node's peer detector says of it ("" when it
+	// has none, or has not joined its peers yet): PeerQuorum,
+	// PeerMinority or PeerFallback.
+	PeerState string
+	// Peers is the node's view of the live lbd nodes, itself included,
+	// as of its last renewal (with PeerState).
+	Peers []string
 }
+
+// The states a node's peer detector publishes in its Lease.
+const (
+	// PeerQuorum: the node sees more than half of the lbd nodes.
+	PeerQuorum = "quorum"
+	// PeerMinority: it sees half or fewer, and does not answer at L2.
+	PeerMinority = "minority"
+	// PeerFallback: it sees half or fewer, no majority sees each other
+	// without it, and it takes liveness from the Leases.
+	PeerFallback = "fallback"
+)
 
 // Expires is when the Lease runs out unless renewed.
 func (l Lease) Expires() time.Time { return l.RenewTime.Add(l.Duration) }

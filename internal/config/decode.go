@@ -173,14 +173,27 @@ func (d *decoder) structure(n *yaml.Node, out reflect.Value, path string) {
 		}
 		seen[k.Value] = k
 		idx, ok := fields[k.Value]
-		if !ok {
+		// A key of this level with a list where a mapping belongs, which
+		// an empty section above also has (bgp's peers written
+		// unindented, where the top level has peers of its own): the
+		// same mistake as an unknown key.
+		wrongShape := ok && val.Kind == yaml.SequenceNode && out.Type().Field(idx).Type.Kind() != reflect.Slice
+		if !ok || wrongShape {
 			if sec, at := misplaced(out.Type(), fields, empty, k.Value); sec != "" {
 				where := path
 				if where == "" {
 					where = "the top level"
 				}
-				d.v.errorAt(k, p, k.Value, "unknown key at %s; it belongs under %s, which is empty (line %d: '%s:' with nothing indented under it): indent it", where, sec, at.Line, sec)
+				what := "unknown key"
+				if wrongShape {
+					what = "a list here, where this key takes a mapping"
+				}
+				d.v.errorAt(k, p, k.Value, "%s at %s; it belongs under %s, which is empty (line %d: '%s:' with nothing indented under it): indent it", what, where, sec, at.Line, sec)
 				d.v.structural = true
+				continue
+			}
+			if wrongShape {
+				d.decode(val, out.Field(idx), p)
 				continue
 			}
 			hint, meant := suggest(k.Value, keys(fields), path)

@@ -294,6 +294,14 @@ func applyDefaults(c *Config, v *validator, o Options) {
 	set("l2.conflict_probe.interval", &c.L2.ConflictProbe.Interval, 100*time.Millisecond)
 	set("l2.conflict_probe.recheck", &c.L2.ConflictProbe.Recheck, 30*time.Second)
 
+	if p := c.Peers; p != nil {
+		set("peers.port", &p.Port, uint16(DefaultPeerPort))
+		set("peers.probe_interval", &p.ProbeInterval, 150*time.Millisecond)
+		set("peers.probe_timeout", &p.ProbeTimeout, 75*time.Millisecond)
+		set("peers.heartbeat_interval", &p.HeartbeatInterval, 15*time.Second)
+		set("peers.heartbeat_duration", &p.HeartbeatDuration, 45*time.Second)
+		set("peers.fallback_after", &p.FallbackAfter, 3*time.Second)
+	}
 	for i := range c.BGP.Peers {
 		p := &c.BGP.Peers[i]
 		path := fmt.Sprintf("bgp.peers[%d]", i)

@@ -81,6 +81,7 @@ bgp:
   asn: 64500
   peers: [{name: r, address: 192.0.2.254, asn: 64501, bfd: {}}]
   advertisements: [{name: b, pools: [p]}]
+peers: {key_file: /etc/lbd/peers.key}
 `
 
 // defaultWords are the defaults docs/config.md states in words: keys whose
@@ -140,6 +141,9 @@ var defaultWords = map[string]string{
 	"bgp.advertisements[].large_communities": "empty",
 	"bgp.advertisements[].peers":             "all peers",
 	"bgp.advertisements[].node_selector":     "all nodes",
+	"peers":                                  "absent",
+	"peers.key_file":                         "required",
+	"peers.address":                          "the Node's InternalIP",
 	"listen":                                 "",
 	"log":                                    "",
 }
@@ -150,7 +154,7 @@ var defaultWords = map[string]string{
 // is not one value, its words. Keys under a node selector have none.
 // hack/configdoc writes the column from it; a test keeps the two equal.
 func DocDefaults() (map[string]string, error) {
-	c, err := Options{Hostname: func() (string, error) { return "n1", nil }}.Parse("defaults", []byte(fullExample))
+	c, err := Options{Offline: true, Hostname: func() (string, error) { return "n1", nil }}.Parse("defaults", []byte(fullExample))
 	if err != nil {
 		return nil, fmt.Errorf("the example behind the defaults does not load: %w", err)
 	}

@@ -13,6 +13,7 @@ var RestartOnly = []struct {
 }{
 	{"node.name", "a node cannot change its identity while running", func(c *Config) any { return c.Node.Name }},
 	{"kubernetes", "connecting to the API anew (kubeconfig, namespace, Leases, class) takes a restart", func(c *Config) any { return c.Kubernetes }},
+	{"peers", "the peer detector (key, address, port, timings) starts with the daemon", func(c *Config) any { return c.Peers }},
 	{"listen.socket", "moving the control socket takes a restart", func(c *Config) any { return c.Listen.Socket }},
 	{"log.format", "the log format is chosen at start", func(c *Config) any { return c.Log.Format }},
 }

@@ -22,6 +22,7 @@ type Config struct {
 	Pools        []Pool        `yaml:"pools"`
 	L2           L2            `yaml:"l2"`
 	BGP          BGP           `yaml:"bgp"`
+	Peers        *Peers        `yaml:"peers"`
 	Listen       Listen        `yaml:"listen"`
 	Log          Log           `yaml:"log"`
 
@@ -148,6 +149,45 @@ func (c *Config) PoolOf(a netip.Addr) *Pool {
 // AutoAssignEnabled reports whether Services without a pool annotation may
 // get addresses from p.
 func (p Pool) AutoAssignEnabled() bool { return p.AutoAssign == nil || *p.AutoAssign }
+
+// Peers turns on failure detection among the lbd nodes themselves (SWIM
+// over UDP and TCP, encrypted under a shared key) instead of per-node
+// Leases renewed twice a second: each node's Lease becomes a heartbeat at
+// the kubelet's pace that carries its view of its peers, and L2 failover
+// no longer waits on the API. Absent: liveness from the Leases alone.
+type Peers struct {
+	// KeyFile holds the shared key, base64 of 16, 24 or 32 random bytes
+	// (`head -c 32 /dev/urandom | base64`), mode 0600; every node must
+	// have the same.
+	KeyFile string `yaml:"key_file"`
+	// Address is the address this node binds and the others reach it
+	// by; default the Node's InternalIP.
+	Address netip.Addr `yaml:"address"`
+	// Port is the UDP and TCP port, the same on every node.
+	Port uint16 `yaml:"port"`
+	// ProbeInterval and ProbeTimeout are SWIM's timings: each node probes
+	// one peer per interval; a probe unanswered within the timeout goes
+	// through other nodes before the peer is suspected.
+	ProbeInterval time.Duration `yaml:"probe_interval"`
+	ProbeTimeout  time.Duration `yaml:"probe_timeout"`
+	// HeartbeatInterval and HeartbeatDuration time the node's Lease while
+	// it is in a quorum of its peers; outside one it is renewed at
+	// kubernetes.liveness's pace.
+	HeartbeatInterval time.Duration `yaml:"heartbeat_interval"`
+	HeartbeatDuration time.Duration `yaml:"heartbeat_duration"`
+	// FallbackAfter is how long a node that sees fewer than half the lbd
+	// nodes stays silent at L2 before it looks, in the Leases, whether
+	// the others have a quorum without it (then it stays silent) or not
+	// (the peer port is blocked, or most nodes died: it falls back to
+	// liveness from the Leases).
+	FallbackAfter time.Duration `yaml:"fallback_after"`
+	// KeyFingerprint identifies the key read from KeyFile (not a YAML key).
+	KeyFingerprint string `yaml:"-"`
+}
+
+// DefaultPeerPort is the peers' UDP and TCP port (memberlist's and
+// MetalLB's).
+const DefaultPeerPort = 7946
 
 // L2 configures layer-2 (ARP/NDP) announcement of Service addresses.
 type L2 struct {

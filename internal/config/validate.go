@@ -38,6 +38,7 @@ func validate(c *Config, v *validator, o Options) {
 	validateL2(c, v)
 	validateBGP(c, v, o)
 	validateAnnounced(c, v)
+	validatePeers(c, v, o)
 	validateListen(c, v)
 }
 

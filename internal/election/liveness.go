@@ -37,6 +37,25 @@ type Liveness struct {
 	Recovered func()
 	// Renewed, if set, is told the outcome of every renewal.
 	Renewed func(err error)
+	// Pace, if set, gives the interval and duration to use from the next
+	// renewal on, instead of Interval and Duration (the peer detector
+	// slows the Lease to a heartbeat while the node is in a quorum).
+	Pace func() (interval, duration time.Duration)
+	// Kick, if set, makes a renewal at once (what the annotations say
+	// changed).
+	Kick <-chan struct{}
+	// Term, if set, gives this node's term of life, written as the
+	// Lease's acquireTime whatever the Lease said before (with the peer
+	// detector, a term begins each time the node joins a quorum).
+	Term func() time.Time
+}
+
+// pace is the interval and duration in force.
+func (l *Liveness) pace() (time.Duration, time.Duration) {
+	if l.Pace != nil {
+		return l.Pace()
+	}
+	return l.Interval, l.Duration
 }
 
 // Run renews the Lease every Interval until ctx ends, then deletes it.
@@ -47,18 +66,20 @@ func (l *Liveness) Run(ctx context.Context) {
 	var cur *coordinationv1.Lease
 	var lastOK time.Time
 	failing := false
-	t := time.NewTicker(l.Interval)
+	t := time.NewTimer(time.Hour)
 	defer t.Stop()
 	for {
-		if !lastOK.IsZero() && time.Since(lastOK) >= l.Duration {
+		// The pace may have changed while waiting (a kick says so).
+		interval, duration := l.pace()
+		if !lastOK.IsZero() && time.Since(lastOK) >= duration {
 			// The others saw this Lease expire: whatever the API says,
 			// read it anew so that a new term of life begins.
 			cur = nil
 		}
 		// A renewal that hangs (a cable out) must not outlive the
 		// Lease: fail it and start over with a fresh read.
-		rctx, cancel := context.WithTimeout(ctx, l.Duration)
-		next, err := l.renew(rctx, name, cur)
+		rctx, cancel := context.WithTimeout(ctx, min(duration, l.Duration))
+		next, err := l.renew(rctx, name, cur, duration)
 		cancel()
 		if l.Renewed != nil && ctx.Err() == nil {
 			l.Renewed(err)
@@ -78,21 +99,27 @@ func (l *Liveness) Run(ctx context.Context) {
 			}
 			failing, cur, lastOK = false, next, time.Now()
 		}
+		t.Reset(interval)
 		select {
 		case <-ctx.Done():
 			l.leave(name, log)
 			return
 		case <-t.C:
+		case <-l.Kick:
 		}
 	}
 }
 
 // renew writes a fresh renewTime, creating the Lease if needed. cur is the
 // Lease as last written (nil: read it first).
-func (l *Liveness) renew(ctx context.Context, name string, cur *coordinationv1.Lease) (*coordinationv1.Lease, error) {
+func (l *Liveness) renew(ctx context.Context, name string, cur *coordinationv1.Lease, duration time.Duration) (*coordinationv1.Lease, error) {
 	leases := l.Client.CoordinationV1().Leases(l.Namespace)
 	now := metav1.NewMicroTime(time.Now())
-	secs := int32(math.Ceil(l.Duration.Seconds()))
+	secs := int32(math.Ceil(duration.Seconds()))
+	since := now
+	if l.Term != nil {
+		since = metav1.NewMicroTime(l.Term())
+	}
 	if cur == nil {
 		got, err := leases.Get(ctx, name, metav1.GetOptions{})
 		switch {
@@ -101,14 +128,16 @@ func (l *Liveness) renew(ctx context.Context, name string, cur *coordinationv1.L
 				ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: l.Namespace, Labels: map[string]string{"app.kubernetes.io/name": "lbd"}, Annotations: l.annotations()},
 				Spec: coordinationv1.LeaseSpec{
 					HolderIdentity: &l.Node, LeaseDurationSeconds: &secs,
-					AcquireTime: &now, RenewTime: &now,
+					AcquireTime: &since, RenewTime: &now,
 				},
 			}, metav1.CreateOptions{})
 		case err != nil:
 			return nil, fmt.Errorf("read: %w", err)
 		}
 		cur = got
-		if !stillValid(cur, now.Time) {
+		if l.Term != nil {
+			cur.Spec.AcquireTime = &since
+		} else if !stillValid(cur, now.Time) {
 			// The others saw this node dead (or it left cleanly): a
 			// new term of life. A crash and quick restart within the
 			// Lease keeps the term, so nothing moves for it.
@@ -123,6 +152,9 @@ func (l *Liveness) renew(ctx context.Context, name string, cur *coordinationv1.L
 		maps.Copy(next.Annotations, l.Annotations())
 	}
 	next.Spec.HolderIdentity, next.Spec.LeaseDurationSeconds, next.Spec.RenewTime = &l.Node, &secs, &now
+	if l.Term != nil {
+		next.Spec.AcquireTime = &since
+	}
 	return leases.Update(ctx, next, metav1.UpdateOptions{})
 }
 

@@ -36,6 +36,9 @@ const (
 	Leaving        Class = "leaving"          // lbd is stopping: it answers for its L2 addresses for the hand-over grace
 	BFDUp          Class = "bfd_up"           // a BFD session with a BGP peer came up
 	BFDDown        Class = "bfd_down"         // a BFD session with a BGP peer went down, with its diagnostic
+	Fenced         Class = "fenced"           // this node sees half or fewer of the lbd nodes through its peers: it stops answering at L2
+	PeerQuorum     Class = "peer_quorum"      // it sees more than half again and plans with its peers
+	PeerFallback   Class = "peer_fallback"    // no majority of nodes sees each other without it: liveness from the Leases
 )
 
 // MessageIDs maps each class to its journald MESSAGE_ID (128 bits,
@@ -56,4 +59,7 @@ var MessageIDs = map[Class]string{
 	Leaving:        "7c5631b6f036447695b21f7457bda7d2",
 	BFDUp:          "3fc9632761374ae285f7c601854c62ff",
 	BFDDown:        "a28b30ae91f2413091a9cd79d28527c5",
+	Fenced:         "0f815250f09a41ac8e0dfa80789222cc",
+	PeerQuorum:     "fa154cf85d8d4d7eac240c8df13a57e4",
+	PeerFallback:   "9ba379233fcf4610a2bcc670d2594104",
 }

@@ -140,6 +140,10 @@ func Start(cfg Config) (*Detector, error) {
 	// A restarted node comes back under its own name at once, with its
 	// new metadata, instead of waiting out the dead node's reclaim time.
 	mc.DeadNodeReclaimTime = time.Second
+	// A join to a node whose port is filtered must not hold the caller
+	// for memberlist's LAN default of 10s; a state sync on a LAN takes
+	// milliseconds.
+	mc.TCPTimeout = 2 * time.Second
 	mc.RequireNodeNames = true
 	mc.Delegate = delegate{d}
 	mc.Events = events{d}

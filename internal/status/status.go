@@ -32,6 +32,9 @@ type Status struct {
 	Pools []Pool `json:"pools,omitempty"`
 	// Agent says what the node agent is doing (planning, frozen, ...).
 	Agent string `json:"agent,omitempty"`
+	// Peers is this node's standing among its peers (with a peers
+	// section): quorum, minority or fallback, and why.
+	Peers *Peers `json:"peers,omitempty"`
 	// Addresses holds this node's decision for every Service address.
 	Addresses []Address `json:"addresses,omitempty"`
 	// ControlPlane is the control-plane VIP election; absent on nodes
@@ -40,6 +43,14 @@ type Status struct {
 	// BGP is the embedded speaker's state; nil when this node has no
 	// BGP peers.
 	BGP *BGP `json:"bgp,omitempty"`
+}
+
+// Peers is the peer detector in the status view.
+type Peers struct {
+	State string   `json:"state"`
+	Alive []string `json:"alive"`
+	Known int      `json:"known"`
+	Why   string   `json:"why"`
 }
 
 // BGP is the BGP speaker in the status view.

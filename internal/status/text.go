@@ -41,6 +41,13 @@ func WriteText(w io.Writer, s *Status, now time.Time) {
 		}
 		fmt.Fprintf(w, "             Lease held by %s; local API server %s %s\n", holder, cp.LocalAPIServer, api)
 	}
+	if p := s.Peers; p != nil {
+		state := p.State
+		if state == "" {
+			state = "starting"
+		}
+		fmt.Fprintf(w, "peers:       %s: %s\n", state, p.Why)
+	}
 	if s.Agent != "" {
 		fmt.Fprintf(w, "agent:       %s\n", s.Agent)
 	}

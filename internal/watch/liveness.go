@@ -31,6 +31,14 @@ const AnnotationMACs = "lbd.io/l2-macs"
 // address.
 const AnnotationInterfaces = "lbd.io/l2-interfaces"
 
+// AnnotationPeerState on a liveness Lease is the node's peer detector's
+// state (cluster.PeerQuorum, ...); absent when it has none.
+const AnnotationPeerState = "lbd.io/peer-state"
+
+// AnnotationPeers on a liveness Lease lists, comma-separated, the live
+// lbd nodes its node's detector sees, itself included.
+const AnnotationPeers = "lbd.io/peers"
+
 // leaseWatch is one informer on the liveness Leases, with the stop
 // channel of its factory.
 type leaseWatch struct {
@@ -161,6 +169,8 @@ func convertLease(l *coordinationv1.Lease) (cluster.Lease, bool) {
 		out.Interfaces = splitList(v)
 	}
 	out.MACs = splitList(l.Annotations[AnnotationMACs])
+	out.PeerState = l.Annotations[AnnotationPeerState]
+	out.Peers = splitList(l.Annotations[AnnotationPeers])
 	if l.Spec.LeaseDurationSeconds != nil {
 		out.Duration = time.Duration(*l.Spec.LeaseDurationSeconds) * time.Second
 	}

@@ -1,6 +1,7 @@
 package watch
 
 import (
+	"net/netip"
 	"sort"
 
 	"github.com/lbdproject/lbd/internal/cluster"
@@ -21,6 +22,11 @@ func convertNode(n *corev1.Node) cluster.Node {
 	for _, c := range n.Status.Conditions {
 		if c.Type == corev1.NodeReady {
 			out.Ready = c.Status == corev1.ConditionTrue
+		}
+	}
+	for _, a := range n.Status.Addresses {
+		if ip, err := netip.ParseAddr(a.Address); err == nil && a.Type == corev1.NodeInternalIP {
+			out.InternalIPs = append(out.InternalIPs, ip)
 		}
 	}
 	return out

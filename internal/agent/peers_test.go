@@ -1,0 +1,135 @@
+package agent
+
+import (
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/lbdproject/lbd/internal/cluster"
+	"github.com/lbdproject/lbd/internal/config"
+)
+
+// fakePeers is a hand-written PeerSource.
+type fakePeers struct{ alive map[string]Peer }
+
+func (f *fakePeers) Peers() map[string]Peer   { return f.alive }
+func (f *fakePeers) Changed() <-chan struct{} { return nil }
+
+func peerConfig(t *testing.T) *config.Config {
+	t.Helper()
+	key := filepath.Join(t.TempDir(), "peers.key")
+	if err := os.WriteFile(key, []byte("MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return mustConfig(t, planConfig+"peers: {key_file: "+key+"}\n")
+}
+
+func heartbeat(node, state string, renewed time.Time, view ...string) cluster.Lease {
+	return cluster.Lease{Node: node, RenewTime: renewed, Duration: 45 * time.Second, PeerState: state, Peers: view}
+}
+
+func TestMembership(t *testing.T) {
+	cfg := peerConfig(t)
+	fp := &fakePeers{}
+	a, err := New("n1", cfg, slog.New(slog.DiscardHandler), nil, Options{Peers: fp})
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := &loop{cfg: cfg}
+	t0 := time.Now()
+	alive := func(names ...string) {
+		fp.alive = map[string]Peer{}
+		for _, n := range names {
+			fp.alive[n] = Peer{Since: t0.Add(-time.Hour), Interfaces: []string{AnyInterface}}
+		}
+	}
+	names := func(ls []cluster.Lease) string {
+		var out []string
+		for _, x := range ls {
+			out = append(out, x.Node)
+		}
+		return strings.Join(out, ",")
+	}
+
+	// Not running yet: nothing to plan with.
+	if ls, fence, _ := a.membership(l, nil, t0); ls != nil || fence != "" || a.PeerStatus().State != "" {
+		t.Fatalf("before the detector: %v %q %+v", ls, fence, a.PeerStatus())
+	}
+	all := []cluster.Lease{
+		heartbeat("n1", cluster.PeerQuorum, t0, "n1", "n2", "n3"),
+		heartbeat("n2", cluster.PeerQuorum, t0, "n1", "n2", "n3"),
+		heartbeat("n3", cluster.PeerQuorum, t0, "n1", "n2", "n3"),
+	}
+	// Quorum: the live peers are the live nodes; one dead of three
+	// (its heartbeat still valid) keeps the quorum.
+	alive("n1", "n2")
+	ls, fence, _ := a.membership(l, all, t0)
+	if names(ls) != "n1,n2" || fence != "" || a.PeerStatus().State != cluster.PeerQuorum || a.PeerStatus().Known != 3 {
+		t.Fatalf("two of three: %s %q %+v", names(ls), fence, a.PeerStatus())
+	}
+	term := a.Term()
+	if !ls[0].Since.Equal(term) {
+		t.Errorf("this node's Since %v, want its term %v", ls[0].Since, term)
+	}
+
+	// Alone of three: silent at once, minority.
+	alive("n1")
+	_, fence, wake := a.membership(l, all, t0)
+	if fence == "" || a.PeerStatus().State != cluster.PeerMinority || !wake.Equal(t0.Add(cfg.Peers.FallbackAfter)) {
+		t.Fatalf("alone: %q %+v wake %v", fence, a.PeerStatus(), wake)
+	}
+	// After fallback_after, the others see each other without it: it
+	// stays silent.
+	without := []cluster.Lease{
+		heartbeat("n1", cluster.PeerMinority, t0.Add(3*time.Second), "n1"),
+		heartbeat("n2", cluster.PeerQuorum, t0.Add(time.Second), "n2", "n3"),
+		heartbeat("n3", cluster.PeerQuorum, t0.Add(time.Second), "n2", "n3"),
+	}
+	t1 := t0.Add(cfg.Peers.FallbackAfter)
+	if _, fence, _ = a.membership(l, without, t1); !strings.Contains(fence, "n2, n3 see each other without this node") {
+		t.Fatalf("excluded by a quorum: %q", fence)
+	}
+	// Nobody has a quorum (the port blocked everywhere), but its own
+	// Lease is not seen renewed: silent still.
+	blocked := []cluster.Lease{
+		heartbeat("n1", cluster.PeerMinority, t0, "n1"),
+		heartbeat("n2", cluster.PeerMinority, t1.Add(-time.Second), "n2"),
+		heartbeat("n3", cluster.PeerMinority, t0, "n3"),
+	}
+	if _, fence, _ = a.membership(l, blocked, t1); !strings.Contains(fence, "does not see its own Lease renewed") {
+		t.Fatalf("stale view of the API: %q", fence)
+	}
+	// With its own Lease fresh: fallback, with the nodes that renewed
+	// within kubernetes.liveness.duration (n2, not n3).
+	blocked[0].RenewTime = t1.Add(-100 * time.Millisecond)
+	before := a.Term()
+	ls, fence, _ = a.membership(l, blocked, t1)
+	if fence != "" || names(ls) != "n1,n2" || a.PeerStatus().State != cluster.PeerFallback {
+		t.Fatalf("fallback: %s %q %+v", names(ls), fence, a.PeerStatus())
+	}
+	if !a.Term().After(before) {
+		t.Errorf("no new term on falling back")
+	}
+
+	// Back in a quorum: a new term, and silent until it sees its own
+	// Lease renewed since.
+	alive("n1", "n2", "n3")
+	t2 := t1.Add(time.Second)
+	if _, fence, _ = a.membership(l, all, t2); !strings.Contains(fence, "waiting to see its own Lease renewed") {
+		t.Fatalf("just back: %q", fence)
+	}
+	all[0].RenewTime = t2.Add(10 * time.Millisecond)
+	if ls, fence, _ = a.membership(l, all, t2.Add(20*time.Millisecond)); fence != "" || len(ls) != 3 {
+		t.Fatalf("back, own Lease renewed: %s %q", names(ls), fence)
+	}
+}
+
+func TestFence(t *testing.T) {
+	ds := fence([]Decision{{Mode: ModeL2, Announce: true, Reason: ReasonOwner, Interfaces: []string{"eth0"}}, {Mode: ModeBGP, Announce: true}})
+	if ds[0].Announce || ds[0].Reason != ReasonFenced || !ds[1].Announce {
+		t.Fatalf("fence: %+v", ds)
+	}
+}
