@@ -25,6 +25,9 @@ export LBD_BENCH_SERVICES=${LBD_BENCH_SERVICES:-3000}
 # The partition benchmark's cuts: the cable pull only (the API-only cut
 # shows today's 22-26 s of two answerers, which issue 14 removes).
 export LBD_BENCH_CUTS=${LBD_BENCH_CUTS:-isolated}
+# With peers: the two cuts the peer detector is for (TestL2Peers holds
+# every cut, isolated too, with assertions).
+export LBD_BENCH_PEER_CUTS=${LBD_BENCH_PEER_CUTS:-api-cut,peers-cut}
 
 # package | benchmark[/sub] | -benchtime | metric | bound | documented as
 # Rows with the same package, top-level benchmark and count share one run.
@@ -40,6 +43,8 @@ benchmarks=(
 	"./internal/peers|PeersDeadNode|10x|max-ms|2000|0.71 s: kill -9 of one of three nodes to both others dropping it, longest of 10 (SWIM, probe 150 ms)"
 	"./internal/election|LivenessScale/nodes=100|1x|writes/s/node|4.0|2.0: liveness Lease writes per node and second, 100 light agents against one API server"
 	"./internal/election|LivenessScale/nodes=100|1x|all-agree-dead-s|4.5|1.8 s: a killed node seen dead by all 99 others (Lease 2 s)"
+	"./internal/election|PeersScale/nodes=100|1x|writes/s/node|0.2|0.068: heartbeat Lease writes per node and second with peers, 100 light agents"
+	"./internal/election|PeersScale/nodes=100|1x|all-agree-dead-s|3.0|1.0 s: a killed node dropped by all 99 others' detectors"
 	"./internal/bgp|Established|3x|s/established|5.2|1.4 s: speaker start to Established at FRR"
 	"./internal/bgp|Converge1000|3x|s/converge-1000|0.87|0.23 s: 1000 routes in FRR's FIB"
 	"./internal/bgp|Converge1000|3x|s/withdraw-1000|3.5|0.95 s: 1000 routes withdrawn from FRR's FIB"
@@ -57,6 +62,12 @@ benchmarks=(
 	"./cmd/lbd|L2Failover/sigterm|3x|failed/op|0|0: failed connections on a graceful stop"
 	"./cmd/lbd|L2Partition/isolated|1x|dual-s|1.0|0 s: two nodes answering ARP, the owner's cable pulled for 30 s and back"
 	"./cmd/lbd|L2Partition/isolated|1x|none-s|4.0|1.7 s: nobody answering ARP, the same"
+	"./cmd/lbd|L2FailoverPeers/kill9|3x|max-s|2.0|0.66 s: owner crash to the client served again, with peers"
+	"./cmd/lbd|L2FailoverPeers/cable|3x|max-s|2.0|0.84 s: owner's cable pulled to the client served again, with peers"
+	"./cmd/lbd|L2FailoverPeers/sigterm|3x|failed/op|0|0: failed connections on a graceful stop, with peers"
+	"./cmd/lbd|L2PartitionPeers/api-cut|1x|dual-s|1.0|0 s: two nodes answering ARP, the owner cut from the API for 30 s, with peers (Leases alone: 22-26 s)"
+	"./cmd/lbd|L2PartitionPeers/api-cut|1x|moves/op|0|0: the address moved, the same"
+	"./cmd/lbd|L2PartitionPeers/peers-cut|1x|dual-s|1.0|0.2 s: two nodes answering ARP, the owner cut from its peers for 30 s"
 	"./cmd/lbd|CPFailover/kill9|3x|move-max-s|4.2|2.0 s: holder's lbd crashed to the VIP on another node (Lease 2 s)"
 	"./cmd/lbd|CPFailover/apikill|3x|gap-max-s|4.2|2.0 s: holder's API server killed to the client served again"
 	"./cmd/lbd|CPFailover/cable|3x|gap-max-s|4.2|2.0 s: holder's cable pulled to the client served again"

@@ -117,9 +117,16 @@ func percentile(ds []time.Duration, q float64) time.Duration {
 // (p50-s) and failed connections per failover; scripts/bench.sh bounds
 // them (docs/l2.md has the figures):
 //
-//	go test ./cmd/lbd -run '^$' -bench L2Failover -benchtime 10x -timeout 30m
-func BenchmarkL2Failover(b *testing.B) {
-	l := newL2Lab(b, "")
+//	go test ./cmd/lbd -run '^$' -bench 'L2Failover$' -benchtime 10x -timeout 30m
+func BenchmarkL2Failover(b *testing.B) { benchL2Failover(b, newL2Lab(b, "")) }
+
+// BenchmarkL2FailoverPeers is BenchmarkL2Failover with liveness from the
+// peer detector (a peers section on every node):
+//
+//	go test ./cmd/lbd -run '^$' -bench L2FailoverPeers -benchtime 10x -timeout 30m
+func BenchmarkL2FailoverPeers(b *testing.B) { benchL2Failover(b, newPeersLab(b)) }
+
+func benchL2Failover(b *testing.B, l *l2Lab) {
 	const web = "192.0.2.200"
 	l.createService("web")
 	waitIPs(b, l.kc.Client, "default", "web", web)
@@ -179,6 +186,7 @@ func BenchmarkL2Failover(b *testing.B) {
 				})
 			}
 			b.ReportMetric(percentile(gaps, 0.5).Seconds(), "p50-s")
+			b.ReportMetric(percentile(gaps, 0.99).Seconds(), "p99-s")
 			b.ReportMetric(slices.Max(gaps).Seconds(), "max-s")
 			b.ReportMetric(float64(failed)/float64(len(gaps)), "failed/op")
 			b.ReportMetric(0, "ns/op")

@@ -153,24 +153,36 @@ func TestPartitionFigures(t *testing.T) {
 //
 // api-cut: the owner loses its path to the API server (a blackhole route)
 // but not the segment; isolated: its cable is pulled. LBD_BENCH_CUTS
-// (comma-separated) runs only those.
-func BenchmarkL2Partition(b *testing.B) {
-	l := newL2Lab(b, "") // needs root, arping and tcpdump
+// (comma-separated) runs only those; LBD_BENCH_PEER_CUTS the same for
+// BenchmarkL2PartitionPeers.
+func BenchmarkL2Partition(b *testing.B) { benchL2Partition(b, newL2Lab(b, "")) }
+
+// BenchmarkL2PartitionPeers is BenchmarkL2Partition with liveness from
+// the peer detector, and one more cut: the owner's peers alone
+// (peers-cut):
+//
+//	go test ./cmd/lbd -run '^$' -bench L2PartitionPeers -benchtime 1x -timeout 30m
+func BenchmarkL2PartitionPeers(b *testing.B) { benchL2Partition(b, newPeersLab(b)) }
+
+func benchL2Partition(b *testing.B, l *l2Lab) { // needs root, arping and tcpdump
 	const web = "192.0.2.200"
 	l.createService("web")
 	waitIPs(b, l.kc.Client, "default", "web", web)
-	for _, k := range []struct {
+	type cut struct {
 		name      string
 		cut, heal func(o *labNode)
-	}{
-		{"api-cut",
-			func(o *labNode) { o.host.Must("ip", "route", "add", "blackhole", "192.0.2.100/32") },
-			func(o *labNode) { o.host.Must("ip", "route", "del", "blackhole", "192.0.2.100/32") }},
-		{"isolated",
-			func(o *labNode) { l.lab.Unplug(o.host) },
-			func(o *labNode) { l.lab.Plug(o.host) }},
-	} {
-		if only := os.Getenv("LBD_BENCH_CUTS"); only != "" && !slices.Contains(strings.Split(only, ","), k.name) {
+	}
+	cuts := []cut{
+		{"api-cut", func(o *labNode) { l.cutAPI(o, true) }, func(o *labNode) { l.cutAPI(o, false) }},
+		{"isolated", func(o *labNode) { l.lab.Unplug(o.host) }, func(o *labNode) { l.lab.Plug(o.host) }},
+	}
+	only := os.Getenv("LBD_BENCH_CUTS")
+	if strings.Contains(l.extra, "peers:") {
+		cuts = append(cuts, cut{"peers-cut", func(o *labNode) { l.cutPeers(o, true) }, func(o *labNode) { l.cutPeers(o, false) }})
+		only = os.Getenv("LBD_BENCH_PEER_CUTS")
+	}
+	for _, k := range cuts {
+		if only != "" && !slices.Contains(strings.Split(only, ","), k.name) {
 			continue
 		}
 		b.Run(k.name, func(b *testing.B) {

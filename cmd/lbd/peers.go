@@ -59,6 +59,14 @@ func (p *peerSource) Peers() map[string]agent.Peer {
 	return out
 }
 
+// Health implements agent.PeerSource.
+func (p *peerSource) Health() int {
+	if d := p.det.Load(); d != nil {
+		return d.Health()
+	}
+	return 0
+}
+
 // Changed implements agent.PeerSource.
 func (p *peerSource) Changed() <-chan struct{} { return p.changed }
 
@@ -172,8 +180,18 @@ func (p *peerSource) Run(ctx context.Context, cl *watch.Cluster, ag *agent.Agent
 	metaTick := time.NewTicker(200 * time.Millisecond)
 	defer metaTick.Stop()
 	last := p.meta(ag)
+	// memberlist tells joins, deaths and updates, not its own health:
+	// look every 50 ms (a probe interval is 150 ms).
+	healthTick := time.NewTicker(50 * time.Millisecond)
+	defer healthTick.Stop()
+	health := 0
 	for {
 		select {
+		case <-healthTick.C:
+			if h := d.Health(); h != health {
+				health = h
+				p.signal()
+			}
 		case <-ctx.Done():
 			if err := d.Leave(500 * time.Millisecond); err != nil {
 				p.log.Warn("could not tell the peers this node leaves; they find out by probing", "err", err)

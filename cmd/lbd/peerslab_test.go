@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -34,8 +35,9 @@ func newPeersLab(t testing.TB) *l2Lab {
 	return newL2Lab(t, "peers: {key_file: "+key+"}\n")
 }
 
-// cutPeers cuts n from the other nodes' peer addresses (on: a blackhole
-// route to each), or heals it; the segment and the API stay reachable.
+// cutPeers cuts the peers' network between n and the other nodes (on:
+// blackhole routes both ways), or heals it; the segment and the API stay
+// reachable.
 func (l *l2Lab) cutPeers(n *labNode, on bool) {
 	op := "del"
 	if on {
@@ -44,6 +46,22 @@ func (l *l2Lab) cutPeers(n *labNode, on bool) {
 	for _, o := range l.nodes {
 		if o != n {
 			n.host.Must("ip", "route", op, "blackhole", o.peerIP+"/32")
+			o.host.Must("ip", "route", op, "blackhole", n.peerIP+"/32")
+		}
+	}
+}
+
+// cutAllPeers cuts (or heals) the peers' network between every two nodes.
+func (l *l2Lab) cutAllPeers(on bool) {
+	op := "del"
+	if on {
+		op = "add"
+	}
+	for _, n := range l.nodes {
+		for _, o := range l.nodes {
+			if o != n {
+				n.host.Must("ip", "route", op, "blackhole", o.peerIP+"/32")
+			}
 		}
 	}
 }
@@ -230,9 +248,7 @@ func TestL2Peers(t *testing.T) {
 		// to the Leases after peers.fallback_after, and one answers.
 		l.t = t
 		defer func() { l.t = t }()
-		for _, n := range l.nodes {
-			l.cutPeers(n, true)
-		}
+		l.cutAllPeers(true)
 		waitFor(t, "every node in fallback", func() bool {
 			st := l.peerStates()
 			return st["node-a"] == "fallback" && st["node-b"] == "fallback" && st["node-c"] == "fallback"
@@ -251,9 +267,7 @@ func TestL2Peers(t *testing.T) {
 				t.Errorf("%s's metrics in fallback:\n%s", n.name, grepLines(m, "lbd_peers_"))
 			}
 		}
-		for _, n := range l.nodes {
-			l.cutPeers(n, false)
-		}
+		l.cutAllPeers(false)
 		waitFor(t, "every node back in a quorum", func() bool {
 			st := l.peerStates()
 			return st["node-a"] == "quorum" && st["node-b"] == "quorum" && st["node-c"] == "quorum"
@@ -264,7 +278,42 @@ func TestL2Peers(t *testing.T) {
 	})
 	l.t = t
 
+	t.Run("rolling", func(t *testing.T) {
+		// Every lbd restarted in turn (SIGTERM, start, back in the
+		// quorum) under a client probe: the address moves once for
+		// each restart of its owner, with make-before-break, and never
+		// for another node's.
+		l.t = t
+		defer func() { l.t = t }()
+		s := l.sampleAnswerers(web)
+		stop := l.traffic(web)
+		time.Sleep(2 * time.Second) // the figures start 1 s in
+		want := 0
+		for _, n := range l.nodes {
+			if l.owner(web) == n {
+				want++
+			}
+			l.kill(n, syscall.SIGTERM)
+			l.start(n)
+			waitFor(t, n.name+" back in the quorum and announcing", func() bool {
+				st := n.d.status(t)
+				return st.Peers != nil && st.Peers.State == "quorum" && strings.HasPrefix(st.Agent, "announcing")
+			})
+			time.Sleep(time.Second)
+		}
+		failed, reset, _ := stop()
+		_, _, moves := partitionFigures(s.stop(), s.start.Add(time.Second), time.Now())
+		t.Logf("rolling restart: %d moves (%d restarts of the owner), %d failed requests, %d reset", moves, want, failed, reset)
+		if moves != want || failed != 0 || reset > 3*want {
+			t.Errorf("%d moves, %d failed, %d reset; want %d moves, none failed, at most %d reset", moves, failed, reset, want, 3*want)
+		}
+	})
+	l.t = t
+
 	t.Run("kill", func(t *testing.T) {
+		// Every lbd started after the Service existed (the rolling
+		// restart): the owner crashes, its address moves, and it does
+		// not move back when the owner's lbd starts again.
 		l.t = t
 		defer func() { l.t = t }()
 		o := l.owner(web)

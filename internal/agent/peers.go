@@ -29,6 +29,10 @@ type PeerSource interface {
 	Peers() map[string]Peer
 	// Changed is signalled when Peers may have changed.
 	Changed() <-chan struct{}
+	// Health is the detector's awareness of its own trouble (Lifeguard's
+	// local health: 0 while its probes are answered, more when they fail
+	// with no other node saying the target is down too).
+	Health() int
 }
 
 // PeerStatus is this node's standing among its peers, which its Lease
@@ -98,7 +102,14 @@ func (a *Agent) membership(l *loop, leases []cluster.Lease, now time.Time) ([]cl
 			out[i].Since = a.Term() // the others learn it through the detector
 		}
 	}
-	if 2*len(peers) > len(known) {
+	// A node cut from the others declares each of them dead in turn
+	// (one probe per interval), while they need to declare only it; its
+	// own probes failing with nobody to vouch for the targets is the
+	// earlier sign (Lifeguard's local health). With a peer already gone
+	// and its health down, it counts itself out of the quorum rather
+	// than answer beside the node that took its addresses.
+	doubt := a.opts.Peers.Health() > 0 && len(peers) < len(known)
+	if 2*len(peers) > len(known) && !doubt {
 		if !l.minority.IsZero() {
 			a.newTerm(now)
 			l.rejoined = now

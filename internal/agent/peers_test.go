@@ -13,10 +13,14 @@ import (
 )
 
 // fakePeers is a hand-written PeerSource.
-type fakePeers struct{ alive map[string]Peer }
+type fakePeers struct {
+	alive  map[string]Peer
+	health int
+}
 
 func (f *fakePeers) Peers() map[string]Peer   { return f.alive }
 func (f *fakePeers) Changed() <-chan struct{} { return nil }
+func (f *fakePeers) Health() int              { return f.health }
 
 func peerConfig(t *testing.T) *config.Config {
 	t.Helper()
@@ -74,6 +78,16 @@ func TestMembership(t *testing.T) {
 	if !ls[0].Since.Equal(term) {
 		t.Errorf("this node's Since %v, want its term %v", ls[0].Since, term)
 	}
+
+	// Two of three, but its own probes failing unvouched: it may be
+	// the one cut off, and falls silent without waiting for its second
+	// verdict.
+	fp.health = 1
+	if _, fence, _ = a.membership(l, all, t0); fence == "" || a.PeerStatus().State != cluster.PeerMinority {
+		t.Fatalf("two of three, health 1: %q %+v", fence, a.PeerStatus())
+	}
+	fp.health = 0
+	l.minority = time.Time{} // as if it had not happened
 
 	// Alone of three: silent at once, minority.
 	alive("n1")

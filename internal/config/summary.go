@@ -40,6 +40,9 @@ func (c *Config) Summary() string {
 	if n := len(c.BGP.Peers); n > 0 {
 		parts = append(parts, fmt.Sprintf("BGP AS%d with %d peer%s", c.BGP.ASN, n, plural(n)))
 	}
+	if p := c.Peers; p != nil {
+		parts = append(parts, fmt.Sprintf("peer detection on UDP and TCP %d (open it between the nodes)", p.Port))
+	}
 	return strings.Join(parts, "; ")
 }
 

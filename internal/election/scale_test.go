@@ -17,6 +17,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/netip"
 	"os"
 	"runtime"
 	"strconv"
@@ -35,14 +36,17 @@ import (
 
 	"github.com/lbdproject/lbd/internal/election"
 	"github.com/lbdproject/lbd/internal/kubetest"
+	"github.com/lbdproject/lbd/internal/peers"
 	"github.com/lbdproject/lbd/internal/watch"
 )
 
-// scaleAgent is one node's liveness: its Lease renewer and informers.
+// scaleAgent is one node's liveness: its Lease renewer and informers,
+// and with peers its detector.
 type scaleAgent struct {
 	name    string
 	cluster *watch.Cluster
 	events  atomic.Int64 // liveness Lease events received
+	det     *peers.Detector
 
 	mu    sync.Mutex
 	dead  bool
@@ -72,6 +76,9 @@ func (a *scaleAgent) powerOff() {
 	for _, c := range a.conns {
 		c.Close()
 	}
+	if a.det != nil {
+		a.det.Close()
+	}
 }
 
 func BenchmarkLivenessScale(b *testing.B) {
@@ -89,13 +96,46 @@ func BenchmarkLivenessScale(b *testing.B) {
 	for _, n := range counts {
 		b.Run(fmt.Sprintf("nodes=%d", n), func(b *testing.B) {
 			for b.Loop() {
-				livenessScale(b, n)
+				livenessScale(b, n, false)
 			}
 		})
 	}
 }
 
-func livenessScale(b *testing.B, n int) {
+// BenchmarkPeersScale is BenchmarkLivenessScale with the design of a
+// peers section: each agent also runs the peer detector (on 127.0.0.1,
+// a port of its own, the default timings), its Lease is a heartbeat
+// renewed every 15 s, and a node is dead for the others when their
+// detector drops it. LBD_BENCH_DETECTORS=0 leaves the detectors out, to
+// measure what the API sees at a size whose detectors one 2-core machine
+// cannot run together (past about 200): alive is then a heartbeat not
+// expired, and no death is timed.
+//
+//	LBD_BENCH_NODES=100,200 go test ./internal/election -run '^$' -bench PeersScale -benchtime 1x -timeout 30m
+//	LBD_BENCH_DETECTORS=0 LBD_BENCH_NODES=500 go test ...
+func BenchmarkPeersScale(b *testing.B) {
+	counts := []int{100}
+	if s := os.Getenv("LBD_BENCH_NODES"); s != "" {
+		counts = nil
+		for f := range strings.SplitSeq(s, ",") {
+			n, err := strconv.Atoi(f)
+			if err != nil || n < 2 {
+				b.Fatalf("LBD_BENCH_NODES: %q", s)
+			}
+			counts = append(counts, n)
+		}
+	}
+	for _, n := range counts {
+		b.Run(fmt.Sprintf("nodes=%d", n), func(b *testing.B) {
+			for b.Loop() {
+				livenessScale(b, n, true)
+			}
+		})
+	}
+}
+
+func livenessScale(b *testing.B, n int, withPeers bool) {
+	detectors := withPeers && os.Getenv("LBD_BENCH_DETECTORS") != "0"
 	// The powered-off agent's reflectors would log every retry.
 	klog.SetLogger(logr.Discard())
 	kc := kubetest.Start(b)
@@ -125,10 +165,50 @@ func livenessScale(b *testing.B, n int) {
 			Annotations: func() map[string]string {
 				return map[string]string{watch.AnnotationInterfaces: "eth0", watch.AnnotationMACs: "02:00:00:00:00:01"}
 			}}
+		if detectors {
+			meta, err := peers.NodeMeta{Since: time.Now(), Interfaces: []string{"*"}, MACs: []net.HardwareAddr{{2, 0, 0, 0, 0, 1}}}.Marshal()
+			if err != nil {
+				b.Fatal(err)
+			}
+			a.det, err = peers.Start(peers.Config{Node: a.name, Addr: netip.MustParseAddr("127.0.0.1"), Key: make([]byte, 32), Meta: meta})
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer a.det.Close()
+			if i > 0 {
+				seed := agents[i-1-i%min(i, 10)]
+				// A loaded machine (hundreds of agents starting) may time a
+				// join out; lbd joins again every 2 s, and so does this.
+				seeds := []peers.Member{{Name: seed.name, Addr: netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), uint16(seed.det.Port()))}}
+				for try := 1; ; try++ {
+					_, err := a.det.Join(seeds)
+					if err == nil {
+						break
+					}
+					if try == 5 {
+						b.Fatalf("%s joining %s: %v", a.name, seed.name, err)
+					}
+					time.Sleep(2 * time.Second)
+				}
+			}
+		}
+		if withPeers {
+			lv.Interval, lv.Duration = 15*time.Second, 45*time.Second
+			lv.Annotations = func() map[string]string {
+				return map[string]string{watch.AnnotationInterfaces: "eth0", watch.AnnotationMACs: "02:00:00:00:00:01",
+					watch.AnnotationPeerState: "quorum", watch.AnnotationPeers: ""}
+			}
+		}
 		go lv.Run(ctx)
 	}
 	alive := func(a *scaleAgent, now time.Time) map[string]bool {
 		m := map[string]bool{}
+		if detectors {
+			for name := range a.det.Alive() {
+				m[name] = true
+			}
+			return m
+		}
 		for _, ls := range a.cluster.NodeLeases() {
 			if now.Before(ls.Expires()) {
 				m[ls.Node] = true
@@ -155,6 +235,9 @@ func livenessScale(b *testing.B, n int) {
 	time.Sleep(2 * time.Second) // past the start-up burst
 
 	window := 10 * time.Second
+	if withPeers {
+		window = 30 * time.Second // two heartbeats per node
+	}
 	w0, t0, cpu0, ev0 := leaseWrites(b, kc), time.Now(), cpuSeconds(b, kc.APIServerPID()), totalEvents(agents)
 	time.Sleep(window)
 	w1, t1, cpu1, ev1 := leaseWrites(b, kc), time.Now(), cpuSeconds(b, kc.APIServerPID()), totalEvents(agents)
@@ -170,7 +253,10 @@ func livenessScale(b *testing.B, n int) {
 	b.ReportMetric(float64(ms.HeapInuse)/float64(n)/1024, "heap-KiB/node")
 	b.ReportMetric(seenAlive(), "seen-alive-%")
 	if !converged {
-		b.Logf("%d nodes never all saw each other alive: the API server falls behind the renewals", n)
+		b.Logf("%d nodes never all saw each other alive: the API server (Leases) or the detectors sharing this machine fall behind", n)
+		return
+	}
+	if withPeers && !detectors {
 		return
 	}
 

@@ -170,6 +170,10 @@ func (d *Detector) Join(seeds []Member) (int, error) {
 	return d.ml.Join(hosts)
 }
 
+// Port is the port the detector bound (Config.Port, or the one the
+// kernel chose for 0).
+func (d *Detector) Port() int { return int(d.ml.LocalNode().Port) }
+
 // Alive returns the live members, this node included.
 func (d *Detector) Alive() map[string]Member {
 	d.mu.Lock()
