@@ -136,6 +136,7 @@ func TestMetricsMatchRulesAndDashboard(t *testing.T) {
 	netlab.Need(t, "vtysh")
 	l, tor, f := newBFDLab(t, bfddConfig(300, 300, 3))
 	const vip = "192.0.2.99"
+	key := writePeerKey(t)
 	for _, n := range l.nodes {
 		write(t, n.path, fmt.Sprintf(`version: 1
 node: {name: %s}
@@ -160,9 +161,10 @@ bgp:
     - {name: tor, address: %s, asn: 64501, connect_retry: 1s, bfd: {}}
   advertisements:
     - {name: lan, pools: [lan]}
+peers: {key_file: %s}
 listen: {http: "127.0.0.1:7475", socket: %q}
 log: {level: debug}
-`, n.name, lbdKubeconfig(l.root, l.kc, n.name, true, ""), labAllocLease, vip, l.kc.URL, torAddr, n.socket))
+`, n.name, lbdKubeconfig(l.root, l.kc, n.name, true, ""), labAllocLease, vip, l.kc.URL, torAddr, key, n.socket))
 		l.kill(n, 15)
 		n.d = startDaemonCmd(l.root, n.host.Command(lbdBin, "run", "-c", n.path), n.path, n.socket)
 	}

@@ -24,15 +24,17 @@ import (
 // heartbeat Lease says they run lbd but that it does not see, and keeps
 // this node's metadata (term, interfaces, MACs) current.
 type peerSource struct {
+	whole   *config.Config
 	cfg     *config.Peers
 	node    string
 	log     *slog.Logger
 	det     atomic.Pointer[peers.Detector]
+	cl      atomic.Pointer[watch.Cluster]
 	changed chan struct{}
 }
 
 func newPeerSource(cfg *config.Config, log *slog.Logger) *peerSource {
-	return &peerSource{cfg: cfg.Peers, node: cfg.Node.Name, log: log.With("component", "peers"), changed: make(chan struct{}, 1)}
+	return &peerSource{whole: cfg, cfg: cfg.Peers, node: cfg.Node.Name, log: log.With("component", "peers"), changed: make(chan struct{}, 1)}
 }
 
 // Peers implements agent.PeerSource.
@@ -59,12 +61,28 @@ func (p *peerSource) Peers() map[string]agent.Peer {
 	return out
 }
 
-// Health implements agent.PeerSource.
-func (p *peerSource) Health() int {
+// Unheard implements agent.PeerSource.
+func (p *peerSource) Unheard() time.Duration {
 	if d := p.det.Load(); d != nil {
-		return d.Health()
+		return d.Unheard()
 	}
 	return 0
+}
+
+// Gone implements agent.PeerSource.
+func (p *peerSource) Gone() []string {
+	if d := p.det.Load(); d != nil {
+		return d.Gone()
+	}
+	return nil
+}
+
+// WatchLeases implements agent.PeerSource.
+func (p *peerSource) WatchLeases(on bool) {
+	if cl := p.cl.Load(); cl != nil {
+		cl.SetLeaseWatch(on)
+		p.log.Debug("heartbeat Leases", "watched", on)
+	}
 }
 
 // Changed implements agent.PeerSource.
@@ -126,6 +144,7 @@ func boolCmp(a, b bool) int {
 // keeps it joined and its metadata current, and leaves the peers when ctx
 // ends (the others drop this node at once, as they see its Lease go).
 func (p *peerSource) Run(ctx context.Context, cl *watch.Cluster, ag *agent.Agent) {
+	p.cl.Store(cl)
 	var d *peers.Detector
 	warned := false
 	for d == nil {
@@ -142,7 +161,7 @@ func (p *peerSource) Run(ctx context.Context, cl *watch.Cluster, ag *agent.Agent
 			if err == nil {
 				d, err = peers.Start(peers.Config{
 					Node: p.node, Addr: addr, Port: int(p.cfg.Port), Key: key, Meta: p.meta(ag),
-					ProbeInterval: p.cfg.ProbeInterval, ProbeTimeout: p.cfg.ProbeTimeout, Log: p.log,
+					ProbeInterval: p.cfg.ProbeInterval, ProbeTimeout: p.cfg.ProbeTimeout, ForgetDead: p.cfg.HeartbeatDuration, Log: p.log,
 				})
 			}
 			if err != nil && !warned {
@@ -160,6 +179,9 @@ func (p *peerSource) Run(ctx context.Context, cl *watch.Cluster, ag *agent.Agent
 		case <-time.After(5 * time.Second):
 		}
 	}
+	// The agent sees the detector once it tried to join: alone before
+	// that, it would count itself out of the quorum for nothing.
+	p.join(d, cl, true)
 	p.det.Store(d)
 	p.signal()
 	var wg sync.WaitGroup
@@ -174,22 +196,23 @@ func (p *peerSource) Run(ctx context.Context, cl *watch.Cluster, ag *agent.Agent
 			}
 		}
 	})
-	p.join(d, cl, true)
 	rejoin := time.NewTicker(2 * time.Second)
 	defer rejoin.Stop()
+	sweep := time.NewTicker(30 * time.Second)
+	defer sweep.Stop()
 	metaTick := time.NewTicker(200 * time.Millisecond)
 	defer metaTick.Stop()
 	last := p.meta(ag)
-	// memberlist tells joins, deaths and updates, not its own health:
-	// look every 50 ms (a probe interval is 150 ms).
-	healthTick := time.NewTicker(50 * time.Millisecond)
-	defer healthTick.Stop()
-	health := 0
+	// memberlist tells joins, deaths and updates, not that no peer has
+	// answered for a while: look every 25 ms.
+	quietTick := time.NewTicker(25 * time.Millisecond)
+	defer quietTick.Stop()
+	quiet := false
 	for {
 		select {
-		case <-healthTick.C:
-			if h := d.Health(); h != health {
-				health = h
+		case <-quietTick.C:
+			if q := d.Unheard() > agent.QuietAfter(p.whole); q != quiet {
+				quiet = q
 				p.signal()
 			}
 		case <-ctx.Done():
@@ -199,6 +222,8 @@ func (p *peerSource) Run(ctx context.Context, cl *watch.Cluster, ag *agent.Agent
 			return
 		case <-rejoin.C:
 			p.join(d, cl, false)
+		case <-sweep.C:
+			p.join(d, cl, true)
 		case <-metaTick.C:
 			if m := p.meta(ag); !bytes.Equal(m, last) {
 				if err := d.SetMeta(m); err != nil {
@@ -211,11 +236,13 @@ func (p *peerSource) Run(ctx context.Context, cl *watch.Cluster, ag *agent.Agent
 	}
 }
 
-// join contacts the nodes that run lbd (a heartbeat Lease that is not
-// expired and says so) but are not alive in the detector; on the first
-// call, if none does, every Node with an InternalIP. One answer is
-// enough: the rest is learnt by gossip.
-func (p *peerSource) join(d *peers.Detector, cl *watch.Cluster, first bool) {
+// join contacts the nodes that died lately (Gone), and the nodes whose
+// heartbeat Lease (when watched) says they run lbd, that are not alive in
+// the detector; with all, every Node with an InternalIP that is not
+// (at the start, and every 30 s: a node cut off for longer than
+// peers.heartbeat_duration is forgotten, and found again this way). One
+// answer is enough: the rest is learnt by gossip.
+func (p *peerSource) join(d *peers.Detector, cl *watch.Cluster, all bool) {
 	alive := d.Alive()
 	addrs := map[string][]netip.Addr{}
 	for _, n := range cl.Nodes() {
@@ -236,7 +263,10 @@ func (p *peerSource) join(d *peers.Detector, cl *watch.Cluster, first bool) {
 			add(ls.Node)
 		}
 	}
-	if first && len(seeds) == 0 {
+	for _, name := range d.Gone() {
+		add(name)
+	}
+	if all {
 		for name := range addrs {
 			add(name)
 		}
@@ -244,7 +274,7 @@ func (p *peerSource) join(d *peers.Detector, cl *watch.Cluster, first bool) {
 	if len(seeds) == 0 {
 		return
 	}
-	if n, err := d.Join(seeds); err != nil && n == 0 && first {
+	if n, err := d.Join(seeds); err != nil && n == 0 && all {
 		p.log.Info("no peer answered yet (alone, or the peers' port is blocked)", "tried", len(seeds), "err", err)
 	}
 }

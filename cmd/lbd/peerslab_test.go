@@ -26,13 +26,20 @@ import (
 // InternalIPs on 198.51.100.0/24, a network a test can cut alone).
 func newPeersLab(t testing.TB) *l2Lab {
 	t.Helper()
+	return newL2Lab(t, "peers: {key_file: "+writePeerKey(t)+"}\n")
+}
+
+// writePeerKey writes a new peers' key file (mode 0600) and returns its
+// path.
+func writePeerKey(t testing.TB) string {
+	t.Helper()
 	key := filepath.Join(t.TempDir(), "peers.key")
 	buf := make([]byte, 32)
 	rand.Read(buf)
 	if err := os.WriteFile(key, []byte(base64.StdEncoding.EncodeToString(buf)+"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	return newL2Lab(t, "peers: {key_file: "+key+"}\n")
+	return key
 }
 
 // cutPeers cuts the peers' network between n and the other nodes (on:

@@ -405,6 +405,9 @@ type loop struct {
 	// rejoined is when it last came back into a quorum, until it sees
 	// its own Lease renewed since (zero: it did, or never left).
 	rejoined time.Time
+	// leasesUnwatched: the peers' heartbeat Leases are not watched (in a
+	// quorum, they are not needed).
+	leasesUnwatched bool
 }
 
 // Run is the agent's loop, until ctx ends. When it ends while this node

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/lbdproject/lbd/internal/cluster"
+	"github.com/lbdproject/lbd/internal/config"
 	"github.com/lbdproject/lbd/internal/event"
 )
 
@@ -29,10 +30,15 @@ type PeerSource interface {
 	Peers() map[string]Peer
 	// Changed is signalled when Peers may have changed.
 	Changed() <-chan struct{}
-	// Health is the detector's awareness of its own trouble (Lifeguard's
-	// local health: 0 while its probes are answered, more when they fail
-	// with no other node saying the target is down too).
-	Health() int
+	// Unheard is how long since a peer last answered one of this node's
+	// probes.
+	Unheard() time.Duration
+	// Gone lists the nodes that died (did not leave) lately: they still
+	// count among the nodes that run lbd.
+	Gone() []string
+	// WatchLeases turns the watch on the heartbeat Leases on or off: a
+	// node in a quorum needs none of them.
+	WatchLeases(on bool)
 }
 
 // PeerStatus is this node's standing among its peers, which its Lease
@@ -85,6 +91,9 @@ func (a *Agent) membership(l *loop, leases []cluster.Lease, now time.Time) ([]cl
 	for name := range peers {
 		known[name] = true
 	}
+	for _, name := range a.opts.Peers.Gone() {
+		known[name] = true
+	}
 	for _, ls := range leases {
 		if ls.PeerState != "" && ls.Alive(now) {
 			known[ls.Node] = true
@@ -103,12 +112,12 @@ func (a *Agent) membership(l *loop, leases []cluster.Lease, now time.Time) ([]cl
 		}
 	}
 	// A node cut from the others declares each of them dead in turn
-	// (one probe per interval), while they need to declare only it; its
-	// own probes failing with nobody to vouch for the targets is the
-	// earlier sign (Lifeguard's local health). With a peer already gone
-	// and its health down, it counts itself out of the quorum rather
+	// (one probe per interval: half of 500 nodes would take 37 s), while
+	// they need to declare only it. It knows sooner that it hears from
+	// nobody: a connected node gets an ack every probe interval. After
+	// QuietAfter of silence it counts itself out of the quorum rather
 	// than answer beside the node that took its addresses.
-	doubt := a.opts.Peers.Health() > 0 && len(peers) < len(known)
+	doubt := len(peers) > 1 && a.opts.Peers.Unheard() > QuietAfter(l.cfg)
 	if 2*len(peers) > len(known) && !doubt {
 		if !l.minority.IsZero() {
 			a.newTerm(now)
@@ -124,10 +133,12 @@ func (a *Agent) membership(l *loop, leases []cluster.Lease, now time.Time) ([]cl
 			// then would hand it addresses the others hold now. It
 			// plans once it sees its own Lease renewed since.
 			if !renewedSince(leases, a.node, l.rejoined) {
+				a.watchLeases(l, true)
 				return out, "back in a quorum of its peers; waiting to see its own Lease renewed (a fresh view of the API) before answering", wake
 			}
 			l.rejoined = time.Time{}
 		}
+		a.watchLeases(l, false)
 		return out, "", wake
 	}
 	missing := []string{}
@@ -137,6 +148,7 @@ func (a *Agent) membership(l *loop, leases []cluster.Lease, now time.Time) ([]cl
 		}
 	}
 	slices.Sort(missing)
+	a.watchLeases(l, true) // what the others see, and the fallback, are in the Leases
 	if l.minority.IsZero() {
 		l.minority = now
 		a.log.Warn("sees half or fewer of the lbd nodes through its peers: not answering at L2", event.Attr(event.Fenced),
@@ -191,6 +203,20 @@ func (a *Agent) membership(l *loop, leases []cluster.Lease, now time.Time) ([]cl
 	st.Why = fmt.Sprintf("sees %d of %d lbd nodes through its peers, and no majority sees each other without it: liveness from the Leases (is the peers' port blocked?)", len(peers), len(known))
 	a.setPeerStatus(st)
 	return out, "", wake
+}
+
+// QuietAfter is how long a node that hears no ack from any peer waits
+// before it counts itself out of the quorum: four probe intervals (600 ms
+// by default), about when the others declare it dead.
+func QuietAfter(cfg *config.Config) time.Duration { return 4 * cfg.Peers.ProbeInterval }
+
+// watchLeases turns the Lease watch on or off when that changes.
+func (a *Agent) watchLeases(l *loop, on bool) {
+	if l.leasesUnwatched == !on {
+		return
+	}
+	l.leasesUnwatched = !on
+	a.opts.Peers.WatchLeases(on)
 }
 
 // renewedSince reports whether node's Lease was renewed at or after t.

@@ -14,13 +14,17 @@ import (
 
 // fakePeers is a hand-written PeerSource.
 type fakePeers struct {
-	alive  map[string]Peer
-	health int
+	alive   map[string]Peer
+	unheard time.Duration
+	gone    []string
+	watched bool
 }
 
 func (f *fakePeers) Peers() map[string]Peer   { return f.alive }
 func (f *fakePeers) Changed() <-chan struct{} { return nil }
-func (f *fakePeers) Health() int              { return f.health }
+func (f *fakePeers) Unheard() time.Duration   { return f.unheard }
+func (f *fakePeers) Gone() []string           { return f.gone }
+func (f *fakePeers) WatchLeases(on bool)      { f.watched = on }
 
 func peerConfig(t *testing.T) *config.Config {
 	t.Helper()
@@ -37,7 +41,7 @@ func heartbeat(node, state string, renewed time.Time, view ...string) cluster.Le
 
 func TestMembership(t *testing.T) {
 	cfg := peerConfig(t)
-	fp := &fakePeers{}
+	fp := &fakePeers{watched: true} // as the daemon starts
 	a, err := New("n1", cfg, slog.New(slog.DiscardHandler), nil, Options{Peers: fp})
 	if err != nil {
 		t.Fatal(err)
@@ -74,19 +78,33 @@ func TestMembership(t *testing.T) {
 	if names(ls) != "n1,n2" || fence != "" || a.PeerStatus().State != cluster.PeerQuorum || a.PeerStatus().Known != 3 {
 		t.Fatalf("two of three: %s %q %+v", names(ls), fence, a.PeerStatus())
 	}
+	if fp.watched {
+		t.Errorf("in a quorum, the heartbeat Leases are still watched")
+	}
+	// Without the Leases (not watched), a node that died lately still
+	// counts: two of three is a quorum, one of three is not.
+	fp.gone = []string{"n3"}
+	if _, fence, _ := a.membership(l, nil, t0); fence != "" || a.PeerStatus().Known != 3 {
+		t.Fatalf("two of three, the third gone: %q %+v", fence, a.PeerStatus())
+	}
+	fp.gone = nil
 	term := a.Term()
 	if !ls[0].Since.Equal(term) {
 		t.Errorf("this node's Since %v, want its term %v", ls[0].Since, term)
 	}
 
-	// Two of three, but its own probes failing unvouched: it may be
-	// the one cut off, and falls silent without waiting for its second
-	// verdict.
-	fp.health = 1
-	if _, fence, _ = a.membership(l, all, t0); fence == "" || a.PeerStatus().State != cluster.PeerMinority {
-		t.Fatalf("two of three, health 1: %q %+v", fence, a.PeerStatus())
+	// Two of three, but no ack from any peer for 600 ms: it may be the
+	// one cut off, and falls silent without waiting for its second
+	// verdict. An ack 500 ms ago is still news.
+	fp.unheard = 500 * time.Millisecond
+	if _, fence, _ = a.membership(l, all, t0); fence != "" {
+		t.Fatalf("two of three, an ack 500ms ago: %q", fence)
 	}
-	fp.health = 0
+	fp.unheard = 700 * time.Millisecond
+	if _, fence, _ = a.membership(l, all, t0); fence == "" || a.PeerStatus().State != cluster.PeerMinority {
+		t.Fatalf("two of three, nothing heard for 700ms: %q %+v", fence, a.PeerStatus())
+	}
+	fp.unheard = 0
 	l.minority = time.Time{} // as if it had not happened
 
 	// Alone of three: silent at once, minority.
@@ -94,6 +112,9 @@ func TestMembership(t *testing.T) {
 	_, fence, wake := a.membership(l, all, t0)
 	if fence == "" || a.PeerStatus().State != cluster.PeerMinority || !wake.Equal(t0.Add(cfg.Peers.FallbackAfter)) {
 		t.Fatalf("alone: %q %+v wake %v", fence, a.PeerStatus(), wake)
+	}
+	if !fp.watched {
+		t.Errorf("in a minority, the heartbeat Leases are not watched")
 	}
 	// After fallback_after, the others see each other without it: it
 	// stays silent.

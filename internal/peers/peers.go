@@ -31,6 +31,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/memberlist"
@@ -57,6 +58,9 @@ type Config struct {
 	// nodes, and longer until other nodes confirm the suspicion).
 	ProbeInterval, ProbeTimeout time.Duration
 	SuspicionMult               int
+	// ForgetDead is how long a member that died (not one that left) is
+	// still listed by Gone; default 45s.
+	ForgetDead time.Duration
 	// Log receives the detector's own messages.
 	Log *slog.Logger
 }
@@ -90,9 +94,13 @@ type Detector struct {
 	log    *slog.Logger
 	notify chan struct{}
 
-	mu      sync.Mutex
-	meta    []byte
-	members map[string]Member // alive, self included
+	mu         sync.Mutex
+	meta       []byte
+	members    map[string]Member    // alive, self included
+	lastAck    atomic.Int64         // Unix ns of the last direct ack from any peer
+	gone       map[string]time.Time // died (did not leave): when
+	leaving    map[string]time.Time // said they leave: when
+	forgetDead time.Duration
 }
 
 // Start binds the port and starts probing; the node is alone until Join.
@@ -114,7 +122,11 @@ func Start(cfg Config) (*Detector, error) {
 	if cfg.Log == nil {
 		cfg.Log = slog.New(slog.DiscardHandler)
 	}
-	d := &Detector{log: cfg.Log, notify: make(chan struct{}, 1), meta: slices.Clone(cfg.Meta), members: map[string]Member{}}
+	if cfg.ForgetDead <= 0 {
+		cfg.ForgetDead = 45 * time.Second
+	}
+	d := &Detector{log: cfg.Log, notify: make(chan struct{}, 1), meta: slices.Clone(cfg.Meta), members: map[string]Member{},
+		gone: map[string]time.Time{}, leaving: map[string]time.Time{}, forgetDead: cfg.ForgetDead}
 
 	mc := memberlist.DefaultLANConfig()
 	mc.Name = cfg.Node
@@ -146,6 +158,8 @@ func Start(cfg Config) (*Detector, error) {
 	mc.TCPTimeout = 2 * time.Second
 	mc.RequireNodeNames = true
 	mc.Delegate = delegate{d}
+	mc.Ping = delegate{d}
+	d.lastAck.Store(time.Now().UnixNano())
 	mc.Events = events{d}
 	mc.Logger = log.New(&logBridge{log: cfg.Log}, "", 0)
 	ml, err := memberlist.Create(mc)
@@ -173,6 +187,31 @@ func (d *Detector) Join(seeds []Member) (int, error) {
 // Port is the port the detector bound (Config.Port, or the one the
 // kernel chose for 0).
 func (d *Detector) Port() int { return int(d.ml.LocalNode().Port) }
+
+// Unheard is how long since any peer last answered one of this node's
+// probes directly (since Start, if none has). A node cut off from its
+// peers hears nothing; a connected one hears an ack every probe interval.
+func (d *Detector) Unheard() time.Duration {
+	return time.Since(time.Unix(0, d.lastAck.Load()))
+}
+
+// Gone returns the members that died (were not seen to leave) within
+// Config.ForgetDead and have not come back: nodes that run lbd, for a
+// quorum's count, and that the caller may try to join again.
+func (d *Detector) Gone() []string {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	var out []string
+	for name, at := range d.gone {
+		if time.Since(at) > d.forgetDead {
+			delete(d.gone, name)
+			continue
+		}
+		out = append(out, name)
+	}
+	slices.Sort(out)
+	return out
+}
 
 // Alive returns the live members, this node included.
 func (d *Detector) Alive() map[string]Member {
@@ -203,6 +242,14 @@ func (d *Detector) SetMeta(meta []byte) error {
 // Leave tells the others that this node is going (they drop it at once,
 // without suspecting it first), then stops.
 func (d *Detector) Leave(timeout time.Duration) error {
+	// Say it first, to each member (UDP, best effort: one that misses it
+	// counts this node as gone, not left, for ForgetDead).
+	bye := append([]byte(leaveMsg), d.ml.LocalNode().Name...)
+	for _, n := range d.ml.Members() {
+		if n.Name != d.ml.LocalNode().Name {
+			_ = d.ml.SendBestEffort(n, bye)
+		}
+	}
 	err := d.ml.Leave(timeout)
 	return errors.Join(err, d.ml.Shutdown())
 }
@@ -234,6 +281,7 @@ type events struct{ d *Detector }
 func (e events) NotifyJoin(n *memberlist.Node) {
 	e.d.mu.Lock()
 	e.d.members[n.Name] = member(n)
+	delete(e.d.gone, n.Name)
 	e.d.mu.Unlock()
 	e.d.log.Debug("peer alive", "peer", n.Name, "addr", n.Address())
 	e.d.changed()
@@ -242,6 +290,15 @@ func (e events) NotifyJoin(n *memberlist.Node) {
 func (e events) NotifyLeave(n *memberlist.Node) {
 	e.d.mu.Lock()
 	delete(e.d.members, n.Name)
+	// memberlist does not say whether a node left or died (the Node it
+	// passes keeps its first state): a node that leaves says so first
+	// (Leave), and is not counted as gone.
+	if at, ok := e.d.leaving[n.Name]; ok && time.Since(at) < e.d.forgetDead {
+		delete(e.d.gone, n.Name)
+	} else {
+		e.d.gone[n.Name] = time.Now()
+	}
+	delete(e.d.leaving, n.Name)
 	e.d.mu.Unlock()
 	e.d.log.Info("peer gone", "peer", n.Name, "addr", n.Address(), "state", state(n.State))
 	e.d.changed()
@@ -279,7 +336,24 @@ func (g delegate) NodeMeta(limit int) []byte {
 	}
 	return slices.Clone(g.d.meta)
 }
-func (delegate) NotifyMsg([]byte)                {}
+
+// AckPayload and NotifyPingComplete make delegate memberlist's
+// PingDelegate: every direct ack is news from a peer.
+func (delegate) AckPayload() []byte { return nil }
+func (g delegate) NotifyPingComplete(*memberlist.Node, time.Duration, []byte) {
+	g.d.lastAck.Store(time.Now().UnixNano())
+}
+
+// leaveMsg starts the message a node sends each member before it leaves.
+const leaveMsg = "lbd-leave:"
+
+func (g delegate) NotifyMsg(b []byte) {
+	if name, ok := strings.CutPrefix(string(b), leaveMsg); ok && name != "" {
+		g.d.mu.Lock()
+		g.d.leaving[name] = time.Now()
+		g.d.mu.Unlock()
+	}
+}
 func (delegate) GetBroadcasts(int, int) [][]byte { return nil }
 func (delegate) LocalState(bool) []byte          { return nil }
 func (delegate) MergeRemoteState([]byte, bool)   {}

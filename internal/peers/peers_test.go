@@ -42,6 +42,7 @@ func TestMain(m *testing.M) {
 type view struct {
 	At    time.Time `json:"at"`
 	Alive []string  `json:"alive"`
+	Gone  []string  `json:"gone"`
 }
 
 func helper(spec string) int {
@@ -80,7 +81,7 @@ func helper(spec string) int {
 			names = append(names, n)
 		}
 		sort.Strings(names)
-		enc.Encode(view{At: time.Now(), Alive: names})
+		enc.Encode(view{At: time.Now(), Alive: names, Gone: d.Gone()})
 	}
 	print()
 	for {
@@ -207,6 +208,16 @@ func (p *peer) alive() []string {
 	return p.views[len(p.views)-1].Alive
 }
 
+// gone is p's latest list of members that died.
+func (p *peer) gone() []string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if len(p.views) == 0 {
+		return nil
+	}
+	return p.views[len(p.views)-1].Gone
+}
+
 // seenAt is when p's view first became want after since (zero if not yet).
 func (p *peer) seenAt(want []string, since time.Time) time.Time {
 	p.mu.Lock()
@@ -267,8 +278,18 @@ func TestDetector(t *testing.T) {
 		l.waitViews(10*time.Second, []string{"a", "b"}, a, b)
 		t.Logf("dead node dropped by a after %v, by b after %v",
 			a.seenAt([]string{"a", "b"}, t0).Sub(t0), b.seenAt([]string{"a", "b"}, t0).Sub(t0))
+		for _, p := range []*peer{a, b} {
+			if got := p.gone(); !slices.Equal(got, []string{"c"}) {
+				t.Errorf("%s lists %v as gone, want c (it died)", p.name, got)
+			}
+		}
 		l.start(c, l.key)
 		l.waitViews(10*time.Second, all, a, b, c)
+		for _, p := range []*peer{a, b} {
+			if got := p.gone(); len(got) != 0 {
+				t.Errorf("%s lists %v as gone after c returned", p.name, got)
+			}
+		}
 	})
 
 	t.Run("cable pulled: the others drop it; plugged back: it returns", func(t *testing.T) {
@@ -281,6 +302,11 @@ func TestDetector(t *testing.T) {
 	t.Run("leave: the others drop it without suspecting it", func(t *testing.T) {
 		l.stop(a, syscall.SIGTERM)
 		l.waitViews(2*time.Second, []string{"b", "c"}, b, c)
+		for _, p := range []*peer{b, c} {
+			if got := p.gone(); slices.Contains(got, "a") {
+				t.Errorf("%s lists a as gone (%v); it said it leaves", p.name, got)
+			}
+		}
 	})
 }
 

@@ -49,6 +49,8 @@ type Cluster struct {
 	leases        *leaseWatch
 	restarting    bool
 	leasesStarted bool
+	// leasesOff: the Lease informer is stopped (SetLeaseWatch).
+	leasesOff     bool
 	leaseNS       string
 	leaseHandlers []func()
 	broadcaster   record.EventBroadcaster
@@ -123,7 +125,10 @@ func (c *Cluster) Start(ctx context.Context) bool {
 			<-ctx.Done()
 			c.leaseMu.Lock()
 			defer c.leaseMu.Unlock()
-			close(c.leases.stop)
+			if !c.leasesOff {
+				close(c.leases.stop)
+			}
+			c.leasesOff, c.leasesStarted = true, false
 		}()
 	}
 	return cache.WaitForCacheSync(ctx.Done(), c.services.HasSynced, c.nodes.HasSynced, c.slices.HasSynced, c.leaseSynced)

@@ -82,7 +82,7 @@ func (c *Cluster) OnLeaseChange(fn func()) {
 // The old informer serves reads until the new one has synced.
 func (c *Cluster) RestartLeaseWatch(ctx context.Context) {
 	c.leaseMu.Lock()
-	if c.leases == nil || c.restarting || !c.leasesStarted {
+	if c.leases == nil || c.restarting || !c.leasesStarted || c.leasesOff {
 		c.leaseMu.Unlock()
 		return
 	}
@@ -101,7 +101,7 @@ func (c *Cluster) RestartLeaseWatch(ctx context.Context) {
 			return
 		}
 		c.leaseMu.Lock()
-		if ctx.Err() != nil { // Start's goroutine stops the one in use
+		if ctx.Err() != nil || c.leasesOff { // Start's goroutine (or SetLeaseWatch) stopped the one in use
 			c.leaseMu.Unlock()
 			close(w.stop)
 			return
@@ -117,11 +117,32 @@ func (c *Cluster) RestartLeaseWatch(ctx context.Context) {
 	}()
 }
 
+// SetLeaseWatch stops the Lease informer (off) or starts a new one (on),
+// which lists the Leases at once. A node among its peers needs no one's
+// heartbeat: watching them all is what made the API's watch traffic grow
+// with the square of the nodes. While it is off, NodeLeases returns
+// nothing. Only after Start.
+func (c *Cluster) SetLeaseWatch(on bool) {
+	c.leaseMu.Lock()
+	defer c.leaseMu.Unlock()
+	if c.leases == nil || !c.leasesStarted || on == !c.leasesOff {
+		return
+	}
+	if !on {
+		close(c.leases.stop)
+		c.leasesOff = true
+		return
+	}
+	w := c.newLeaseWatch()
+	w.start(w.stop)
+	c.leases, c.leasesOff = w, false
+}
+
 // leaseInformer is the informer in use.
 func (c *Cluster) leaseInformer() cache.SharedIndexInformer {
 	c.leaseMu.Lock()
 	defer c.leaseMu.Unlock()
-	if c.leases == nil {
+	if c.leases == nil || c.leasesOff {
 		return nil
 	}
 	return c.leases.informer
