@@ -82,18 +82,7 @@ func (a *scaleAgent) powerOff() {
 }
 
 func BenchmarkLivenessScale(b *testing.B) {
-	counts := []int{100}
-	if s := os.Getenv("LBD_BENCH_NODES"); s != "" {
-		counts = nil
-		for f := range strings.SplitSeq(s, ",") {
-			n, err := strconv.Atoi(f)
-			if err != nil || n < 2 {
-				b.Fatalf("LBD_BENCH_NODES: %q", s)
-			}
-			counts = append(counts, n)
-		}
-	}
-	for _, n := range counts {
+	for _, n := range benchNodes(b) {
 		b.Run(fmt.Sprintf("nodes=%d", n), func(b *testing.B) {
 			for b.Loop() {
 				livenessScale(b, n, false)
@@ -115,24 +104,31 @@ func BenchmarkLivenessScale(b *testing.B) {
 //	LBD_BENCH_NODES=100,200 go test ./internal/election -run '^$' -bench PeersScale -benchtime 1x -timeout 30m
 //	LBD_BENCH_DETECTORS=0 LBD_BENCH_NODES=500 go test ...
 func BenchmarkPeersScale(b *testing.B) {
-	counts := []int{100}
-	if s := os.Getenv("LBD_BENCH_NODES"); s != "" {
-		counts = nil
-		for f := range strings.SplitSeq(s, ",") {
-			n, err := strconv.Atoi(f)
-			if err != nil || n < 2 {
-				b.Fatalf("LBD_BENCH_NODES: %q", s)
-			}
-			counts = append(counts, n)
-		}
-	}
-	for _, n := range counts {
+	for _, n := range benchNodes(b) {
 		b.Run(fmt.Sprintf("nodes=%d", n), func(b *testing.B) {
 			for b.Loop() {
 				livenessScale(b, n, true)
 			}
 		})
 	}
+}
+
+// benchNodes is LBD_BENCH_NODES (comma-separated node counts), 100 by
+// default.
+func benchNodes(b *testing.B) []int {
+	s := os.Getenv("LBD_BENCH_NODES")
+	if s == "" {
+		return []int{100}
+	}
+	var counts []int
+	for f := range strings.SplitSeq(s, ",") {
+		n, err := strconv.Atoi(f)
+		if err != nil || n < 2 {
+			b.Fatalf("LBD_BENCH_NODES: %q", s)
+		}
+		counts = append(counts, n)
+	}
+	return counts
 }
 
 func livenessScale(b *testing.B, n int, withPeers bool) {
