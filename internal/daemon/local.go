@@ -30,11 +30,24 @@ func (l *Local) Check(_ context.Context, prev, next *config.Config) error {
 		switch r.Key {
 		case "kubernetes":
 			errs = append(errs, fmt.Errorf("the kubernetes section changed: %s (systemctl restart lbd)", r.Reason))
+		case "peers":
+			errs = append(errs, fmt.Errorf("the peers section %s: %s (systemctl restart lbd)", peersChange(prev.Peers, next.Peers), r.Reason))
 		default:
 			errs = append(errs, fmt.Errorf("%s changed from %v to %v: %s (systemctl restart lbd)", r.Key, r.Value(prev), r.Value(next), r.Reason))
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// peersChange says how the peers section changed, without the key.
+func peersChange(prev, next *config.Peers) string {
+	switch {
+	case prev == nil:
+		return "was added"
+	case next == nil:
+		return "was removed"
+	}
+	return "changed"
 }
 
 // Preview implements Previewer.

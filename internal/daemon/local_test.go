@@ -22,6 +22,7 @@ func TestLocalRefusesRestartOnly(t *testing.T) {
 	change := map[string]func(*config.Config){
 		"node.name":     func(c *config.Config) { c.Node.Name = "n2" },
 		"kubernetes":    func(c *config.Config) { c.Kubernetes.Namespace = "other" },
+		"peers":         func(c *config.Config) { c.Peers = &config.Peers{KeyFile: "/etc/lbd/peers.key", Port: 7946} },
 		"listen.socket": func(c *config.Config) { c.Listen.Socket = "/run/lbd/other.sock" },
 		"log.format":    func(c *config.Config) { c.Log.Format = "json" },
 	}
@@ -41,6 +42,24 @@ func TestLocalRefusesRestartOnly(t *testing.T) {
 	}
 	if len(change) != len(config.RestartOnly) {
 		t.Errorf("%d test changes for %d restart-only settings", len(change), len(config.RestartOnly))
+	}
+	withPeers := func(port uint16) *config.Config {
+		c := base()
+		c.Peers = &config.Peers{KeyFile: "/etc/lbd/peers.key", Port: port}
+		return c
+	}
+	for _, tc := range []struct {
+		prev, next *config.Config
+		want       string
+	}{
+		{withPeers(7946), withPeers(7947), "the peers section changed"},
+		{withPeers(7946), base(), "the peers section was removed"},
+		{withPeers(7946), withPeers(7946), ""},
+	} {
+		err := l.Check(context.Background(), tc.prev, tc.next)
+		if tc.want == "" && err != nil || tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)) {
+			t.Errorf("peers %+v to %+v: %v, want %q", tc.prev.Peers, tc.next.Peers, err, tc.want)
+		}
 	}
 	next := base()
 	next.Listen.HTTP, next.Log.Level = "127.0.0.1:7476", "debug"
