@@ -8,6 +8,9 @@
 // # comments. A listed test that did not skip fails the run too, so the
 // list cannot rot.
 //
+// At the end it lists the slowest top-level tests, so a run says where its
+// minutes went.
+//
 // Usage: go test -json ./... 2>&1 | go run ./hack/testreport -allow FILE
 package main
 
@@ -41,10 +44,11 @@ type report struct {
 	failed   []key
 	pkgFail  bool
 	lastLine map[key]string
+	elapsed  map[key]float64 // top-level tests that passed or failed
 }
 
 func newReport(out io.Writer) *report {
-	return &report{out: out, output: map[key][]string{}, skipped: map[key]string{}, lastLine: map[key]string{}}
+	return &report{out: out, output: map[key][]string{}, skipped: map[key]string{}, lastLine: map[key]string{}, elapsed: map[key]float64{}}
 }
 
 // add takes one line of input.
@@ -56,6 +60,9 @@ func (r *report) add(line []byte) {
 		return
 	}
 	k := key{e.Package, e.Test}
+	if (e.Action == "pass" || e.Action == "fail") && e.Test != "" && !strings.Contains(e.Test, "/") {
+		r.elapsed[k] = e.Elapsed
+	}
 	switch e.Action {
 	case "output", "build-output":
 		r.output[k] = append(r.output[k], e.Output)
@@ -91,6 +98,22 @@ func (r *report) add(line []byte) {
 	}
 }
 
+// slowest prints the n slowest top-level tests.
+func (r *report) slowest(n int) {
+	keys := make([]key, 0, len(r.elapsed))
+	for k := range r.elapsed {
+		keys = append(keys, k)
+	}
+	sort.Slice(keys, func(i, j int) bool { return r.elapsed[keys[i]] > r.elapsed[keys[j]] })
+	if len(keys) > n {
+		keys = keys[:n]
+	}
+	fmt.Fprintf(r.out, "== the %d slowest tests\n", len(keys))
+	for _, k := range keys {
+		fmt.Fprintf(r.out, "%7.1fs %s %s\n", r.elapsed[k], k.pkg, k.test)
+	}
+}
+
 // allowList reads the allow file.
 func allowList(path string) (map[key]bool, error) {
 	allow := map[key]bool{}
@@ -120,6 +143,7 @@ func allowList(path string) (map[key]bool, error) {
 // finish prints the skips and returns whether the run passed.
 func (r *report) finish(allow map[key]bool) bool {
 	ok := !r.pkgFail && len(r.failed) == 0
+	r.slowest(15)
 	keys := make([]key, 0, len(r.skipped))
 	for k := range r.skipped {
 		keys = append(keys, k)

@@ -11,6 +11,7 @@ import (
 const run = `{"Action":"start","Package":"a"}
 {"Action":"run","Package":"a","Test":"TestOK"}
 {"Action":"output","Package":"a","Test":"TestOK","Output":"=== RUN   TestOK\n"}
+{"Action":"pass","Package":"a","Test":"TestOK/sub","Elapsed":0.05}
 {"Action":"pass","Package":"a","Test":"TestOK","Elapsed":0.1}
 {"Action":"run","Package":"a","Test":"TestRoot"}
 {"Action":"output","Package":"a","Test":"TestRoot","Output":"    x_test.go:9: needs root\n"}
@@ -51,7 +52,7 @@ func TestSkips(t *testing.T) {
 	if ok {
 		t.Errorf("an unlisted skip passed:\n%s", out)
 	}
-	for _, want := range []string{"NOT ALLOWED a TestRoot: x_test.go:9: needs root", "allowed     a TestBench", "ok  \ta\t0.200s", "== 2 skipped tests"} {
+	for _, want := range []string{"NOT ALLOWED a TestRoot: x_test.go:9: needs root", "allowed     a TestBench", "ok  \ta\t0.200s", "== 2 skipped tests", "== the 1 slowest tests\n    0.1s a TestOK\n"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("output lacks %q:\n%s", want, out)
 		}
