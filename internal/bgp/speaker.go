@@ -52,14 +52,18 @@ type Speaker struct {
 	log *slog.Logger
 	m   *metrics
 
-	mu      sync.Mutex
-	srv     *server.BgpServer
-	global  globalKey // what StartBgp was given; zero when stopped
-	peers   map[netip.Addr]*peerEntry
-	tags    map[string]uint32 // peer name -> tag number, stable for the Speaker's life
-	routes  map[netip.Prefix]Route
-	paths   map[netip.Prefix]installed
-	closed  bool
+	mu     sync.Mutex
+	srv    *server.BgpServer
+	global globalKey // what StartBgp was given; zero when stopped
+	peers  map[netip.Addr]*peerEntry
+	tags   map[string]uint32 // peer name -> tag number, stable for the Speaker's life
+	routes map[netip.Prefix]Route
+	paths  map[netip.Prefix]installed
+	closed bool
+	// opened is set once the Speaker has added its first peers: those
+	// open with the Restart and Forwarding bits (RFC 4724), whether the
+	// first Configure had them or came with none (the routes set first).
+	opened  bool
 	cancel  context.CancelFunc // stops the event watcher
 	watchWG sync.WaitGroup
 
@@ -143,7 +147,10 @@ func (s *Speaker) Configure(ctx context.Context, cfg Config) error {
 			return err
 		}
 	}
-	restarting := first
+	// The first peers this process opens are a restart for the routers:
+	// with the Forwarding bit off they would flush this node's stale
+	// routes before its new UPDATEs arrive.
+	restarting := !s.opened
 	if s.global != g {
 		if s.global != (globalKey{}) {
 			s.log.Info("local AS or router ID changed, restarting every session",
@@ -205,6 +212,7 @@ func (s *Speaker) Configure(ctx context.Context, cfg Config) error {
 			continue
 		}
 		s.peers[addr] = &peerEntry{s: w}
+		s.opened = true
 	}
 	return errors.Join(errs...)
 }

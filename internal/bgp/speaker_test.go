@@ -277,6 +277,71 @@ lbd_bgp_advertised_prefixes{peer="tor2"} 1
 	})
 }
 
+// grBits returns the Restart bit of the Graceful Restart capability r's
+// peer sent, and the Forwarding bit of its IPv4 unicast tuple.
+func (r *router) grBits(t *testing.T) (restart, forwarding, found bool) {
+	t.Helper()
+	r.srv.ListPeer(context.Background(), &api.ListPeerRequest{}, func(p *api.Peer) {
+		for _, a := range p.GetState().GetRemoteCap() {
+			m, err := a.UnmarshalNew()
+			if err != nil {
+				continue
+			}
+			if c, ok := m.(*api.GracefulRestartCapability); ok {
+				found = true
+				restart = c.Flags&0x08 != 0
+				for _, tu := range c.Tuples {
+					if tu.GetFamily().GetAfi() == api.Family_AFI_IP {
+						forwarding = tu.Flags&0x80 != 0
+					}
+				}
+			}
+		}
+	})
+	return restart, forwarding, found
+}
+
+// TestSpeakerRestartBits: the first peers a Speaker opens carry the
+// Restart and Forwarding bits (RFC 4724) even when its first Configure
+// had no peers and the routes came in between, as after a restart:
+// without them the router flushes the node's stale routes before its new
+// UPDATEs arrive, and the next hop blinks. A peer added later opens
+// without the Restart bit.
+func TestSpeakerRestartBits(t *testing.T) {
+	r1 := startRouter(t, "127.0.0.1", 64501, 64512)
+	r2 := startRouter(t, "127.0.0.2", 64502, 64512)
+	log, _ := testLogger(t)
+	s, err := New(log, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close(context.Background())
+	ctx := context.Background()
+	id := netip.MustParseAddr("127.0.0.1")
+	if err := s.Configure(ctx, Config{ASN: 64512, RouterID: id}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Set(ctx, []Route{{Prefix: pfx("198.51.100.10/32")}}); err != nil {
+		t.Fatal(err)
+	}
+	cfg := Config{ASN: 64512, RouterID: id, Peers: []config.Peer{peer("tor1", r1, 64501)}}
+	if err := s.Configure(ctx, cfg); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "tor1 established", 5*time.Second, func() bool { st, _ := r1.peerUptime(t); return st == api.PeerState_ESTABLISHED })
+	if restart, fwd, found := r1.grBits(t); !found || !restart || !fwd {
+		t.Errorf("the first peer's OPEN: graceful restart capability %v, Restart bit %v, Forwarding bit %v; want all three", found, restart, fwd)
+	}
+	cfg.Peers = append(cfg.Peers, peer("tor2", r2, 64502))
+	if err := s.Configure(ctx, cfg); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "tor2 established", 5*time.Second, func() bool { st, _ := r2.peerUptime(t); return st == api.PeerState_ESTABLISHED })
+	if restart, _, found := r2.grBits(t); !found || restart {
+		t.Errorf("a peer added later: graceful restart capability %v, Restart bit %v; want the capability without the bit", found, restart)
+	}
+}
+
 func counterFor(t *testing.T, reg *prometheus.Registry, name, peer string) prometheus.Collector {
 	t.Helper()
 	mfs, err := reg.Gather()
