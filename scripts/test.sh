@@ -75,7 +75,7 @@ echo "== tests (race detector on, in the tests and in the lbd and helpers they r
 # A test that skips fails the run unless scripts/skips-allowed lists it;
 # every skip is printed with its reason.
 go build -o "${TMPDIR:-/tmp}/lbd-testreport" ./hack/testreport
-go test -race -count=1 -parallel 3 -timeout 25m -json ./... 2>&1 |
+go test -race -count=1 -parallel 16 -timeout 25m -json ./... 2>&1 |
 	"${TMPDIR:-/tmp}/lbd-testreport" -allow scripts/skips-allowed
 
 echo "== benchmarks, with regression bounds"

@@ -443,6 +443,7 @@ func TestBFDLabBIRD(t *testing.T) {
 // stale reset tears down the session again seconds after it came back),
 // and exactly one BFD down per flap.
 func TestBFDPortFlap(t *testing.T) {
+	labParallel(t, 230*time.Second) // a lab of its own, beside the others (labsched_test.go)
 	netlab.Need(t, "vtysh")
 	l, _, f := newBFDLab(t, bfddConfig(300, 300, 3))
 	n := l.node("node-a")

@@ -183,7 +183,7 @@ func BenchmarkBGPServiceToRoute(b *testing.B) {
 // externalTrafficPolicy: Local is routed only to its endpoint's node; a
 // stopped node's next hop leaves within 1s.
 func TestBGPLab(t *testing.T) {
-	t.Parallel() // a lab of its own; runs beside the other lab tests (docs/testing.md)
+	labParallel(t, 60*time.Second) // a lab of its own, beside the others (labsched_test.go)
 	l, tor, f := newBGPLab(t)
 	c := l.kc.Client
 	all := nodeAddrs("node-a", "node-b", "node-c")

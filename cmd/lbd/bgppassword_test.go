@@ -21,7 +21,7 @@ import (
 // and the node's status and log say why (TCP MD5 mismatch); the password
 // itself appears nowhere.
 func TestBGPPasswordRotation(t *testing.T) {
-	t.Parallel() // a lab of its own; runs beside the other lab tests (docs/testing.md)
+	labParallel(t, 45*time.Second) // a lab of its own, beside the others (labsched_test.go)
 	netlab.Need(t, "vtysh")
 	dir := t.TempDir()
 	pwFile := func(node string) string { return filepath.Join(dir, node+".pw") }

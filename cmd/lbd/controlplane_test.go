@@ -63,7 +63,7 @@ func (l *cpLab) waitConnects(p *netlab.Prober, after time.Time) {
 }
 
 func TestControlPlaneVIP(t *testing.T) {
-	t.Parallel() // a lab of its own; runs beside the other lab tests (docs/testing.md)
+	labParallel(t, 55*time.Second) // a lab of its own, beside the others (labsched_test.go)
 	l := bootCPLab(t)
 	leader := l.waitSoleHolder(5 * time.Second)
 	if leader.name != "cp1" {

@@ -459,7 +459,7 @@ func (l *l2Lab) metricsIn(n *labNode) string {
 }
 
 func TestL2Lab(t *testing.T) {
-	t.Parallel() // a lab of its own; runs beside the other lab tests (docs/testing.md)
+	labParallel(t, 180*time.Second) // a lab of its own, beside the others (labsched_test.go)
 	l := newL2Lab(t, "")
 	c := l.kc.Client
 	const web = "192.0.2.200"

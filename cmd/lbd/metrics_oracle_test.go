@@ -132,7 +132,7 @@ lbd_h_bucket{le="+Inf"} 0
 // scrapes it, and checks every metric, label and label value that the
 // shipped alert rules, their tests and the dashboard use.
 func TestMetricsMatchRulesAndDashboard(t *testing.T) {
-	t.Parallel() // a lab of its own; runs beside the other lab tests (docs/testing.md)
+	labParallel(t, 35*time.Second) // a lab of its own, beside the others (labsched_test.go)
 	netlab.Need(t, "vtysh")
 	l, tor, f := newBFDLab(t, bfddConfig(300, 300, 3))
 	const vip = "192.0.2.99"

@@ -15,7 +15,7 @@ import (
 // frozen. When the API returns, every node plans again and the address,
 // its owner and the Service's status are unchanged.
 func TestL2APIOutage(t *testing.T) {
-	t.Parallel() // a lab of its own; runs beside the other lab tests (docs/testing.md)
+	labParallel(t, 95*time.Second) // a lab of its own, beside the others (labsched_test.go)
 	l := newL2Lab(t, "")
 	const web = "192.0.2.200"
 	l.createService("web")

@@ -97,7 +97,7 @@ func (l *l2Lab) peerStates() map[string]string {
 const partitionCut = 30 * time.Second
 
 func TestL2Peers(t *testing.T) {
-	t.Parallel() // a lab of its own (docs/testing.md)
+	labParallel(t, 270*time.Second) // a lab of its own, beside the others (labsched_test.go)
 	l := newPeersLab(t)
 	const web = "192.0.2.200"
 	for _, n := range l.nodes {
