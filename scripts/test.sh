@@ -15,44 +15,64 @@ apt_install ansible ansible-lint
 # groff renders the manual pages.
 apt_install zsh fish lintian groff-base
 
-echo "== Debian trees for the systemd tests, in the background"
-# debootstrapped once into ~/.cache/lbd/nspawn (5-15 minutes per release
-# cold, mostly downloads; instant when cached), here rather than inside the
-# tests' own timeout, and meanwhile lint and the kube-apiserver build run.
-images_log=$(mktemp)
-LBD_REQUIRE_SYSTEMD=1 setsid go test -count=1 -timeout 60m -run '^TestImage$' ./internal/systemdtest >"$images_log" 2>&1 &
-images_pid=$!
-# A step that fails ends the run: end the background job with it (its
-# process group, go test and debootstrap under it).
-trap 'kill -- -"$images_pid" 2>/dev/null || true' EXIT
-wait_images() {
-	local start=$SECONDS status=0
-	while kill -0 "$images_pid" 2>/dev/null; do
+# Two slow set-up steps run in the background while lint runs: the Debian
+# trees for the systemd tests and the kube-apiserver/etcd build. A step
+# that fails ends the run, and the trap ends the background jobs with it
+# (their process groups: go test and debootstrap, go build).
+bg_pids=()
+trap 'for p in "${bg_pids[@]}"; do kill -- -"$p" 2>/dev/null || true; done' EXIT
+# start_bg LOG CMD...: runs CMD in its own process group, stdout and
+# stderr to LOG (LOG.out for stdout alone), and sets bg_pid.
+start_bg() {
+	local log=$1
+	shift
+	setsid "$@" >"$log.out" 2>"$log" &
+	bg_pid=$!
+	bg_pids+=("$bg_pid")
+}
+# wait_bg PID LOG WHAT: waits, saying every 30 s that WHAT still runs,
+# then prints LOG and returns the job's status.
+wait_bg() {
+	local pid=$1 log=$2 what=$3 start=$SECONDS status=0
+	while kill -0 "$pid" 2>/dev/null; do
 		sleep 1
 		if (((SECONDS - start) % 30 == 0)); then
-			echo "   ... debootstrap of the Debian trees: still running, $((SECONDS - start)) s more so far" >&2
+			echo "   ... $what: still running, $((SECONDS - start)) s more so far" >&2
 		fi
 	done
-	wait "$images_pid" || status=$?
-	trap - EXIT
-	cat "$images_log"
-	rm -f "$images_log"
+	wait "$pid" || status=$?
+	cat "$log"
 	return "$status"
 }
+bg_dir=$(mktemp -d)
+
+echo "== in the background: the Debian trees for the systemd tests, and kube-apiserver/etcd"
+# The trees are debootstrapped once into ~/.cache/lbd/nspawn (5-15 minutes
+# per release cold, mostly downloads; instant when cached), here rather
+# than inside the tests' own timeout.
+LBD_REQUIRE_SYSTEMD=1 start_bg "$bg_dir/images" go test -count=1 -timeout 60m -run '^TestImage$' ./internal/systemdtest
+images_pid=$bg_pid
+# kube-apiserver and etcd are built from source through the Go module
+# proxy on first use (several minutes), then cached outside the clone; the
+# last line of its output is their directory.
+start_bg "$bg_dir/kube" hack/kube-bins.sh
+kube_pid=$bg_pid
 
 echo "== lint (the first run downloads lbd's Go modules and the pinned linters: a few minutes on a fresh machine; later, about a minute)"
 with_progress lint make --no-print-directory lint
 
-echo "== a real kube-apiserver and etcd for the integration tests"
-# Built from source through the Go module proxy on first use (several
-# minutes), then cached outside the clone.
-LBD_KUBE_BINDIR=$(with_progress "kube-apiserver/etcd build" hack/kube-bins.sh | tail -n 1)
+echo "== waiting for kube-apiserver and etcd (started in the background above)"
+wait_bg "$kube_pid" "$bg_dir/kube" "kube-apiserver/etcd build"
+LBD_KUBE_BINDIR=$(tail -n 1 "$bg_dir/kube.out")
 export LBD_KUBE_BINDIR
 # Here the integration tests must run: a missing binary fails, not skips.
 export LBD_REQUIRE_KUBE=1
 
 echo "== waiting for the Debian trees (started in the background above)"
-wait_images
+wait_bg "$images_pid" "$bg_dir/images" "debootstrap of the Debian trees"
+cat "$bg_dir/images.out"
+rm -rf "$bg_dir"
+trap - EXIT
 
 echo "== packages (make package: .deb and .rpm with nfpm)"
 rm -f dist/lbd_*.deb dist/lbd-*.rpm
