@@ -158,6 +158,7 @@ func startKube(t testing.TB) *kubetest.Cluster {
 }
 
 func TestAllocation(t *testing.T) {
+	labParallel(t, 10*time.Second) // an API server of its own; fills a slot the labs leave
 	kc := startKube(t)
 	c := kc.Client
 	ensureNamespaces(t, c, "ingress", "tenant")
@@ -301,6 +302,7 @@ func allStatus(t testing.TB, c kubernetes.Interface) map[string]string {
 // TestAllocationSurvivesAPIOutage stops the API server under a running lbd:
 // nothing assigned is cleared, and once the API is back lbd serves again.
 func TestAllocationSurvivesAPIOutage(t *testing.T) {
+	labParallel(t, 16*time.Second) // an API server of its own; fills a slot the labs leave
 	kc := startKube(t)
 	c := kc.Client
 	n := startNode(t, kc, "node-a", allocPools)
@@ -337,6 +339,7 @@ func TestAllocationSurvivesAPIOutage(t *testing.T) {
 // keep working, and an address outside every pool is replaced with a
 // Warning that says why.
 func TestTakeOverFromMetalLB(t *testing.T) {
+	labParallel(t, 6*time.Second) // an API server of its own; fills a slot the labs leave
 	kc := startKube(t)
 	c := kc.Client
 	ctx := context.Background()

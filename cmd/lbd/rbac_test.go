@@ -22,6 +22,7 @@ import (
 // Leases, nor touch Leases outside lbd's namespace but the VIP's; what the
 // code calls is allowed (the end-to-end tests run lbd under these rights).
 func TestRBACLeastPrivilege(t *testing.T) {
+	labParallel(t, 5*time.Second) // an API server of its own; fills a slot the labs leave
 	kc := kubetest.Start(t)
 	lbdKubeconfig(t, kc, "node-a", false, "") // applies the manifest
 	worker := []string{"lbd:nodes"}
@@ -91,6 +92,7 @@ func TestRBACLeastPrivilege(t *testing.T) {
 // TestClientCertExpiry: lbd exports when its client certificate expires
 // and warns in the journal when that is within 30 days.
 func TestClientCertExpiry(t *testing.T) {
+	labParallel(t, 5*time.Second) // an API server of its own; fills a slot the labs leave
 	kc := startKube(t)
 	lbdKubeconfig(t, kc, "n1", false, "") // the manifest
 	kubeconfig, err := kc.UserKubeconfig("lbd:node:n1", []string{"lbd:nodes"}, 20*24*time.Hour, "")
