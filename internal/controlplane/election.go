@@ -154,7 +154,7 @@ func (c *Election) Run(ctx context.Context) {
 	readyCh := make(chan readyEvent, 1)
 	leaseCh := make(chan leaseEvent, 16)
 	var wg sync.WaitGroup
-	wg.Go(func() { ; c.poll(ctx, readyCh) })
+	wg.Go(func() { c.poll(ctx, readyCh) })
 	watching := false
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
@@ -187,7 +187,7 @@ func (c *Election) Run(ctx context.Context) {
 			}
 			if r.client != nil && !watching {
 				watching = true
-				wg.Go(func() { ; watchLease(ctx, r.client, c.Lease, c.Health.Interval, leaseCh) })
+				wg.Go(func() { watchLease(ctx, r.client, c.Lease, c.Health.Interval, leaseCh) })
 			}
 			c.setStatus(func(s *Status) { s.APIReady, s.APIDetail = ev.ready, ev.detail })
 			c.Metrics.apiReady(ev.ready)
@@ -367,6 +367,9 @@ func (r *campaign) renew() {
 	next.Spec.RenewTime = &now
 	got, err := r.client.CoordinationV1().Leases(l.Namespace).Update(ctx, next, metav1.UpdateOptions{})
 	if r.ctx.Err() != nil {
+		if err == nil {
+			r.lease = got // what Run's release must build on
+		}
 		return // shutting down: Run releases
 	}
 	r.due = start.Add(l.RetryPeriod)
@@ -432,12 +435,29 @@ func (r *campaign) release(reason string) {
 	ctx, cancel := context.WithTimeout(context.Background(), releaseTimeout)
 	defer cancel()
 	leases := r.client.CoordinationV1().Leases(r.Lease.Namespace)
-	next := r.lease.DeepCopy()
-	now := metav1.NewMicroTime(time.Now())
-	secs := releasedLeaseSecs
-	next.Spec.HolderIdentity, next.Spec.LeaseDurationSeconds = nil, &secs
-	next.Spec.AcquireTime, next.Spec.RenewTime = &now, &now
-	got, err := leases.Update(ctx, next, metav1.UpdateOptions{})
+	cleared := func(l *coordinationv1.Lease) *coordinationv1.Lease {
+		next := l.DeepCopy()
+		now := metav1.NewMicroTime(time.Now())
+		secs := releasedLeaseSecs
+		next.Spec.HolderIdentity, next.Spec.LeaseDurationSeconds = nil, &secs
+		next.Spec.AcquireTime, next.Spec.RenewTime = &now, &now
+		return next
+	}
+	got, err := leases.Update(ctx, cleared(r.lease), metav1.UpdateOptions{})
+	if apierrors.IsConflict(err) {
+		// Our copy is stale: a renewal cut short by the shutdown may have
+		// been written, or someone labelled the Lease. Release what is
+		// there if it still names this node; otherwise it is not ours.
+		cur, gerr := leases.Get(ctx, r.Lease.Name, metav1.GetOptions{})
+		switch {
+		case gerr != nil:
+			err = errors.Join(err, gerr)
+		case holder(cur) == r.Lease.Identity:
+			got, err = leases.Update(ctx, cleared(cur), metav1.UpdateOptions{})
+		default:
+			err = fmt.Errorf("the Lease is held by %q", holderOf(cur))
+		}
+	}
 	attrs := []any{event.Attr(event.Release), "vip", r.VIPs, "reason", reason, "node", r.Lease.Identity}
 	if err != nil {
 		r.lease = nil
