@@ -379,6 +379,12 @@ type loop struct {
 	// for its hand-over grace: its answers to the new owner's conflict
 	// probe are a peer's, not a foreign host's.
 	peerSeen map[string]time.Time
+	// nodeMACs is each other node's MACs as last seen in its Lease (or
+	// the peer detector's view), so that those of a node the detector
+	// declared dead lately stay peers: such a node may be cut off, not
+	// gone, and a packet of its is a split to resolve, not a foreign
+	// host whose claim silences the new owner for Recheck.
+	nodeMACs map[string][]string
 
 	everAlive bool
 	frozen    time.Time // when this node stopped seeing its own Lease alive
@@ -554,10 +560,23 @@ func (a *Agent) step(ctx context.Context, l *loop, now time.Time, full bool) tim
 	if l.peerSeen == nil {
 		l.peerSeen = map[string]time.Time{}
 	}
+	if l.nodeMACs == nil {
+		l.nodeMACs = map[string][]string{}
+	}
+	if a.opts.Peers != nil {
+		for _, name := range a.opts.Peers.Gone() {
+			for _, mac := range l.nodeMACs[name] {
+				l.peerSeen[mac] = now
+			}
+		}
+	}
 	for _, ls := range leases {
 		if ls.Node != a.node {
 			for _, mac := range ls.MACs {
 				l.peerSeen[mac] = now
+			}
+			if len(ls.MACs) > 0 {
+				l.nodeMACs[ls.Node] = ls.MACs
 			}
 		}
 		if !now.Before(ls.Expires()) {
