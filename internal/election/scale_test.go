@@ -103,8 +103,14 @@ func BenchmarkLivenessScale(b *testing.B) {
 //
 //	LBD_BENCH_NODES=100,200 go test ./internal/election -run '^$' -bench PeersScale -benchtime 1x -timeout 30m
 //	LBD_BENCH_DETECTORS=0 LBD_BENCH_NODES=500 go test ...
+//
+// LBD_BENCH_PEER_NODES, when set, is used instead of LBD_BENCH_NODES:
+// scripts/bench.sh runs 50 agents, since 100 detectors at 150 ms with the
+// API server on one 2-core CI machine did not always all see each other
+// (88-99.99 % measured on 5 December 2026; 100 % on the machine of the
+// documented figures).
 func BenchmarkPeersScale(b *testing.B) {
-	for _, n := range benchNodes(b) {
+	for _, n := range benchNodes(b, "LBD_BENCH_PEER_NODES") {
 		b.Run(fmt.Sprintf("nodes=%d", n), func(b *testing.B) {
 			for b.Loop() {
 				livenessScale(b, n, true)
@@ -114,9 +120,16 @@ func BenchmarkPeersScale(b *testing.B) {
 }
 
 // benchNodes is LBD_BENCH_NODES (comma-separated node counts), 100 by
-// default.
-func benchNodes(b *testing.B) []int {
+// default; the first of first (an environment variable's name) that is
+// set comes before it.
+func benchNodes(b *testing.B, first ...string) []int {
 	s := os.Getenv("LBD_BENCH_NODES")
+	for _, name := range first {
+		if v := os.Getenv(name); v != "" {
+			s = v
+			break
+		}
+	}
 	if s == "" {
 		return []int{100}
 	}
@@ -261,19 +274,30 @@ func livenessScale(b *testing.B, n int, withPeers bool) {
 	b.ReportMetric((cpu1-cpu0)/secs*60, "apiserver-cpu-s/min")
 	b.ReportMetric(float64(ms.HeapInuse)/float64(n)/1024, "heap-KiB/node")
 	b.ReportMetric(seenAlive(), "seen-alive-%")
-	if !converged {
-		b.Logf("%d nodes never all saw each other alive: the API server (Leases) or the detectors sharing this machine fall behind", n)
-		return
-	}
 	if withPeers && !detectors {
 		return
+	}
+	if !converged {
+		b.Logf("%d nodes never all saw each other alive within a minute: the API server (Leases) or the detectors sharing this machine fall behind", n)
+		// A hundred detectors at 150 ms on two cores sometimes leave a
+		// pair apart (seen in CI: 99.99 %); the death is still timed,
+		// over the agents that see the victim. Far from converged, it
+		// means nothing.
+		if seenAlive() < 99 {
+			return
+		}
 	}
 
 	// A node dies; when does every other node see it dead?
 	victim := agents[0]
+	agreed := map[string]time.Duration{}
+	for _, a := range agents[1:] {
+		if !alive(a, time.Now())[victim.name] {
+			agreed[a.name] = 0 // never saw it alive (not converged)
+		}
+	}
 	start := time.Now()
 	victim.powerOff()
-	agreed := map[string]time.Duration{}
 	for len(agreed) < n-1 {
 		now := time.Now()
 		if now.Sub(start) > 2*time.Minute {
