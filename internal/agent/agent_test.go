@@ -178,21 +178,23 @@ func startAgent(t *testing.T, grace string) *agentRig {
 	}
 	sink := &recorder{}
 	a.AddSink(ModeL2, sink)
+	stop := runAgent(t, a)
+	c.renew("node-a", "node-b", "node-c")
+	a.SetCluster(c)
+	r := &agentRig{a: a, c: c, sink: sink, links: &links, mu: &mu, stop: stop}
+	waitUntil(t, "node-a to announce its address", func() bool { return sink.announced()["192.0.2.10"] == ReasonOwner })
+	return r
+}
+
+// runAgent runs a's loop until stop, which waits for it to return; stop
+// may be called more than once, and is called when t ends.
+func runAgent(t *testing.T, a *Agent) (stop func()) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { defer close(done); a.Run(ctx) }()
-	c.renew("node-a", "node-b", "node-c")
-	a.SetCluster(c)
-	r := &agentRig{a: a, c: c, sink: sink, links: &links, mu: &mu, stop: func() { cancel(); <-done }}
-	t.Cleanup(func() {
-		select {
-		case <-done:
-		default:
-			r.stop()
-		}
-	})
-	waitUntil(t, "node-a to announce its address", func() bool { return sink.announced()["192.0.2.10"] == ReasonOwner })
-	return r
+	stop = func() { cancel(); <-done }
+	t.Cleanup(stop)
+	return stop
 }
 
 // TestAgentFreezes: when this node's own Lease is no longer seen renewed

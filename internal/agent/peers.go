@@ -71,9 +71,9 @@ func (l *loop) fallbackLease() time.Duration { return l.cfg.Kubernetes.Liveness.
 //     cut off, and the others, which have its addresses, drop it as fast
 //     as it drops them. After peers.fallback_after, if the Leases show
 //     a majority of nodes whose views hold a majority and leave this
-//     node out, it stays silent. Otherwise (the peer port is blocked everywhere, or
-//     most nodes died at once) it falls back: a node is alive if it is
-//     in the peer view or renewed its Lease within
+//     node out, it stays silent. Otherwise (the peer port is blocked
+//     everywhere, or most nodes died at once) it falls back: a node is
+//     alive if it is in the peer view or renewed its Lease within
 //     kubernetes.liveness.duration (every node out of a quorum renews at
 //     that pace), provided this node sees its own Lease renewed within
 //     that time too (its view of the API is fresh).

@@ -1,7 +1,6 @@
 package agent
 
 import (
-	"context"
 	"log/slog"
 	"maps"
 	"os"
@@ -225,10 +224,7 @@ func testAgentGonePeerStaysPeer(t *testing.T) {
 	}
 	peers := &peerRecorder{}
 	a.AddSink(ModeL2, peers)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { defer close(done); a.Run(ctx) }()
-	defer func() { cancel(); <-done }()
+	runAgent(t, a)
 	c := &fakeCluster{nodes: threeNodes().Nodes, leases: map[string]cluster.Lease{}}
 	a.SetCluster(c)
 	both := []string{macs["node-b"], macs["node-c"]}
