@@ -44,11 +44,12 @@ type report struct {
 	failed   []key
 	pkgFail  bool
 	lastLine map[key]string
-	elapsed  map[key]float64 // top-level tests that passed or failed
+	elapsed  map[key]float64  // top-level tests that passed or failed
+	why      map[key][]string // a failed test's own messages, first lines
 }
 
 func newReport(out io.Writer) *report {
-	return &report{out: out, output: map[key][]string{}, skipped: map[key]string{}, lastLine: map[key]string{}, elapsed: map[key]float64{}}
+	return &report{out: out, output: map[key][]string{}, skipped: map[key]string{}, lastLine: map[key]string{}, elapsed: map[key]float64{}, why: map[key][]string{}}
 }
 
 // add takes one line of input.
@@ -82,6 +83,7 @@ func (r *report) add(line []byte) {
 	case "fail":
 		if e.Test != "" {
 			r.failed = append(r.failed, k)
+			r.why[k] = messages(r.output[k], 8)
 			fmt.Fprint(r.out, strings.Join(r.output[k], ""))
 			delete(r.output, k)
 			return
@@ -96,6 +98,44 @@ func (r *report) add(line []byte) {
 		}
 		delete(r.output, k)
 	}
+}
+
+// messages returns the first line of each of the last n messages a test
+// printed itself (t.Error, t.Log: "    file_test.go:12: ..."), each cut to
+// 240 bytes. The whole output is above, but a failed lab test's output
+// ends with the logs of its daemons: at the end of the run, these lines
+// say why each test failed.
+func messages(output []string, n int) []string {
+	var out []string
+	for _, o := range output {
+		s := strings.TrimSpace(o)
+		colon := strings.Index(s, ": ")
+		if !strings.HasPrefix(o, "    ") || strings.HasPrefix(o, "        ") || colon < 0 || !isLocation(s[:colon]) {
+			continue
+		}
+		if len(s) > 240 {
+			s = s[:240] + "..."
+		}
+		out = append(out, s)
+	}
+	if len(out) > n {
+		out = out[len(out)-n:]
+	}
+	return out
+}
+
+// isLocation reports whether s is "name.go:123".
+func isLocation(s string) bool {
+	file, line, ok := strings.Cut(s, ".go:")
+	if !ok || file == "" || strings.ContainsAny(file, " \t") || line == "" {
+		return false
+	}
+	for _, c := range line {
+		if c < '0' || c > '9' {
+			return false
+		}
+	}
+	return true
 }
 
 // slowest prints the n slowest top-level tests.
@@ -181,6 +221,9 @@ func (r *report) finish(allow map[key]bool) bool {
 	}
 	for _, k := range r.failed {
 		fmt.Fprintf(r.out, "failed: %s %s\n", k.pkg, k.test)
+		for _, m := range r.why[k] {
+			fmt.Fprintf(r.out, "    %s\n", m)
+		}
 	}
 	return ok
 }

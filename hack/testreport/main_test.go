@@ -25,6 +25,9 @@ const run = `{"Action":"start","Package":"a"}
 
 const failing = `{"Action":"run","Package":"b","Test":"TestBad"}
 {"Action":"output","Package":"b","Test":"TestBad","Output":"    b_test.go:3: got 1, want 2\n"}
+{"Action":"output","Package":"b","Test":"TestBad","Output":"    lab_test.go:40: node-a's log:\n"}
+{"Action":"output","Package":"b","Test":"TestBad","Output":"        x.go:1: not a message of the test\n"}
+{"Action":"output","Package":"b","Test":"TestBad","Output":"        {\"level\":\"info\"}\n"}
 {"Action":"fail","Package":"b","Test":"TestBad","Elapsed":0}
 {"Action":"fail","Package":"b","Elapsed":0.2}
 `
@@ -70,7 +73,9 @@ func TestFailures(t *testing.T) {
 	if ok {
 		t.Errorf("a failed test passed:\n%s", out)
 	}
-	for _, want := range []string{"got 1, want 2", "FAIL\tb", "failed: b TestBad", "not json: build failed"} {
+	for _, want := range []string{"got 1, want 2", "FAIL\tb", "not json: build failed",
+		// At the very end: which test failed, and its own messages.
+		"failed: b TestBad\n    b_test.go:3: got 1, want 2\n    lab_test.go:40: node-a's log:\n"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("output lacks %q:\n%s", want, out)
 		}
