@@ -8,6 +8,7 @@ package main
 
 import (
 	"bufio"
+	"fmt"
 	"os"
 	"regexp"
 	"slices"
@@ -84,43 +85,86 @@ func (l *l2Lab) sampleAnswerers(ip string) *answerers {
 
 // partitionFigures reads the replies in 100 ms windows from start to end:
 // the longest run of windows answered by two MACs or more (dual), the
-// longest run answered by none (none), and how many times the one
-// answering MAC changed (moves).
+// longest run answered by none (none), and how many times the address
+// moved (moves): the MAC that answers alone changed, counting a MAC only
+// once it answered alone for settleWindows windows in a row. While two
+// answer (the old owner's grace after a graceful stop, make-before-break)
+// a reply can land in the next window under load, leaving one window
+// with one MAC, then one with the other: that is not a move.
 func partitionFigures(replies []arpReply, start, end time.Time) (dual, none time.Duration, moves int) {
-	const w = 100 * time.Millisecond
-	n := int(end.Sub(start) / w)
-	sets := make([]map[string]bool, n)
-	for i := range sets {
-		sets[i] = map[string]bool{}
-	}
-	for _, r := range replies {
-		if i := int(r.at.Sub(start) / w); i >= 0 && i < n {
-			sets[i][r.mac] = true
-		}
-	}
-	var runDual, runNone int
-	last := ""
-	for _, s := range sets {
+	const settleWindows = 3
+	var runDual, runNone, runAlone int
+	settled, alone := "", ""
+	for _, s := range answerWindows(replies, start, end) {
 		switch len(s) {
 		case 0:
 			runNone++
-			runDual = 0
+			runDual, runAlone = 0, 0
 		case 1:
 			runNone, runDual = 0, 0
-			for mac := range s {
-				if last != "" && mac != last {
+			if s[0] != alone {
+				alone, runAlone = s[0], 0
+			}
+			if runAlone++; runAlone == settleWindows && alone != settled {
+				if settled != "" {
 					moves++
 				}
-				last = mac
+				settled = alone
 			}
 		default:
 			runDual++
-			runNone = 0
+			runNone, runAlone = 0, 0
 		}
-		dual = max(dual, time.Duration(runDual)*w)
-		none = max(none, time.Duration(runNone)*w)
+		dual = max(dual, time.Duration(runDual)*answerWindow)
+		none = max(none, time.Duration(runNone)*answerWindow)
 	}
 	return dual, none, moves
+}
+
+// answerWindow is the sampling period: arping asks every 100 ms.
+const answerWindow = 100 * time.Millisecond
+
+// answerWindows returns, for each answerWindow from start to end, the
+// MACs that answered in it, sorted.
+func answerWindows(replies []arpReply, start, end time.Time) [][]string {
+	sets := make([][]string, int(end.Sub(start)/answerWindow))
+	for _, r := range replies {
+		if i := int(r.at.Sub(start) / answerWindow); i >= 0 && i < len(sets) && !slices.Contains(sets[i], r.mac) {
+			sets[i] = append(sets[i], r.mac)
+			slices.Sort(sets[i])
+		}
+	}
+	return sets
+}
+
+// answerTimeline says who answered when, for a failed test's log: runs of
+// windows with the same answerers ("aa:bb ×12, none ×2, aa:bb+cc:dd ×3"),
+// each MAC by its last two bytes.
+func answerTimeline(replies []arpReply, start, end time.Time) string {
+	var runs []string
+	prev, n := "", 0
+	flush := func() {
+		if n > 0 {
+			runs = append(runs, fmt.Sprintf("%s ×%d", prev, n))
+		}
+	}
+	for _, s := range answerWindows(replies, start, end) {
+		who := "none"
+		if len(s) > 0 {
+			short := make([]string, len(s))
+			for i, mac := range s {
+				short[i] = mac[max(0, len(mac)-5):]
+			}
+			who = strings.Join(short, "+")
+		}
+		if who != prev {
+			flush()
+			prev, n = who, 0
+		}
+		n++
+	}
+	flush()
+	return strings.Join(runs, ", ")
 }
 
 func TestPartitionFigures(t *testing.T) {
@@ -136,10 +180,21 @@ func TestPartitionFigures(t *testing.T) {
 	for ms := 2000; ms < 2300; ms += 100 { // a and b 2.0-2.3 s
 		rs = append(rs, at(ms+5, "a"), at(ms+7, "b"))
 	}
-	rs = append(rs, at(2305, "a"))
-	dual, none, moves := partitionFigures(rs, t0, t0.Add(2400*time.Millisecond))
-	if dual != 300*time.Millisecond || none != 500*time.Millisecond || moves != 2 {
-		t.Errorf("dual %v none %v moves %d; want 300ms 500ms 2", dual, none, moves)
+	// Then b and a again for 1 s, a reply of each landing late in
+	// turn, so single windows alternate: not a move.
+	rs = append(rs, at(2305, "a"), at(2405, "b"), at(2505, "a"), at(2507, "b"), at(2599, "b"), at(2605, "a"))
+	for ms := 2700; ms < 3300; ms += 100 {
+		rs = append(rs, at(ms+5, "a"), at(ms+7, "b"))
+	}
+	for ms := 3300; ms < 3800; ms += 100 { // then a alone: moved back
+		rs = append(rs, at(ms+5, "a"))
+	}
+	dual, none, moves := partitionFigures(rs, t0, t0.Add(3800*time.Millisecond))
+	if dual != 600*time.Millisecond || none != 500*time.Millisecond || moves != 2 {
+		t.Errorf("dual %v none %v moves %d; want 600ms 500ms 2", dual, none, moves)
+	}
+	if got, want := answerTimeline(rs, t0, t0.Add(2500*time.Millisecond)), "a ×10, none ×5, b ×5, a+b ×3, a ×1, b ×1"; got != want {
+		t.Errorf("timeline %q, want %q", got, want)
 	}
 }
 

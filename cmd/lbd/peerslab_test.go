@@ -201,6 +201,11 @@ func TestL2Peers(t *testing.T) {
 			dual, none, moves := partitionFigures(replies, s.start.Add(time.Second), healAt.Add(10*time.Second))
 			_, _, healMoves := partitionFigures(replies, healAt, healAt.Add(10*time.Second))
 			t.Logf("owner %s: two answering for %v at most, none for %v, %d moves (%d after the heal)", o.name, dual, none, moves, healMoves)
+			defer func() {
+				if t.Failed() {
+					t.Logf("who answered, 100 ms windows: %s", answerTimeline(replies, s.start.Add(time.Second), healAt.Add(10*time.Second)))
+				}
+			}()
 			if dual > time.Second {
 				t.Errorf("two nodes answered for %v, want at most 1s", dual)
 			}
@@ -313,10 +318,12 @@ func TestL2Peers(t *testing.T) {
 			time.Sleep(time.Second)
 		}
 		failed, reset, _ := stop()
-		_, _, moves := partitionFigures(s.stop(), s.start.Add(time.Second), time.Now())
+		replies, end := s.stop(), time.Now()
+		_, _, moves := partitionFigures(replies, s.start.Add(time.Second), end)
 		t.Logf("rolling restart: %d moves (%d restarts of the owner), %d failed requests, %d reset", moves, want, failed, reset)
 		if moves != want || failed != 0 || reset > 3*want {
 			t.Errorf("%d moves, %d failed, %d reset; want %d moves, none failed, at most %d reset", moves, failed, reset, want, 3*want)
+			t.Logf("who answered, 100 ms windows: %s", answerTimeline(replies, s.start.Add(time.Second), end))
 		}
 	})
 	l.t = t
