@@ -72,6 +72,8 @@ type l2Lab struct {
 	pools  string // the pool's addresses
 	// allocLease is kubernetes.allocator_lease ("" for the default).
 	allocLease string
+	// procs is every lbd the lab started, the stopped ones too.
+	procs []*daemonProc
 }
 
 // labAllocLease fails the allocator over quickly, for the lab's tests.
@@ -188,6 +190,49 @@ listen: {http: "127.0.0.1:7475", socket: %q}
 log: {level: debug}
 %s`, n.name, lbdKubeconfig(l.root, l.kc, n.name, false, ""), lease, l.pools, n.socket, strings.ReplaceAll(l.extra, "{{node}}", n.name)))
 	n.d = startDaemonCmd(l.root, n.host.Command(lbdBin, "run", "-c", n.path), n.path, n.socket)
+	l.procs = append(l.procs, n.d)
+}
+
+// takeovers counts the moves of ip: the takeovers (as its owner) in the
+// logs of every lbd the lab started, the stopped ones' too.
+func (l *l2Lab) takeovers(ip string) int {
+	n := 0
+	for _, d := range l.procs {
+		for line := range strings.SplitSeq(d.logs(), "\n") {
+			if strings.Contains(line, "event=takeover") && strings.Contains(line, "ip="+ip+" ") && strings.Contains(line, "reason=owner") {
+				n++
+			}
+		}
+	}
+	return n
+}
+
+// rollStep is one restart of a rolling restart: the node, the owner of
+// the address just before, and the address's moves from the stop until
+// the node was back and a second more.
+type rollStep struct {
+	node, owner *labNode
+	moves       int
+}
+
+// rollingRestart restarts every node's lbd in turn, as `systemctl
+// restart` does (SIGTERM, start), waits each time for back(n) and a
+// second more (a returning node that took the address back would have by
+// then), and calls each with that restart's step. It returns the moves of
+// ip from the first stop to the end, between the restarts too.
+func (l *l2Lab) rollingRestart(ip string, back func(n *labNode) bool, each func(s rollStep)) (moves int) {
+	start := l.takeovers(ip)
+	for _, n := range l.nodes {
+		s := rollStep{node: n, owner: l.owner(ip)}
+		before := l.takeovers(ip)
+		l.kill(n, syscall.SIGTERM)
+		l.start(n)
+		waitFor(l.t, n.name+" back after its restart", func() bool { return back(n) })
+		time.Sleep(time.Second)
+		s.moves = l.takeovers(ip) - before
+		each(s)
+	}
+	return l.takeovers(ip) - start
 }
 
 // kill ends n's lbd with SIGKILL (or sig).
@@ -229,6 +274,19 @@ func (l *l2Lab) announcers(ip string) []string {
 		}
 	}
 	return out
+}
+
+// cutAPI cuts n from the API server (a blackhole route), or heals it.
+func (l *l2Lab) cutAPI(n *labNode, on bool) {
+	n.host.Must("ip", "route", routeOp(on), "blackhole", "192.0.2.100/32")
+}
+
+// routeOp is the ip route command that cuts (add) or heals (del).
+func routeOp(cut bool) string {
+	if cut {
+		return "add"
+	}
+	return "del"
 }
 
 // owner waits until exactly one running node announces ip as its owner,
@@ -533,28 +591,6 @@ func TestL2Lab(t *testing.T) {
 			}
 			return s.Annotations["lbd.io/l2-owner"]
 		}
-		// Every move is one takeover, logged by the node that takes
-		// the address; count them in every lbd process's log, the
-		// stopped ones' too.
-		var retired []*daemonProc
-		moves := func() int {
-			n := 0
-			procs := map[*daemonProc]bool{}
-			for _, d := range retired {
-				procs[d] = true
-			}
-			for _, x := range l.nodes {
-				procs[x.d] = true
-			}
-			for d := range procs {
-				for line := range strings.SplitSeq(d.logs(), "\n") {
-					if strings.Contains(line, "event=takeover") && strings.Contains(line, "ip="+web+" ") && strings.Contains(line, "reason=owner") {
-						n++
-					}
-				}
-			}
-			return n
-		}
 		o := l.owner(web)
 		waitFor(t, o.name+"'s record on the Service", func() bool { return recorded() == o.name })
 
@@ -562,27 +598,27 @@ func TestL2Lab(t *testing.T) {
 		// under a client probe: the address moves once, when its owner
 		// restarts, and not back when that node returns.
 		stop := l.traffic(web)
-		for _, n := range l.nodes {
-			owner, before := l.owner(web), moves()
-			retired = append(retired, n.d)
-			l.kill(n, syscall.SIGTERM)
-			l.start(n)
-			waitFor(t, n.name+" back and planning", func() bool {
-				r := l.addressOf(n, web).Reason
-				return r == "owner" || r == "other_owner"
-			})
-			time.Sleep(time.Second) // the returning node would have taken it back by now
-			want := 0
-			if n == owner {
-				want = 1
+		back := func(n *labNode) bool {
+			r := l.addressOf(n, web).Reason
+			return r == "owner" || r == "other_owner"
+		}
+		want := 0
+		moves := l.rollingRestart(web, back, func(step rollStep) {
+			w := 0
+			if step.node == step.owner {
+				w = 1
 			}
-			if got := moves() - before; got != want {
-				t.Errorf("restarting %s (the owner was %s): the address moved %d times, want %d", n.name, owner.name, got, want)
+			want += w
+			if step.moves != w {
+				t.Errorf("restarting %s (the owner was %s): the address moved %d times, want %d", step.node.name, step.owner.name, step.moves, w)
 			}
 			now := l.owner(web)
 			if rec := recorded(); rec != now.name {
-				t.Errorf("after restarting %s the record names %q, the owner is %s", n.name, rec, now.name)
+				t.Errorf("after restarting %s the record names %q, the owner is %s", step.node.name, rec, now.name)
 			}
+		})
+		if moves != want {
+			t.Errorf("the address moved %d times during the rolling restart, want %d (one per restart of its owner)", moves, want)
 		}
 		if failed, reset, served := stop(); failed != 0 || reset > maxResets {
 			t.Errorf("during the rolling restart: %d failed requests, %d reset in flight (served by %v)", failed, reset, served)
@@ -595,10 +631,9 @@ func TestL2Lab(t *testing.T) {
 		// starts again: the address stays where it moved.
 		o = l.owner(web)
 		l.kill(o, syscall.SIGKILL)
-		retired = append(retired, o.d)
 		n := l.newOwner(web, o)
 		waitFor(t, n.name+"'s record on the Service", func() bool { return recorded() == n.name })
-		before := moves()
+		before := l.takeovers(web)
 		l.start(o)
 		waitFor(t, o.name+" back and planning", func() bool { return l.addressOf(o, web).Reason != "not_alive" })
 		// Measured before the owner record: back to the old owner as
@@ -610,7 +645,7 @@ func TestL2Lab(t *testing.T) {
 		if got := l.announcers(web); !slices.Equal(got, []string{n.name}) {
 			t.Errorf("after %s returned, %v announce %s, want only %s", o.name, got, web, n.name)
 		}
-		if got := moves() - before; got != 0 {
+		if got := l.takeovers(web) - before; got != 0 {
 			t.Errorf("the address moved %d times after %s returned, want 0", got, o.name)
 		}
 	})

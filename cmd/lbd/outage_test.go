@@ -32,7 +32,7 @@ func TestL2APIOutage(t *testing.T) {
 
 	stop := l.traffic(web)
 	for _, n := range l.nodes {
-		n.host.Must("ip", "route", "add", "blackhole", "192.0.2.100/32")
+		l.cutAPI(n, true)
 	}
 	cut := time.Now()
 	frozen := map[string]bool{}
@@ -67,7 +67,7 @@ func TestL2APIOutage(t *testing.T) {
 		}
 	}
 	for _, n := range l.nodes {
-		n.host.Must("ip", "route", "del", "blackhole", "192.0.2.100/32")
+		l.cutAPI(n, false)
 	}
 	// The Leases are listed afresh as soon as a renewal succeeds again
 	// (the informers' own backoff would take up to 30s): every node plans
