@@ -21,6 +21,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"regexp"
 	"sort"
 	"strings"
 	"time"
@@ -108,11 +109,11 @@ func (r *report) add(line []byte) {
 func messages(output []string, n int) []string {
 	var out []string
 	for _, o := range output {
-		s := strings.TrimSpace(o)
-		colon := strings.Index(s, ": ")
-		if !strings.HasPrefix(o, "    ") || strings.HasPrefix(o, "        ") || colon < 0 || !isLocation(s[:colon]) {
+		m := messageRE.FindStringSubmatch(strings.TrimRight(o, "\n"))
+		if m == nil {
 			continue
 		}
+		s := m[1]
 		if len(s) > 240 {
 			s = s[:240] + "..."
 		}
@@ -124,19 +125,9 @@ func messages(output []string, n int) []string {
 	return out
 }
 
-// isLocation reports whether s is "name.go:123".
-func isLocation(s string) bool {
-	file, line, ok := strings.Cut(s, ".go:")
-	if !ok || file == "" || strings.ContainsAny(file, " \t") || line == "" {
-		return false
-	}
-	for _, c := range line {
-		if c < '0' || c > '9' {
-			return false
-		}
-	}
-	return true
-}
+// messageRE is a line a test printed itself, indented once under its
+// name; the indented lines below it continue the message.
+var messageRE = regexp.MustCompile(`^    (\S+\.go:\d+: .*)$`)
 
 // slowest prints the n slowest top-level tests.
 func (r *report) slowest(n int) {
