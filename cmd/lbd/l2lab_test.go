@@ -218,9 +218,11 @@ type rollStep struct {
 // rollingRestart restarts every node's lbd in turn, as `systemctl
 // restart` does (SIGTERM, start), waits each time for back(n) and a
 // second more (a returning node that took the address back would have by
-// then), and calls each with that restart's step. It returns the moves of
-// ip from the first stop to the end, between the restarts too.
-func (l *l2Lab) rollingRestart(ip string, back func(n *labNode) bool, each func(s rollStep)) (moves int) {
+// then), and fails the test when a restart moved ip other than once if it
+// stopped its owner, never otherwise (counted in the lbd logs). It calls
+// each (when not nil) after every restart, and returns how many restarts
+// stopped the owner and the moves in all, between the restarts too.
+func (l *l2Lab) rollingRestart(ip string, back func(n *labNode) bool, each func(s rollStep)) (ownerRestarts, moves int) {
 	start := l.takeovers(ip)
 	for _, n := range l.nodes {
 		s := rollStep{node: n, owner: l.owner(ip)}
@@ -230,9 +232,19 @@ func (l *l2Lab) rollingRestart(ip string, back func(n *labNode) bool, each func(
 		waitFor(l.t, n.name+" back after its restart", func() bool { return back(n) })
 		time.Sleep(time.Second)
 		s.moves = l.takeovers(ip) - before
-		each(s)
+		want := 0
+		if n == s.owner {
+			want = 1
+		}
+		ownerRestarts += want
+		if s.moves != want {
+			l.t.Errorf("restarting %s (the owner was %s): the address moved %d times, want %d", n.name, s.owner.name, s.moves, want)
+		}
+		if each != nil {
+			each(s)
+		}
 	}
-	return l.takeovers(ip) - start
+	return ownerRestarts, l.takeovers(ip) - start
 }
 
 // kill ends n's lbd with SIGKILL (or sig).
@@ -602,16 +614,7 @@ func TestL2Lab(t *testing.T) {
 			r := l.addressOf(n, web).Reason
 			return r == "owner" || r == "other_owner"
 		}
-		want := 0
-		moves := l.rollingRestart(web, back, func(step rollStep) {
-			w := 0
-			if step.node == step.owner {
-				w = 1
-			}
-			want += w
-			if step.moves != w {
-				t.Errorf("restarting %s (the owner was %s): the address moved %d times, want %d", step.node.name, step.owner.name, step.moves, w)
-			}
+		want, moves := l.rollingRestart(web, back, func(step rollStep) {
 			now := l.owner(web)
 			if rec := recorded(); rec != now.name {
 				t.Errorf("after restarting %s the record names %q, the owner is %s", step.node.name, rec, now.name)

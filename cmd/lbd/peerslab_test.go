@@ -295,17 +295,7 @@ func TestL2Peers(t *testing.T) {
 			st := n.d.status(t)
 			return st.Peers != nil && st.Peers.State == "quorum" && strings.HasPrefix(st.Agent, "announcing")
 		}
-		want := 0
-		logged := l.rollingRestart(web, back, func(step rollStep) {
-			w := 0
-			if step.node == step.owner {
-				w = 1
-			}
-			want += w
-			if step.moves != w {
-				t.Errorf("restarting %s (the owner was %s): the address moved %d times, want %d", step.node.name, step.owner.name, step.moves, w)
-			}
-		})
+		want, logged := l.rollingRestart(web, back, nil)
 		failed, reset, _ := stop()
 		replies, end := s.stop(), time.Now()
 		_, _, moves := partitionFigures(replies, s.start.Add(time.Second), end)
