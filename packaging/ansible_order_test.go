@@ -16,6 +16,7 @@ import (
 // that do not hold the VIP (one of them without lbd yet), and the VIP
 // holder last, whatever the inventory's order.
 func TestAnsibleRollOrder(t *testing.T) {
+	t.Parallel()
 	if _, err := exec.LookPath("ansible-playbook"); err != nil {
 		if v := os.Getenv("LBD_REQUIRE_TOOLS"); v != "" && v != "0" {
 			t.Fatal("ansible-playbook is not installed (apt-get install ansible)")

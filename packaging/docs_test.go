@@ -85,6 +85,7 @@ func lbdFlags(t *testing.T) map[string][]string {
 // subcommand or flag, a metric or an event class that lbd does not have:
 // docs must not promise what the binary cannot do.
 func TestDocsNameWhatExists(t *testing.T) {
+	t.Parallel()
 	subs := lbdFlags(t)
 	// lbd_ names are metrics, or the Ansible role's variables.
 	metrics := map[string]bool{}

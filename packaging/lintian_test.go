@@ -11,6 +11,7 @@ import (
 // beyond the overrides the package ships (packaging/lintian/lbd, each with
 // its reason).
 func TestLintian(t *testing.T) {
+	t.Parallel()
 	if _, err := exec.LookPath("lintian"); err != nil {
 		if os.Getenv("LBD_REQUIRE_TOOLS") != "" {
 			t.Fatal("lintian is not installed (apt-get install lintian)")

@@ -14,6 +14,7 @@ import (
 // without a warning, that lbd(8) has every subcommand and every flag its
 // -h shows, and that lbd.yaml(5) has every section of docs/config.md.
 func TestManPages(t *testing.T) {
+	t.Parallel()
 	if _, err := exec.LookPath("groff"); err != nil {
 		t.Skip("groff is not installed (apt-get install groff-base)")
 	}

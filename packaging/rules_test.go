@@ -17,6 +17,7 @@ func TestPromtoolCheckRules(t *testing.T) {
 }
 
 func TestPromtoolTestRules(t *testing.T) {
+	t.Parallel()
 	pt := promtool(t)
 	out, err := run(t, "prometheus", nil, pt, "test", "rules", "lbd.rules.test.yml")
 	if err != nil {
@@ -27,6 +28,7 @@ func TestPromtoolTestRules(t *testing.T) {
 // TestPromtoolTestRulesCanFail: the unit tests catch a broken rule. A
 // copy of the rules with one threshold changed must fail them.
 func TestPromtoolTestRulesCanFail(t *testing.T) {
+	t.Parallel()
 	pt := promtool(t)
 	rules, err := os.ReadFile("prometheus/lbd.rules.yml")
 	if err != nil {

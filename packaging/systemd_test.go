@@ -3,12 +3,14 @@ package packaging_test
 import (
 	"bufio"
 	"encoding/json"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -44,6 +46,7 @@ l2:
 // journalctl fields, a package upgrade that must not restart it, the
 // watchdog restarting a hung lbd, stop leaving no VIP behind, and removal.
 func TestPackageUnderSystemd(t *testing.T) {
+	t.Parallel()
 	c := systemdtest.Boot(t)
 	deb := debFile(t)
 
@@ -253,6 +256,7 @@ func unitState(c *systemdtest.Container) string {
 // a remove and reinstall; only a purge forgets, and the next install
 // enables it again.
 func TestPackageKeepsAdminChoice(t *testing.T) {
+	t.Parallel()
 	c := systemdtest.Boot(t)
 	data, err := os.ReadFile(debFile(t))
 	if err != nil {
@@ -294,23 +298,53 @@ func TestPackageKeepsAdminChoice(t *testing.T) {
 	}
 }
 
+// debBuild is the .deb made once for the tests that run beside each other
+// when EnvDeb is not set; TestMain removes it.
+var debBuild struct {
+	once sync.Once
+	dir  string
+	path string
+	err  error
+}
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if debBuild.dir != "" {
+		os.RemoveAll(debBuild.dir)
+	}
+	os.Exit(code)
+}
+
 // debFile returns the .deb under test.
 func debFile(t *testing.T) string {
 	t.Helper()
 	if p := os.Getenv(EnvDeb); p != "" {
 		return p
 	}
-	dist := t.TempDir()
-	t.Logf("building the package (make package; set %s to reuse one)", EnvDeb)
-	cmd := exec.Command("make", "-C", "..", "package", "DIST="+dist)
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("make package: %v\n%s", err, out)
+	debBuild.once.Do(func() {
+		dist, err := os.MkdirTemp("", "lbd-deb-")
+		debBuild.dir = dist
+		if err != nil {
+			debBuild.err = err
+			return
+		}
+		t.Logf("building the package (make package; set %s to reuse one)", EnvDeb)
+		cmd := exec.Command("make", "-C", "..", "package", "DIST="+dist)
+		if out, err := cmd.CombinedOutput(); err != nil {
+			debBuild.err = fmt.Errorf("make package: %v\n%s", err, out)
+			return
+		}
+		debs, _ := filepath.Glob(filepath.Join(dist, "lbd_*.deb"))
+		if len(debs) != 1 {
+			debBuild.err = fmt.Errorf("make package made %v", debs)
+			return
+		}
+		debBuild.path = debs[0]
+	})
+	if debBuild.err != nil {
+		t.Fatal(debBuild.err)
 	}
-	debs, _ := filepath.Glob(filepath.Join(dist, "lbd_*.deb"))
-	if len(debs) != 1 {
-		t.Fatalf("make package made %v", debs)
-	}
-	return debs[0]
+	return debBuild.path
 }
 
 func lbdStatus(t *testing.T, c *systemdtest.Container) status.Status {
@@ -385,6 +419,7 @@ func journalOnce(t *testing.T, c *systemdtest.Container, match string) []map[str
 // commented out) may point the unit at another configuration file, and
 // the package makes /etc/lbd for the node's credentials.
 func TestPackageDefaultFile(t *testing.T) {
+	t.Parallel()
 	c := systemdtest.Boot(t)
 	data, err := os.ReadFile(debFile(t))
 	if err != nil {
