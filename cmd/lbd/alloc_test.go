@@ -241,6 +241,7 @@ func TestAllocation(t *testing.T) {
 // TestAllocatorFailover runs two lbd; killing the allocator holder hands
 // the role over with no address change.
 func TestAllocatorFailover(t *testing.T) {
+	labParallel(t, 12*time.Second) // an API server of its own; fills a slot the labs leave
 	kc := startKube(t)
 	c := kc.Client
 	a := startNode(t, kc, "node-a", allocPools)

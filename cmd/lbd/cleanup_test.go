@@ -14,6 +14,7 @@ import (
 // killed lbd left behind: they go, the node's own address stays, and a
 // second run finds nothing to do.
 func TestCleanup(t *testing.T) {
+	t.Parallel()
 	if os.Geteuid() != 0 {
 		t.Skip("needs root for a network namespace")
 	}

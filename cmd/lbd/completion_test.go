@@ -35,6 +35,7 @@ func TestSubcommandsMatchUsage(t *testing.T) {
 // TestCompletionBash loads the bash script into a real bash and asks it
 // what it completes.
 func TestCompletionBash(t *testing.T) {
+	t.Parallel()
 	code, script, _ := lbd(t, "completion", "bash")
 	if code != 0 {
 		t.Fatalf("lbd completion bash: exit %d", code)
@@ -59,6 +60,7 @@ func TestCompletionBash(t *testing.T) {
 // TestCompletionZshFish: zsh and fish parse their scripts, and fish
 // completes from its script (scripts/test.sh installs both).
 func TestCompletionZshFish(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	for _, shell := range []string{"zsh", "fish"} {
 		if _, err := exec.LookPath(shell); err != nil {

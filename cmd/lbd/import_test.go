@@ -13,6 +13,7 @@ import (
 const metallbTestdata = "../../internal/metallb/testdata"
 
 func TestImportMetallb(t *testing.T) {
+	t.Parallel()
 	seed := func(f string) string { return filepath.Join(metallbTestdata, f) }
 	data, err := os.ReadFile(seed("kubectl-list.yaml"))
 	if err != nil {
@@ -75,6 +76,7 @@ spec: {myASN: 64513, peerASN: 64501, peerAddress: 192.0.2.2}
 
 // What import-metallb writes passes lbd check on this machine.
 func TestImportMetallbThenCheck(t *testing.T) {
+	t.Parallel()
 	code, out, errOut := lbd(t, "import-metallb",
 		filepath.Join(metallbTestdata, "metallb-pool.yaml"),
 		filepath.Join(metallbTestdata, "metallb-l2.yaml"),
