@@ -45,9 +45,9 @@ func bfdPeers(bfd string) string {
 
 // newBFDLab is the BGP lab with BFD on both sides: the router's bfdd with
 // bfdConf, every node's pool announced by BGP with bfd.
-func newBFDLab(t testing.TB, bfdConf string) (*l2Lab, *netlab.Host, *netlab.FRR) {
+func newBFDLab(t testing.TB, bin, bfdConf string) (*l2Lab, *netlab.Host, *netlab.FRR) {
 	t.Helper()
-	l := newL2Lab(t, "")
+	l := newL2LabBin(t, bin, "", labAllocLease)
 	tor := l.lab.AddHost("tor", torAddr+"/24")
 	tor.Sysctl("net.ipv4.fib_multipath_hash_policy=1")
 	tor.Sysctl("net.ipv4.ip_forward=1")
@@ -112,12 +112,13 @@ func (l *l2Lab) powerBack(n *labNode) {
 	l.lab.Plug(n.host)
 	n.standIn.Wait()
 	l.startStandIn(n)
-	n.d = startDaemonCmd(l.root, n.host.Command(lbdBin, "run", "-c", n.path), n.path, n.socket)
+	l.run(n)
 }
 
 func TestBFDLab(t *testing.T) {
+	timingLab(t, 75*time.Second)
 	netlab.Need(t, "vtysh")
-	l, tor, f := newBFDLab(t, bfddConfig(300, 300, 3))
+	l, tor, f := newBFDLab(t, timingBin(t), bfddConfig(300, 300, 3))
 	const web = "192.0.2.200"
 	all := nodeAddrs("node-a", "node-b", "node-c")
 	l.createService("web")
@@ -154,18 +155,6 @@ func TestBFDLab(t *testing.T) {
 	t.Run("SIGUSR2 restart hands BFD over and keeps the next hop", func(t *testing.T) {
 		l.t = t
 		n := l.node("node-a")
-		if raceDetector {
-			// An lbd built with -race starts in about a second, past
-			// the 900ms the router allows: give this one 3s (lbd's
-			// multiplier sets the router's detection time). The gap at
-			// full speed and default timers is BenchmarkBFDHandOver's,
-			// which scripts/bench.sh bounds.
-			l.toBGPWith(n, bfdPeers("{detect_multiplier: 10}"))
-			defer l.toBGPWith(n, bfdPeers("{}"))
-			waitFor(t, "the router to take multiplier 10", func() bool {
-				return f.BFDPeers()[nodeAddrs("node-a")[0]].RemoteDetectMultiplier == 10
-			})
-		}
 		gap, samples := l.bfdHandOver(t, tor, f, n, web, all)
 		t.Logf("restart: BFD carried on (gap %v in the packets); all next hops in all %d samples", gap, samples)
 	})
@@ -182,7 +171,7 @@ func TestBFDLab(t *testing.T) {
 		if p := f.BFDPeers()[nodeAddrs("node-b")[0]]; p.Status == "up" {
 			t.Errorf("the router's BFD session with the killed node is still up: %+v", p)
 		}
-		n.d = startDaemonCmd(l.root, n.host.Command(lbdBin, "run", "-c", n.path), n.path, n.socket)
+		l.run(n)
 		waitBFDUp(t, l, f, 10*time.Second, "node-b")
 		f.WaitEstablished(20*time.Second, nodeAddrs("node-b")...)
 		samples, miss := stop()
@@ -200,7 +189,7 @@ func TestBFDLab(t *testing.T) {
 		reset(strings.Replace(bfdPeers("{}"), "bfd: {}", "bfd: {}, graceful_restart: {enabled: false}", 1))
 		stop, _ := l.sampleHops(tor, web, all)
 		l.kill(n, syscall.SIGKILL)
-		n.d = startDaemonCmd(l.root, n.host.Command(lbdBin, "run", "-c", n.path), n.path, n.socket)
+		l.run(n)
 		f.WaitEstablished(20*time.Second, nodeAddrs("node-b")...)
 		l.waitHops(tor, web, 10*time.Second, all...)
 		samples, miss := stop()
@@ -300,7 +289,7 @@ func (l *l2Lab) bfdHandOver(t testing.TB, tor *netlab.Host, f *netlab.FRR, n *la
 	stop, _ := l.sampleHops(tor, ip, all)
 	start := time.Now()
 	l.kill(n, syscall.SIGUSR2)
-	n.d = startDaemonCmd(l.root, n.host.Command(lbdBin, "run", "-c", n.path), n.path, n.socket)
+	l.run(n)
 	f.WaitEstablished(20*time.Second, addr)
 	waitBFDUp(t, l, f, 10*time.Second, n.name)
 	time.Sleep(2 * time.Second)
@@ -323,7 +312,7 @@ func (l *l2Lab) bfdHandOver(t testing.TB, tor *netlab.Host, f *netlab.FRR, n *la
 // web at 192.0.2.200 routed through all three nodes, BFD up with each.
 func bfdBenchLab(b *testing.B) (*l2Lab, *netlab.Host, *netlab.FRR, []string) {
 	netlab.Need(b, "vtysh")
-	l, tor, f := newBFDLab(b, bfddConfig(300, 300, 3))
+	l, tor, f := newBFDLab(b, lbdBin, bfddConfig(300, 300, 3))
 	all := nodeAddrs("node-a", "node-b", "node-c")
 	l.createService("web")
 	waitIPs(b, l.kc.Client, "default", "web", "192.0.2.200")
@@ -399,8 +388,9 @@ protocol bgp k8s {
 // TestBFDLabBIRD: BIRD 2 as the router. BFD comes up with lbd, and a node's
 // power loss takes its next hop out of the router's FIB in about a second.
 func TestBFDLabBIRD(t *testing.T) {
+	timingLab(t, 35*time.Second)
 	netlab.Need(t, "birdc")
-	l := newL2Lab(t, "")
+	l := newL2LabBin(t, timingBin(t), "", labAllocLease)
 	tor := l.lab.AddHost("tor", torAddr+"/24")
 	tor.Sysctl("net.ipv4.fib_multipath_hash_policy=1")
 	tor.Sysctl("net.ipv4.ip_forward=1")
@@ -445,7 +435,7 @@ func TestBFDLabBIRD(t *testing.T) {
 func TestBFDPortFlap(t *testing.T) {
 	labParallel(t, 230*time.Second) // a lab of its own, beside the others (labsched_test.go)
 	netlab.Need(t, "vtysh")
-	l, _, f := newBFDLab(t, bfddConfig(300, 300, 3))
+	l, _, f := newBFDLab(t, lbdBin, bfddConfig(300, 300, 3))
 	n := l.node("node-a")
 	addr := nodeAddrs("node-a")[0]
 	waitBFDUp(t, l, f, 10*time.Second, "node-a")

@@ -255,7 +255,7 @@ func TestBGPLab(t *testing.T) {
 		stop, _ := l.sampleHops(tor, web, all)
 		l.kill(n, sig)
 		start := time.Now()
-		n.d = startDaemonCmd(l.root, n.host.Command(lbdBin, "run", "-c", n.path), n.path, n.socket)
+		l.run(n)
 		f.WaitEstablished(10*time.Second, nodeAddrs("node-a")...)
 		t.Logf("lbd start → Established at the router: %v", time.Since(start).Round(time.Millisecond))
 		waitFor(t, "node-a announcing web again", func() bool { return l.addressOf(n, web).Announcing })

@@ -74,6 +74,9 @@ type l2Lab struct {
 	allocLease string
 	// procs is every lbd the lab started, the stopped ones too.
 	procs []*daemonProc
+	// bin is the lbd the lab runs: lbdBin, or timingBin for the labs
+	// that time the detectors (timingLab).
+	bin string
 }
 
 // labAllocLease fails the allocator over quickly, for the lab's tests.
@@ -100,12 +103,18 @@ func newL2Lab(t testing.TB, extra string, pools ...string) *l2Lab {
 // ("" for the default).
 func newL2LabLease(t testing.TB, extra, allocLease string, pools ...string) *l2Lab {
 	t.Helper()
+	return newL2LabBin(t, lbdBin, extra, allocLease, pools...)
+}
+
+// newL2LabBin is newL2LabLease running bin as every node's lbd.
+func newL2LabBin(t testing.TB, bin, extra, allocLease string, pools ...string) *l2Lab {
+	t.Helper()
 	netlab.Need(t, "arping", "ndisc6", "ping", "tcpdump")
 	lab := netlab.New(t)
 	if len(pools) == 0 {
 		pools = []string{labPoolV4, labPoolV6}
 	}
-	l := &l2Lab{t: t, root: t, lab: lab, dir: t.TempDir(), extra: extra, pools: strings.Join(pools, ", "), allocLease: allocLease}
+	l := &l2Lab{t: t, root: t, lab: lab, dir: t.TempDir(), extra: extra, pools: strings.Join(pools, ", "), allocLease: allocLease, bin: bin}
 	l.client = lab.AddHost("client", "192.0.2.50/24", "2001:db8::50/64")
 	api := lab.AddHost("api", "192.0.2.100/24")
 	for i, name := range []string{"node-a", "node-b", "node-c"} {
@@ -189,7 +198,12 @@ l2:
 listen: {http: "127.0.0.1:7475", socket: %q}
 log: {level: debug}
 %s`, n.name, lbdKubeconfig(l.root, l.kc, n.name, false, ""), lease, l.pools, n.socket, strings.ReplaceAll(l.extra, "{{node}}", n.name)))
-	n.d = startDaemonCmd(l.root, n.host.Command(lbdBin, "run", "-c", n.path), n.path, n.socket)
+	l.run(n)
+}
+
+// run starts the lab's lbd on n with n's configuration as it is.
+func (l *l2Lab) run(n *labNode) {
+	n.d = startDaemonCmd(l.root, n.host.Command(l.bin, "run", "-c", n.path), n.path, n.socket)
 	l.procs = append(l.procs, n.d)
 }
 

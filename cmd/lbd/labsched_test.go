@@ -12,20 +12,39 @@ import (
 // The lab tests that each build a network of their own run beside each
 // other, labSlots at a time, longest first: the package's wall time is
 // then about its longest lab, not the sum of the labs that happened to
-// start last. go test's own -parallel must let them all through
-// (scripts/test.sh passes -parallel 16); the slots are LBD_LAB_SLOTS
+// start last. go test's own -parallel must let every parallel test of
+// the package through at once (scripts/test.sh passes -parallel 64):
+// with 16, the light tests took the first places, the longest lab came
+// in after four shorter ones had started, and waited 80 s for a slot.
+// The slots are LBD_LAB_SLOTS
 // (default 4, the most a 2-core machine runs without a lab's timing
 // figures suffering; see docs/testing.md).
+//
+// The timing labs (timingLab) time the peer detector and BFD in
+// fractions of a second. They run together, before the others and
+// never beside them, with the uninstrumented lbd (timingBin): four labs
+// of race-built daemons beside them once starved the detector they
+// time.
 var labs = &labScheduler{gather: 300 * time.Millisecond}
 
 // labParallel makes t a parallel lab test that waits for a slot, and
 // frees it after t's own cleanups (the lab's teardown). expected is
 // roughly how long the test takes; the longest waiting lab goes first.
 func labParallel(t *testing.T, expected time.Duration) {
+	labWait(t, expected, false)
+}
+
+// timingLab makes t a parallel lab test that runs with the other timing
+// labs, while no other lab runs.
+func timingLab(t *testing.T, expected time.Duration) {
+	labWait(t, expected, true)
+}
+
+func labWait(t *testing.T, expected time.Duration, timing bool) {
 	t.Parallel()
 	start := time.Now()
-	labs.acquire(expected)
-	t.Cleanup(labs.release)
+	labs.acquire(expected, timing)
+	t.Cleanup(func() { labs.release(timing) })
 	if waited := time.Since(start); waited > time.Second {
 		t.Logf("waited %v for a lab slot", waited.Round(time.Second))
 	}
@@ -35,7 +54,8 @@ type labScheduler struct {
 	gather time.Duration // how long the first arrival waits for the others
 
 	mu       sync.Mutex
-	slots    int // free slots; set on first use
+	slots    int // free slots for the other labs; set on first use
+	timing   int // timing labs running
 	started  bool
 	gathered bool
 	waiting  []*labWaiter
@@ -43,6 +63,7 @@ type labScheduler struct {
 
 type labWaiter struct {
 	expected time.Duration
+	timing   bool
 	start    chan struct{}
 }
 
@@ -57,8 +78,8 @@ func labSlots() int {
 // together once the package's sequential tests end; the first to arrive
 // waits gather for the others, so that the order is by expected
 // duration, not by the scheduler's whim.
-func (s *labScheduler) acquire(expected time.Duration) {
-	w := &labWaiter{expected: expected, start: make(chan struct{})}
+func (s *labScheduler) acquire(expected time.Duration, timing bool) {
+	w := &labWaiter{expected: expected, timing: timing, start: make(chan struct{})}
 	s.mu.Lock()
 	if !s.started {
 		s.started = true
@@ -78,17 +99,36 @@ func (s *labScheduler) acquire(expected time.Duration) {
 	<-w.start
 }
 
-func (s *labScheduler) release() {
+func (s *labScheduler) release(timing bool) {
 	s.mu.Lock()
-	s.slots++
+	if timing {
+		s.timing--
+	} else {
+		s.slots++
+	}
 	s.dispatch()
 	s.mu.Unlock()
 }
 
-// dispatch starts the longest waiting labs while slots are free. Callers
-// hold s.mu.
+// dispatch starts every waiting timing lab once no other lab runs, and
+// otherwise, while no timing lab runs or waits, the longest waiting labs
+// while slots are free. Callers hold s.mu.
 func (s *labScheduler) dispatch() {
-	for s.slots > 0 && len(s.waiting) > 0 {
+	timingWaits := slices.ContainsFunc(s.waiting, func(w *labWaiter) bool { return w.timing })
+	if timingWaits {
+		if s.slots < labSlots() {
+			return // the other labs running end first
+		}
+		s.waiting = slices.DeleteFunc(s.waiting, func(w *labWaiter) bool {
+			if w.timing {
+				s.timing++
+				close(w.start)
+			}
+			return w.timing
+		})
+		return
+	}
+	for s.timing == 0 && s.slots > 0 && len(s.waiting) > 0 {
 		longest := 0
 		for i, w := range s.waiting {
 			if w.expected > s.waiting[longest].expected {
@@ -103,45 +143,70 @@ func (s *labScheduler) dispatch() {
 }
 
 // TestLabScheduler: labs that arrive together start longest first, never
-// more than the slots at once, and a late arrival runs when a slot frees.
+// more than the slots at once, and a late arrival runs when a slot frees;
+// the timing labs run first, all together, and never beside another lab.
 func TestLabScheduler(t *testing.T) {
-	try := func(slots string, labs ...time.Duration) (order []time.Duration, most int) {
+	type lab struct {
+		d      time.Duration
+		timing bool
+	}
+	try := func(slots string, labs ...lab) (order []lab, most, mostTiming int, mixed bool) {
 		t.Setenv("LBD_LAB_SLOTS", slots)
 		s := &labScheduler{gather: 100 * time.Millisecond}
 		var mu sync.Mutex
-		running := 0
+		running, timing := 0, 0
 		var wg sync.WaitGroup
-		run := func(d time.Duration) {
+		run := func(l lab) {
 			defer wg.Done()
-			s.acquire(d)
+			s.acquire(l.d, l.timing)
 			mu.Lock()
-			order = append(order, d)
-			running++
-			most = max(most, running)
+			order = append(order, l)
+			if l.timing {
+				timing++
+			} else {
+				running++
+			}
+			most, mostTiming = max(most, running), max(mostTiming, timing)
+			mixed = mixed || running > 0 && timing > 0
 			mu.Unlock()
 			time.Sleep(20 * time.Millisecond)
 			mu.Lock()
-			running--
+			if l.timing {
+				timing--
+			} else {
+				running--
+			}
 			mu.Unlock()
-			s.release()
+			s.release(l.timing)
 		}
-		for _, d := range labs {
+		for _, l := range labs {
 			wg.Add(1)
-			go run(d)
+			go run(l)
 		}
 		wg.Wait()
 		wg.Add(1)
-		run(7) // after the gathering: runs at once, a slot being free
-		return order, most
+		run(lab{d: 7}) // after the gathering: runs at once, a slot being free
+		return order, most, mostTiming, mixed
 	}
-	order, most := try("1", 1, 5, 3, 4, 2)
-	if want := []time.Duration{5, 4, 3, 2, 1, 7}; !slices.Equal(order, want) {
+	order, most, _, _ := try("1", lab{d: 1}, lab{d: 5}, lab{d: 3}, lab{d: 4}, lab{d: 2})
+	if want := []lab{{d: 5}, {d: 4}, {d: 3}, {d: 2}, {d: 1}, {d: 7}}; !slices.Equal(order, want) {
 		t.Errorf("one slot: labs started in the order %v, want %v", order, want)
 	}
 	if most != 1 {
 		t.Errorf("one slot: %d labs ran at once", most)
 	}
-	if _, most := try("2", 1, 1, 1, 1, 1); most != 2 {
+	if _, most, _, _ := try("2", lab{d: 1}, lab{d: 1}, lab{d: 1}, lab{d: 1}, lab{d: 1}); most != 2 {
 		t.Errorf("two slots: %d labs ran at once, want 2", most)
+	}
+	order, most, mostTiming, mixed := try("1", lab{d: 5}, lab{d: 1, timing: true}, lab{d: 4}, lab{d: 2, timing: true}, lab{d: 3, timing: true}, lab{d: 6})
+	if first := order[:3]; !slices.ContainsFunc(first, func(l lab) bool { return l.timing }) ||
+		slices.ContainsFunc(first, func(l lab) bool { return !l.timing }) {
+		t.Errorf("with timing labs: the order %v, want the three timing labs first", order)
+	}
+	if want := []lab{{d: 6}, {d: 5}, {d: 4}, {d: 7}}; !slices.Equal(order[3:], want) {
+		t.Errorf("with timing labs: the others started in the order %v, want %v", order[3:], want)
+	}
+	if mostTiming != 3 || most != 1 || mixed {
+		t.Errorf("with timing labs: %d timing labs at once (want 3), %d others (want 1), both kinds at once: %v", mostTiming, most, mixed)
 	}
 }

@@ -134,7 +134,7 @@ lbd_h_bucket{le="+Inf"} 0
 func TestMetricsMatchRulesAndDashboard(t *testing.T) {
 	labParallel(t, 35*time.Second) // a lab of its own, beside the others (labsched_test.go)
 	netlab.Need(t, "vtysh")
-	l, tor, f := newBFDLab(t, bfddConfig(300, 300, 3))
+	l, tor, f := newBFDLab(t, lbdBin, bfddConfig(300, 300, 3))
 	const vip = "192.0.2.99"
 	key := writePeerKey(t)
 	for _, n := range l.nodes {
@@ -166,7 +166,7 @@ listen: {http: "127.0.0.1:7475", socket: %q}
 log: {level: debug}
 `, n.name, lbdKubeconfig(l.root, l.kc, n.name, true, ""), labAllocLease, vip, l.kc.URL, torAddr, key, n.socket))
 		l.kill(n, 15)
-		n.d = startDaemonCmd(l.root, n.host.Command(lbdBin, "run", "-c", n.path), n.path, n.socket)
+		l.run(n)
 	}
 	all := nodeAddrs("node-a", "node-b", "node-c")
 	f.WaitEstablished(20*time.Second, all...)

@@ -25,7 +25,7 @@ import (
 // InternalIPs on 198.51.100.0/24, a network a test can cut alone).
 func newPeersLab(t testing.TB) *l2Lab {
 	t.Helper()
-	return newL2Lab(t, "peers: {key_file: "+writePeerKey(t)+"}\n")
+	return newL2LabBin(t, timingBin(t), "peers: {key_file: "+writePeerKey(t)+"}\n", labAllocLease)
 }
 
 // writePeerKey writes a new peers' key file (mode 0600) and returns its
@@ -83,14 +83,10 @@ func (l *l2Lab) peerStates() map[string]string {
 // partitionCut is how long each partition lasts, as issue 14 asks.
 const partitionCut = 30 * time.Second
 
-func TestL2Peers(t *testing.T) {
-	// Sequential, alone, like the BFD labs: it times the peer
-	// detector's 150 ms probes with a 75 ms timeout. Beside three other
-	// labs of race-built daemons on two cores, every node stopped
-	// hearing acks at once (CI, 5 December 2026), all three fenced
-	// themselves in turn, and no owner held for 15 s.
+// newPeersLabUp is newPeersLab once every node is in a quorum of three
+// and every heartbeat Lease says so.
+func newPeersLabUp(t *testing.T) *l2Lab {
 	l := newPeersLab(t)
-	const web = "192.0.2.200"
 	for _, n := range l.nodes {
 		st := n.d.status(t)
 		if st.Peers == nil || st.Peers.State != "quorum" || len(st.Peers.Alive) != 3 {
@@ -110,6 +106,17 @@ func TestL2Peers(t *testing.T) {
 		}
 		return true
 	})
+	return l
+}
+
+// TestL2PeersCuts: the steady state's Lease writes, and the owner cut
+// from the API, from its peers, and from everything, each for 30 s.
+// TestL2PeersRestarts has the rest of the peers lab's cases, in a lab of
+// its own beside it: the two take half the time one lab took.
+func TestL2PeersCuts(t *testing.T) {
+	timingLab(t, 190*time.Second)
+	l := newPeersLabUp(t)
+	const web = "192.0.2.200"
 
 	t.Run("heartbeat", func(t *testing.T) {
 		// Steady state: each node renews its Lease every 15s, not
@@ -216,6 +223,16 @@ func TestL2Peers(t *testing.T) {
 		})
 	}
 	l.t = t
+}
+
+// TestL2PeersRestarts: the whole API cut for 60 s, the peers' port
+// blocked everywhere, a rolling restart, and a crashed owner's return.
+func TestL2PeersRestarts(t *testing.T) {
+	timingLab(t, 180*time.Second)
+	l := newPeersLabUp(t)
+	const web = "192.0.2.200"
+	l.createService("web")
+	waitIPs(t, l.kc.Client, "default", "web", web)
 
 	t.Run("api-outage", func(t *testing.T) {
 		// The whole API is unreachable for 60s: nothing changes.
