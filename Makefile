@@ -19,7 +19,7 @@ DIST        ?= dist
 TOOLS_DIR   ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/lbd/tools
 PROMTOOL    := $(TOOLS_DIR)/promtool-debian/promtool
 
-.PHONY: help build test test-all lint check-config check-rules promtool install package completions man docs demo demo-down clean
+.PHONY: help build test test-all bench lint check-config check-rules promtool install package completions man docs demo demo-down clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-13s %s\n", $$1, $$2}'
@@ -32,6 +32,9 @@ test: ## run the unit and integration tests (root runs the privileged ones too)
 
 test-all: ## install what the tests need, lint, test, fuzz (the README's test command)
 	./scripts/test.sh
+
+bench: ## as root: every benchmark, its figures held to bounds (the README's benchmark command)
+	./scripts/bench.sh
 
 lint: ## gofmt, go vet, staticcheck, modernize, go mod tidy
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi

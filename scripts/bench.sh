@@ -6,14 +6,29 @@
 # on a graceful stop), and otherwise about 3.7 times the figure documented
 # in docs/testing.md (measured here at 1-1.5 times it): generous enough
 # that a loaded 2-core machine does not flake, tight enough that a 4x
-# regression fails. Needs root (network namespaces), FRR and the kube
-# binaries (LBD_KUBE_BINDIR), as scripts/test.sh provides.
+# regression fails. The README's third command, and CI's second step,
+# after scripts/test.sh: run as root (network namespaces), it installs
+# what the benchmarks need first (FRR and BIRD, the lab tools, and
+# kube-apiserver/etcd through hack/kube-bins.sh, cached after the first
+# build), so it also runs alone on a fresh machine.
 #
 # Usage: scripts/bench.sh [RESULTS_FILE]   (default: bench-results.txt)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/lib.sh
 ensure_go
+if [[ "$(id -u)" -ne 0 ]]; then
+	echo "scripts/bench.sh: run it as root: the benchmarks build network namespaces" >&2
+	exit 1
+fi
+apt_install make gcc libc6-dev iproute2 arping ndisc6 iputils-ping tcpdump frr bird2
+if [[ -z "${LBD_KUBE_BINDIR:-}" ]]; then
+	echo "== kube-apiserver and etcd (built from the Go module proxy on first use, then cached)" >&2
+	LBD_KUBE_BINDIR=$(with_progress "kube-apiserver/etcd build" hack/kube-bins.sh | tail -n 1)
+	export LBD_KUBE_BINDIR
+fi
+# A benchmark that cannot find them fails rather than skips.
+export LBD_REQUIRE_KUBE=1
 results=${1:-bench-results.txt}
 : >"$results"
 fail=0

@@ -91,34 +91,36 @@ export LBD_PROMTOOL
 # packaging tests fail rather than skip.
 export LBD_REQUIRE_TOOLS=1
 
-echo "== tests (race detector on, in the tests and in the lbd and helpers they run)"
+echo "== tests (race detector on, in the tests and in the lbd and helpers they run but the timing labs')"
 # A test that skips fails the run unless scripts/skips-allowed lists it;
-# every skip is printed with its reason. TestL2Peers runs first, alone on
-# the machine: it times the peer detector (150 ms probes, a node declared
-# dead 0.6 s after its last ack), and beside other packages' tests on two
-# cores a starved lbd was once declared dead and moved an address the test
-# counts. Then every other test, packages side by side.
-alone='^TestL2Peers$'
+# every skip is printed with its reason. The timing labs run first, alone
+# on the machine and beside each other (cmd/lbd's timingLab): they time
+# the peer detector (150 ms probes, a node declared dead 0.6 s after its
+# last ack) and BFD (300 ms x 3), with an uninstrumented lbd; beside
+# other packages' tests on two cores, a starved lbd was once declared
+# dead and moved an address the test counts. Then every other test,
+# four packages at once (-p 4; the default, one per core, left the
+# packaging tests, last in the order, to start when the rest had ended)
+# and every parallel test of a package let through (-parallel 64: the
+# lab scheduler in cmd/lbd orders them itself).
+timing='^(TestL2PeersCuts|TestL2PeersRestarts|TestBFDLab|TestBFDLabBIRD)$'
 go build -o "${TMPDIR:-/tmp}/lbd-testreport" ./hack/testreport
 {
 	# Its failure is in the JSON, which lbd-testreport reads: go on.
-	go test -race -count=1 -timeout 15m -json -run "$alone" ./cmd/lbd 2>&1 || true
-	go test -race -count=1 -parallel 16 -timeout 25m -json -skip "$alone" ./... 2>&1
+	go test -race -count=1 -parallel 64 -timeout 15m -json -run "$timing" ./cmd/lbd 2>&1 || true
+	go test -race -count=1 -p 4 -parallel 64 -timeout 25m -json -skip "$timing" ./... 2>&1
 } | "${TMPDIR:-/tmp}/lbd-testreport" -allow scripts/skips-allowed
-
-echo "== benchmarks, with regression bounds"
-scripts/bench.sh
 
 # Budgets are counts, not durations: Go 1.26's fuzz coordinator can fail a
 # run with a bare "context deadline exceeded" when a duration ends while it
 # minimizes a new input (go.dev/issue/75804, fixed in Go 1.27); a count has
 # no deadline to race. Minimizing is bounded too, so the run stays short.
-echo "== fuzzing the configuration loader for ${FUZZTIME:=300000x}"
+echo "== fuzzing the configuration loader for ${FUZZTIME:=100000x}"
 go test -run '^$' -fuzz FuzzParse -fuzztime "$FUZZTIME" -fuzzminimizetime 200x ./internal/config
 go test -run '^$' -fuzz FuzzMetalLBConvert -fuzztime "$FUZZTIME" -fuzzminimizetime 200x ./internal/metallb
 # The ARP and NDP receive paths run about 3,000 executions a second: a
-# third of the count keeps each near 30s.
-echo "== fuzzing the ARP and NDP receive paths for ${FUZZTIME_WIRE:=100000x}"
+# third of the count keeps each near 10 s.
+echo "== fuzzing the ARP and NDP receive paths for ${FUZZTIME_WIRE:=30000x}"
 go test -run '^$' -fuzz FuzzARPFrame -fuzztime "$FUZZTIME_WIRE" -fuzzminimizetime 200x ./internal/announce
 go test -run '^$' -fuzz FuzzNDPMessage -fuzztime "$FUZZTIME_WIRE" -fuzzminimizetime 200x ./internal/announce
 echo "== fuzzing the BFD packet decoder for ${FUZZTIME_WIRE}"
