@@ -102,9 +102,10 @@ func runCluster(ctx context.Context, cfg *config.Config, log *slog.Logger, state
 	live := &election.Liveness{
 		Client: client, Namespace: k.Namespace, Node: cfg.Node.Name,
 		// The informers back off while the API is away (up to 30s); the
-		// Leases are listed afresh at once, so this node sees its own
-		// renewals and plans again.
-		Recovered: func() { cl.RestartLeaseWatch(ctx) },
+		// Leases, Services, Nodes and EndpointSlices are listed afresh
+		// at once, so this node sees its own renewals and plans again,
+		// with what the others see.
+		Recovered: func() { cl.RestartLeaseWatch(ctx); cl.RestartInformers(ctx) },
 		Renewed:   state.renewed,
 		Duration:  k.Liveness.Duration, Interval: k.Liveness.RenewInterval, Log: log,
 		Annotations: func() map[string]string {

@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -34,15 +35,16 @@ var patchOpts = metav1.PatchOptions{FieldManager: "lbd"}
 // unreachable the informers keep the last known state and retry with
 // backoff; nothing is cleared.
 type Cluster struct {
-	client     kubernetes.Interface
-	class      string
-	log        *slog.Logger
-	factory    informers.SharedInformerFactory
-	services   cache.SharedIndexInformer
-	lister     corelisters.ServiceLister
-	nodes      cache.SharedIndexInformer
-	nodeLister corelisters.NodeLister
-	slices     cache.SharedIndexInformer
+	client kubernetes.Interface
+	class  string
+	log    *slog.Logger
+	// informers is the Service, Node and EndpointSlice informers in use;
+	// RestartInformers replaces them.
+	informers atomic.Pointer[informerSet]
+	// The handlers registered before Start, added to every informer set.
+	svcHandlers, nodeHandlers, sliceHandlers []cache.ResourceEventHandler
+	restartMu                                sync.Mutex
+	informersRestarting                      bool
 	// leases watches liveness Leases, if asked for; RestartLeaseWatch
 	// replaces it.
 	leaseMu       sync.Mutex
@@ -57,24 +59,32 @@ type Cluster struct {
 	recorder      record.EventRecorder
 }
 
-// NewCluster prepares informers; nothing runs until Start. class is the
-// loadBalancerClass lbd serves, node names the Events' source.
-func NewCluster(client kubernetes.Interface, class, node string, log *slog.Logger) *Cluster {
+// informerSet is one generation of the Service, Node and EndpointSlice
+// informers, stopped by closing stop.
+type informerSet struct {
+	factory    informers.SharedInformerFactory
+	services   cache.SharedIndexInformer
+	lister     corelisters.ServiceLister
+	nodes      cache.SharedIndexInformer
+	nodeLister corelisters.NodeLister
+	slices     cache.SharedIndexInformer
+	stop       chan struct{}
+}
+
+func newInformerSet(client kubernetes.Interface) *informerSet {
 	factory := informers.NewSharedInformerFactory(client, 0)
 	svcs := factory.Core().V1().Services()
-	c := &Cluster{
-		client:   client,
-		class:    class,
-		log:      log,
+	nodes := factory.Core().V1().Nodes()
+	set := &informerSet{
 		factory:  factory,
 		services: svcs.Informer(),
 		lister:   svcs.Lister(),
+		nodes:    nodes.Informer(), nodeLister: nodes.Lister(),
+		slices: factory.Discovery().V1().EndpointSlices().Informer(),
+		stop:   make(chan struct{}),
 	}
-	nodes := factory.Core().V1().Nodes()
-	c.nodes, c.nodeLister = nodes.Informer(), nodes.Lister()
-	c.slices = factory.Discovery().V1().EndpointSlices().Informer()
-	_ = c.slices.AddIndexers(cache.Indexers{byService: sliceService})
-	for _, inf := range []cache.SharedIndexInformer{c.services, c.nodes, c.slices} {
+	_ = set.slices.AddIndexers(cache.Indexers{byService: sliceService})
+	for _, inf := range []cache.SharedIndexInformer{set.services, set.nodes, set.slices} {
 		// Managed fields are most of a stored object; lbd never reads them.
 		_ = inf.SetTransform(func(obj any) (any, error) {
 			if acc, err := meta.Accessor(obj); err == nil {
@@ -83,15 +93,84 @@ func NewCluster(client kubernetes.Interface, class, node string, log *slog.Logge
 			return obj, nil
 		})
 	}
+	return set
+}
+
+func (s *informerSet) synced() []cache.InformerSynced {
+	return []cache.InformerSynced{s.services.HasSynced, s.nodes.HasSynced, s.slices.HasSynced}
+}
+
+// cur is the informer set in use.
+func (c *Cluster) cur() *informerSet { return c.informers.Load() }
+
+// NewCluster prepares informers; nothing runs until Start. class is the
+// loadBalancerClass lbd serves, node names the Events' source.
+func NewCluster(client kubernetes.Interface, class, node string, log *slog.Logger) *Cluster {
+	c := &Cluster{client: client, class: class, log: log}
+	c.informers.Store(newInformerSet(client))
 	c.broadcaster = record.NewBroadcaster()
 	c.recorder = c.broadcaster.NewRecorder(scheme.Scheme, corev1.EventSource{Component: "lbd", Host: node})
 	return c
 }
 
+// RestartInformers replaces the Service, Node and EndpointSlice informers
+// by new ones, which list at once, and calls every handler for what they
+// list. Call it when the API is reachable again after an outage: the old
+// informers' reflectors back off exponentially, up to 30 s, and meanwhile
+// this node planned with Services as they were, its own owner records
+// missing from them (the others, listing sooner, chose another owner: in
+// a lab nobody answered for 7 s). The old informers serve reads until the
+// new ones have synced.
+func (c *Cluster) RestartInformers(ctx context.Context) {
+	c.restartMu.Lock()
+	if c.informersRestarting || ctx.Err() != nil {
+		c.restartMu.Unlock()
+		return
+	}
+	c.informersRestarting = true
+	c.restartMu.Unlock()
+	set := newInformerSet(c.client)
+	c.addHandlers(set)
+	go func() {
+		defer func() {
+			c.restartMu.Lock()
+			c.informersRestarting = false
+			c.restartMu.Unlock()
+		}()
+		set.factory.Start(set.stop)
+		if !cache.WaitForCacheSync(ctx.Done(), set.synced()...) {
+			close(set.stop)
+			return
+		}
+		c.restartMu.Lock()
+		if ctx.Err() != nil { // Start's goroutine stopped the set in use
+			c.restartMu.Unlock()
+			close(set.stop)
+			return
+		}
+		old := c.informers.Swap(set)
+		c.restartMu.Unlock()
+		close(old.stop)
+		c.log.Info("Services, Nodes and EndpointSlices listed afresh after the API came back")
+	}()
+}
+
+func (c *Cluster) addHandlers(set *informerSet) {
+	for _, h := range c.svcHandlers {
+		_, _ = set.services.AddEventHandler(h)
+	}
+	for _, h := range c.nodeHandlers {
+		_, _ = set.nodes.AddEventHandler(h)
+	}
+	for _, h := range c.sliceHandlers {
+		_, _ = set.slices.AddEventHandler(h)
+	}
+}
+
 // OnServiceChange calls fn with the namespace/name of every Service added,
 // changed or deleted. Register before Start; fn must not block.
 func (c *Cluster) OnServiceChange(fn func(key string)) {
-	_, _ = c.services.AddEventHandler(onKey(fn))
+	c.svcHandlers = append(c.svcHandlers, onKey(fn))
 }
 
 // onKey calls fn with the namespace/name (or name) of every object added,
@@ -114,7 +193,17 @@ func onKey(fn func(key string)) cache.ResourceEventHandlerFuncs {
 func (c *Cluster) Start(ctx context.Context) bool {
 	c.broadcaster.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: c.client.CoreV1().Events("")})
 	go func() { <-ctx.Done(); c.broadcaster.Shutdown() }()
-	c.factory.Start(ctx.Done())
+	set := c.cur()
+	c.addHandlers(set)
+	set.factory.Start(set.stop)
+	go func() {
+		<-ctx.Done()
+		c.restartMu.Lock()
+		c.informersRestarting = true // no new set from now on
+		set := c.cur()
+		c.restartMu.Unlock()
+		close(set.stop)
+	}()
 	if c.leases != nil {
 		c.leaseMu.Lock()
 		w := c.leases
@@ -131,7 +220,7 @@ func (c *Cluster) Start(ctx context.Context) bool {
 			c.leasesOff, c.leasesStarted = true, false
 		}()
 	}
-	return cache.WaitForCacheSync(ctx.Done(), c.services.HasSynced, c.nodes.HasSynced, c.slices.HasSynced, c.leaseSynced)
+	return cache.WaitForCacheSync(ctx.Done(), append(set.synced(), c.leaseSynced)...)
 }
 
 // Service returns the slim view of one Service.
@@ -140,7 +229,7 @@ func (c *Cluster) Service(key string) (cluster.Service, bool) {
 	if err != nil {
 		return cluster.Service{}, false
 	}
-	s, err := c.lister.Services(ns).Get(name)
+	s, err := c.cur().lister.Services(ns).Get(name)
 	if err != nil {
 		return cluster.Service{}, false
 	}
@@ -150,7 +239,7 @@ func (c *Cluster) Service(key string) (cluster.Service, bool) {
 // Services returns every Service lbd serves, with the nodes of their
 // endpoints for externalTrafficPolicy: Local.
 func (c *Cluster) Services() []cluster.Service {
-	all, _ := c.lister.List(labels.Everything())
+	all, _ := c.cur().lister.List(labels.Everything())
 	out := make([]cluster.Service, 0, len(all))
 	for _, s := range all {
 		v := convert(s, c.class)
@@ -221,7 +310,7 @@ func (c *Cluster) cachedService(key string) (*corev1.Service, error) {
 	if err != nil {
 		return nil, err
 	}
-	s, err := c.lister.Services(ns).Get(name)
+	s, err := c.cur().lister.Services(ns).Get(name)
 	if err != nil {
 		return nil, fmt.Errorf("service %s: %w", key, err)
 	}

@@ -202,3 +202,67 @@ func TestConvertAnnotations(t *testing.T) {
 		t.Errorf("dual stack: %+v", s.Spec)
 	}
 }
+
+// TestRestartInformers: new Service, Node and EndpointSlice informers
+// list at once, call the handlers registered before Start for what they
+// list, serve reads and later changes, and the old ones stop.
+func TestRestartInformers(t *testing.T) {
+	kc := kubetest.Start(t)
+	ctx := context.Background()
+	c := kc.Client
+	cl := NewCluster(c, "", "node-a", slog.New(slog.NewTextHandler(io.Discard, nil)))
+	services, nodes := make(chan string, 100), make(chan string, 100)
+	cl.OnServiceChange(func(k string) { services <- k })
+	cl.OnNodeChange(func(n string) { nodes <- n })
+	runCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	if !cl.Start(runCtx) {
+		t.Fatal("informers did not sync")
+	}
+	await := func(ch chan string, want string) {
+		t.Helper()
+		for {
+			select {
+			case k := <-ch:
+				if k == want {
+					return
+				}
+			case <-time.After(10 * time.Second):
+				t.Fatalf("no change notification for %s", want)
+			}
+		}
+	}
+	lb := func(name string) *corev1.Service {
+		return &corev1.Service{ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: name},
+			Spec: corev1.ServiceSpec{Type: corev1.ServiceTypeLoadBalancer, Ports: []corev1.ServicePort{{Port: 80, Protocol: corev1.ProtocolTCP}}}}
+	}
+	if _, err := c.CoreV1().Services("default").Create(ctx, lb("one"), metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.CoreV1().Nodes().Create(ctx, &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "a"}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	await(services, "default/one")
+	await(nodes, "a")
+
+	old := cl.cur()
+	cl.RestartInformers(runCtx)
+	eventually(t, "the new informers in use", func() bool { return cl.cur() != old })
+	// The new informers' listing notifies what was there.
+	await(services, "default/one")
+	await(nodes, "a")
+	eventually(t, "the old informers stopped", func() bool { return old.services.IsStopped() && old.nodes.IsStopped() && old.slices.IsStopped() })
+	if _, ok := cl.Service("default/one"); !ok || len(cl.Nodes()) != 1 {
+		t.Errorf("after the restart: Service default/one %v, Nodes %v", ok, cl.Nodes())
+	}
+	// Later changes come through the new ones.
+	if _, err := c.CoreV1().Services("default").Create(ctx, lb("two"), metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	await(services, "default/two")
+	if _, ok := cl.Service("default/two"); !ok {
+		t.Error("default/two not in the new informer's cache")
+	}
+	cancel()
+	eventually(t, "the informers stopped with the context", func() bool { return cl.cur().services.IsStopped() })
+}

@@ -34,7 +34,7 @@ func convertNode(n *corev1.Node) cluster.Node {
 
 // Nodes returns every Node, by name.
 func (c *Cluster) Nodes() []cluster.Node {
-	all, _ := c.nodeLister.List(labels.Everything())
+	all, _ := c.cur().nodeLister.List(labels.Everything())
 	out := make([]cluster.Node, len(all))
 	for i, n := range all {
 		out[i] = convertNode(n)
@@ -62,7 +62,7 @@ func sliceService(obj any) ([]string, error) {
 // able to take traffic: ready, or serving while terminating (so a draining
 // pod keeps its node eligible until it stops serving).
 func (c *Cluster) EndpointNodes(serviceKey string) map[string]bool {
-	objs, _ := c.slices.GetIndexer().ByIndex(byService, serviceKey)
+	objs, _ := c.cur().slices.GetIndexer().ByIndex(byService, serviceKey)
 	out := map[string]bool{}
 	for _, o := range objs {
 		s := o.(*discoveryv1.EndpointSlice)
@@ -94,7 +94,7 @@ func (c *Cluster) OnEndpointsChange(fn func(serviceKey string)) {
 			fn(keys[0])
 		}
 	}
-	_, _ = c.slices.AddEventHandler(cache.ResourceEventHandlerFuncs{
+	c.sliceHandlers = append(c.sliceHandlers, cache.ResourceEventHandlerFuncs{
 		AddFunc:    handler,
 		UpdateFunc: func(_, obj any) { handler(obj) },
 		DeleteFunc: handler,
@@ -104,13 +104,13 @@ func (c *Cluster) OnEndpointsChange(fn func(serviceKey string)) {
 // OnNodeChange calls fn with the name of every Node added, changed or
 // deleted. Register before Start; fn must not block.
 func (c *Cluster) OnNodeChange(fn func(name string)) {
-	_, _ = c.nodes.AddEventHandler(onKey(fn))
+	c.nodeHandlers = append(c.nodeHandlers, onKey(fn))
 }
 
 // NodeLabels returns the labels of the named Node; nil when it is not
 // known (yet), an empty map when it has none.
 func (c *Cluster) NodeLabels(name string) map[string]string {
-	n, err := c.nodeLister.Get(name)
+	n, err := c.cur().nodeLister.Get(name)
 	if err != nil {
 		return nil
 	}
