@@ -625,7 +625,9 @@ func (a *Agent) step(ctx context.Context, l *loop, now time.Time, full bool) tim
 	switch {
 	case selfAlive:
 		v.Services = l.cluster.Services()
+		prev := l.plan
 		l.plan = Plan(l.cfg, a.node, v)
+		a.logOwnerChanges(prev, l.plan, v)
 		l.everAlive = true
 		if !l.frozen.IsZero() {
 			a.log.Info("this node's liveness Lease is seen again; planning again", event.Attr(event.Unfrozen), "node", a.node)
@@ -693,6 +695,38 @@ func (a *Agent) step(ctx context.Context, l *loop, now time.Time, full bool) tim
 		a.plannedOnce.Do(func() { close(a.planned) })
 	}
 	return minTime(next, l.wakeups())
+}
+
+// logOwnerChanges logs, at debug level, each L2 address whose owner the
+// new plan changes, with what the choice rested on: the owner the Service
+// records (and the term it was recorded in) and each live node's term.
+func (a *Agent) logOwnerChanges(prev, next []Decision, v View) {
+	if !a.log.Enabled(context.Background(), slog.LevelDebug) {
+		return
+	}
+	was := map[string]string{}
+	for _, d := range prev {
+		if d.Mode == ModeL2 {
+			was[d.Service+" "+d.Addr.String()] = d.Owner
+		}
+	}
+	svcs := map[string]cluster.Service{}
+	for _, s := range v.Services {
+		svcs[s.Key()] = s
+	}
+	for _, d := range next {
+		k := d.Service + " " + d.Addr.String()
+		if d.Mode != ModeL2 || was[k] == d.Owner {
+			continue
+		}
+		s := svcs[d.Service]
+		terms := make([]string, 0, len(v.Alive))
+		for _, n := range slices.Sorted(maps.Keys(v.Alive)) {
+			terms = append(terms, n+"@"+v.Alive[n].Since.UTC().Format(time.RFC3339Nano))
+		}
+		a.log.Debug("owner chosen", "service", d.Service, "ip", d.Addr, "owner", d.Owner, "was", was[k],
+			"recorded", s.L2Owner, "recorded_since", s.L2OwnerSince.UTC().Format(time.RFC3339Nano), "created", s.Created.UTC().Format(time.RFC3339), "alive", strings.Join(terms, " "))
+	}
 }
 
 // toRecord lists the Services whose layer-2 addresses this node owns and

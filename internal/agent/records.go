@@ -110,6 +110,7 @@ func (r *ownerRecords) run(ctx context.Context) {
 			r.mu.Lock()
 			if err == nil {
 				r.written[k] = time.Now()
+				r.log.Debug("recorded this node as the owner of a Service's layer-2 addresses", "service", k, "since", since.UTC().Format(time.RFC3339Nano))
 			} else {
 				if !r.failing {
 					r.log.Warn("cannot record this node as the owner of a Service's layer-2 addresses; retrying (until it is recorded, the former owner takes them back if it returns)",
