@@ -46,7 +46,7 @@ l2:
 // journalctl fields, a package upgrade that must not restart it, the
 // watchdog restarting a hung lbd, stop leaving no VIP behind, and removal.
 func TestPackageUnderSystemd(t *testing.T) {
-	t.Parallel()
+	containerTest(t)
 	c := systemdtest.Boot(t)
 	deb := debFile(t)
 
@@ -256,7 +256,7 @@ func unitState(c *systemdtest.Container) string {
 // a remove and reinstall; only a purge forgets, and the next install
 // enables it again.
 func TestPackageKeepsAdminChoice(t *testing.T) {
-	t.Parallel()
+	containerTest(t)
 	c := systemdtest.Boot(t)
 	data, err := os.ReadFile(debFile(t))
 	if err != nil {
@@ -305,6 +305,20 @@ var debBuild struct {
 	dir  string
 	path string
 	err  error
+}
+
+// booting is held by the test that boots containers: they run one at a
+// time. nspawn --keep-unit makes the calling process's cgroup the
+// container's, so two containers of one test process share it, and one
+// booted degraded (systemd-user-sessions: "Failed to attach to cgroup").
+var booting sync.Mutex
+
+// containerTest makes t a parallel test that boots containers while no
+// other test does: it runs beside the tests that boot none.
+func containerTest(t *testing.T) {
+	t.Parallel()
+	booting.Lock()
+	t.Cleanup(booting.Unlock)
 }
 
 func TestMain(m *testing.M) {
@@ -419,7 +433,7 @@ func journalOnce(t *testing.T, c *systemdtest.Container, match string) []map[str
 // commented out) may point the unit at another configuration file, and
 // the package makes /etc/lbd for the node's credentials.
 func TestPackageDefaultFile(t *testing.T) {
-	t.Parallel()
+	containerTest(t)
 	c := systemdtest.Boot(t)
 	data, err := os.ReadFile(debFile(t))
 	if err != nil {

@@ -40,12 +40,12 @@ export LBD_BENCH_SERVICES=${LBD_BENCH_SERVICES:-3000}
 # The partition benchmark's cuts: the cable pull only (the API-only cut
 # shows today's 22-26 s of two answerers, which issue 14 removes).
 export LBD_BENCH_CUTS=${LBD_BENCH_CUTS:-isolated}
-# With peers: the two cuts the peer detector is for (TestL2Peers holds
+# With peers: the two cuts the peer detector is for (TestL2PeersCuts holds
 # every cut, isolated too, with assertions).
 export LBD_BENCH_PEER_CUTS=${LBD_BENCH_PEER_CUTS:-api-cut,peers-cut}
 # Each cut lasts 10 s here, not the documented figures' 30 s (rows below
 # say 30 s): the figures (two answering, none, moves) come within seconds
-# of the cut and of the heal, and TestL2Peers holds the peers lab's cuts
+# of the cut and of the heal, and TestL2PeersCuts holds the peers lab's cuts
 # for 30 s with the same bounds as assertions.
 export LBD_BENCH_CUT=${LBD_BENCH_CUT:-10s}
 # The peers scale benchmark with 50 agents: 100 detectors at 150 ms beside

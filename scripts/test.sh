@@ -99,8 +99,9 @@ echo "== tests (race detector on, in the tests and in the lbd and helpers they r
 # last ack) and BFD (300 ms x 3), with an uninstrumented lbd; beside
 # other packages' tests on two cores, a starved lbd was once declared
 # dead and moved an address the test counts. Then every other test,
-# four packages at once (-p 4; the default, one per core, left the
-# packaging tests, last in the order, to start when the rest had ended)
+# four packages at once, the two longest first (-p 4, ./cmd/lbd
+# ./packaging before ./...: with the default, one per core, in name
+# order, the packaging tests started when the rest had ended)
 # and every parallel test of a package let through (-parallel 64: the
 # lab scheduler in cmd/lbd orders them itself).
 timing='^(TestL2PeersCuts|TestL2PeersRestarts|TestBFDLab|TestBFDLabBIRD)$'
@@ -108,7 +109,7 @@ go build -o "${TMPDIR:-/tmp}/lbd-testreport" ./hack/testreport
 {
 	# Its failure is in the JSON, which lbd-testreport reads: go on.
 	go test -race -count=1 -parallel 64 -timeout 15m -json -run "$timing" ./cmd/lbd 2>&1 || true
-	go test -race -count=1 -p 4 -parallel 64 -timeout 25m -json -skip "$timing" ./... 2>&1
+	go test -race -count=1 -p 4 -parallel 64 -timeout 25m -json -skip "$timing" ./cmd/lbd ./packaging ./... 2>&1
 } | "${TMPDIR:-/tmp}/lbd-testreport" -allow scripts/skips-allowed
 
 # Budgets are counts, not durations: Go 1.26's fuzz coordinator can fail a

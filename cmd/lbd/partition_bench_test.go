@@ -211,7 +211,7 @@ func TestPartitionFigures(t *testing.T) {
 // (comma-separated) runs only those; LBD_BENCH_PEER_CUTS the same for
 // BenchmarkL2PartitionPeers. LBD_BENCH_CUT is how long each cut lasts
 // (default 30s, as the documented figures; scripts/bench.sh uses 10s:
-// TestL2Peers holds every cut for 30 s with the same assertions).
+// TestL2PeersCuts holds every cut for 30 s with the same assertions).
 func BenchmarkL2Partition(b *testing.B) { benchL2Partition(b, newL2Lab(b, "")) }
 
 // BenchmarkL2PartitionPeers is BenchmarkL2Partition with liveness from

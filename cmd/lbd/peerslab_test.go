@@ -273,8 +273,13 @@ func TestL2PeersRestarts(t *testing.T) {
 			st := l.peerStates()
 			return st["node-a"] == "fallback" && st["node-b"] == "fallback" && st["node-c"] == "fallback"
 		})
-		o := l.owner(web)
+		// Each node begins a new term as it falls back, so the owner
+		// record no longer holds and the address may move once, to the
+		// hash winner (seen: taken by another node while the first
+		// peers were declared dead, then by the winner): the owner is
+		// read once that has settled.
 		time.Sleep(3 * time.Second)
+		o := l.owner(web)
 		if who := l.announcers(web); !slices.Equal(who, []string{o.name}) {
 			t.Errorf("in fallback, %v announce %s, want only %s", who, web, o.name)
 		}
