@@ -152,7 +152,24 @@ func (c *Cluster) RestartInformers(ctx context.Context) {
 		c.restartMu.Unlock()
 		close(old.stop)
 		c.log.Info("Services, Nodes and EndpointSlices listed afresh after the API came back")
+		// The handlers ran as the new set listed, while reads still went
+		// to the old one: tell them again, now that reads see the new.
+		c.replay(set)
 	}()
+}
+
+// replay calls every handler once for each object set holds.
+func (c *Cluster) replay(set *informerSet) {
+	for _, p := range []struct {
+		inf      cache.SharedIndexInformer
+		handlers []cache.ResourceEventHandler
+	}{{set.services, c.svcHandlers}, {set.nodes, c.nodeHandlers}, {set.slices, c.sliceHandlers}} {
+		for _, obj := range p.inf.GetStore().List() {
+			for _, h := range p.handlers {
+				h.OnUpdate(obj, obj)
+			}
+		}
+	}
 }
 
 func (c *Cluster) addHandlers(set *informerSet) {
