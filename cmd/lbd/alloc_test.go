@@ -50,11 +50,22 @@ type lbdNode struct {
 // startNode runs lbd as node name against the cluster with extra config.
 func startNode(t testing.TB, kc *kubetest.Cluster, name, extra string) *lbdNode {
 	t.Helper()
+	return startNodeEdited(t, kc, name, extra, nil)
+}
+
+// startNodeEdited is startNode with the configuration passed through edit
+// (when not nil) before lbd reads it.
+func startNodeEdited(t testing.TB, kc *kubetest.Cluster, name, extra string, edit func(string) string) *lbdNode {
+	t.Helper()
 	dir := t.TempDir()
 	path := filepath.Join(dir, "lbd.yaml")
 	socket := filepath.Join(dir, "lbd.sock")
 	httpAddr := freePort(t)
-	write(t, path, nodeConfig(t, kc, name, socket, httpAddr, extra))
+	cfg := nodeConfig(t, kc, name, socket, httpAddr, extra)
+	if edit != nil {
+		cfg = edit(cfg)
+	}
+	write(t, path, cfg)
 	return &lbdNode{daemonProc: startDaemon(t, path, socket), name: name, http: httpAddr}
 }
 
@@ -380,7 +391,17 @@ func TestTakeOverFromMetalLB(t *testing.T) {
 func TestLiveness(t *testing.T) {
 	kc := startKube(t)
 	c := kc.Client
-	a := startNode(t, kc, "node-a", allocPools)
+	// node-a's kill -9 and restart below must fit in its liveness Lease:
+	// 8 s rather than the 3 s of the other tests, since a race-built lbd
+	// on a machine busy with other tests can take seconds to start (with
+	// 3 s, two runs beside four packages' builds began a new term).
+	const short, long = "liveness: {duration: 3s,", "liveness: {duration: 8s,"
+	a := startNodeEdited(t, kc, "node-a", allocPools, func(cfg string) string {
+		if !strings.Contains(cfg, short) {
+			t.Fatalf("no %q in the node configuration:\n%s", short, cfg)
+		}
+		return strings.Replace(cfg, short, long, 1)
+	})
 	b := startNode(t, kc, "node-b", allocPools)
 	view := watch.NewCluster(c, "", "observer", slog.New(slog.NewTextHandler(io.Discard, nil)))
 	view.WatchNodeLeases("lbd")

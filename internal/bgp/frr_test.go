@@ -134,9 +134,15 @@ func TestFRR(t *testing.T) {
 // checkRestartKeepsRoute restarts a node with restart and samples the
 // router's FIB for both Service addresses until some seconds after the
 // node is back: the next hops of the nodes keep (indexes into nodeV4 and
-// nodeV6) must be there in every sample (stale, then refreshed). It
-// returns, per family, what it saw when they were not ("" when they
-// always were).
+// nodeV6) must be there (stale, then refreshed). It returns, per family,
+// what it saw when they were not ("" when they always were).
+//
+// A next hop missing from one sample alone is not counted: when the
+// restarted node's fresh route replaces the stale one, the router
+// rewrites the ECMP route in the kernel, and a dump taken during that
+// rewrite can show part of it (seen with BIRD's IPv6 routes, once in
+// dozens of runs); a route the router dropped is missing from every
+// sample until the node is back, seconds later.
 func checkRestartKeepsRoute(t *testing.T, b *bgpLab, restart func(), keep ...int) (v4, v6 string) {
 	t.Helper()
 	var want4, want6 []string
@@ -145,21 +151,37 @@ func checkRestartKeepsRoute(t *testing.T, b *bgpLab, restart func(), keep ...int
 	}
 	stop := make(chan struct{})
 	done := make(chan struct{})
-	samples := 0
+	samples, blips := 0, 0
 	go func() {
 		defer close(done)
+		// The previous sample's miss, if it missed one, and how many
+		// samples in a row have.
+		var miss4, miss6 string
+		var run4, run6 int
 		for {
 			select {
 			case <-stop:
 				return
 			default:
 			}
-			if got := b.nexthops(svcV4); v4 == "" && !sameSet(got, want4...) {
-				v4 = fmt.Sprintf("IPv4 next hops %v, want %v", got, want4)
+			check := func(dst string, want []string, prev, first *string, run *int, family string) {
+				got := b.nexthops(dst)
+				if sameSet(got, want...) {
+					if *run == 1 {
+						blips++
+					}
+					*prev, *run = "", 0
+					return
+				}
+				*run++
+				now := fmt.Sprintf("%s next hops %v, want %v", family, got, want)
+				if *prev != "" && *first == "" {
+					*first = *prev + ", then " + now
+				}
+				*prev = now
 			}
-			if got := b.nexthops(svcV6); v6 == "" && !sameSet(got, want6...) {
-				v6 = fmt.Sprintf("IPv6 next hops %v, want %v", got, want6)
-			}
+			check(svcV4, want4, &miss4, &v4, &run4, "IPv4")
+			check(svcV6, want6, &miss6, &v6, &run6, "IPv6")
 			samples++
 			time.Sleep(10 * time.Millisecond)
 		}
@@ -172,7 +194,7 @@ func checkRestartKeepsRoute(t *testing.T, b *bgpLab, restart func(), keep ...int
 	time.Sleep(4 * time.Second)
 	close(stop)
 	<-done
-	t.Logf("%d samples of both families over %v", samples, time.Since(start).Round(time.Millisecond))
+	t.Logf("%d samples of both families over %v; %d single samples (alone in their run) missed a next hop", samples, time.Since(start).Round(time.Millisecond), blips)
 	return v4, v6
 }
 
