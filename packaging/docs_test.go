@@ -58,10 +58,7 @@ func code(md string) []string {
 // lbdFlags returns each subcommand's flags, from the binary's own help.
 func lbdFlags(t *testing.T) map[string][]string {
 	t.Helper()
-	bin := filepath.Join(t.TempDir(), "lbd")
-	if out, err := exec.Command("go", "build", "-o", bin, "../cmd/lbd").CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
+	bin := lbdBinary(t)
 	usage, err := exec.Command(bin, "help").Output()
 	if err != nil {
 		t.Fatal(err)

@@ -7,6 +7,8 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+
+	"github.com/lbdproject/lbd/packaging"
 )
 
 // TestManPages makes lbd(8) and lbd.yaml(5) as `make man` does, from the
@@ -19,10 +21,7 @@ func TestManPages(t *testing.T) {
 		t.Skip("groff is not installed (apt-get install groff-base)")
 	}
 	dir := t.TempDir()
-	bin := filepath.Join(dir, "lbd")
-	if out, err := exec.Command("go", "build", "-o", bin, "../cmd/lbd").CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
+	bin := packaging.LbdBinary(t)
 	gen := exec.Command("go", "run", "./hack/man", "-lbd", bin, "-config", "docs/config.md", "-o", dir)
 	gen.Dir = ".."
 	if out, err := gen.CombinedOutput(); err != nil {

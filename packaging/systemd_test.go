@@ -17,6 +17,7 @@ import (
 	"github.com/lbdproject/lbd/internal/event"
 	"github.com/lbdproject/lbd/internal/status"
 	"github.com/lbdproject/lbd/internal/systemdtest"
+	"github.com/lbdproject/lbd/packaging"
 )
 
 // EnvDeb names a prebuilt .deb to test (scripts/test.sh passes the one
@@ -326,6 +327,7 @@ func TestMain(m *testing.M) {
 	if debBuild.dir != "" {
 		os.RemoveAll(debBuild.dir)
 	}
+	packaging.RemoveTestBuilds()
 	os.Exit(code)
 }
 

@@ -312,7 +312,7 @@ func (l *l2Lab) bfdHandOver(t testing.TB, tor *netlab.Host, f *netlab.FRR, n *la
 // web at 192.0.2.200 routed through all three nodes, BFD up with each.
 func bfdBenchLab(b *testing.B) (*l2Lab, *netlab.Host, *netlab.FRR, []string) {
 	netlab.Need(b, "vtysh")
-	l, tor, f := newBFDLab(b, lbdBin, bfddConfig(300, 300, 3))
+	l, tor, f := newBFDLab(b, labBin(b), bfddConfig(300, 300, 3))
 	all := nodeAddrs("node-a", "node-b", "node-c")
 	l.createService("web")
 	waitIPs(b, l.kc.Client, "default", "web", "192.0.2.200")
@@ -435,7 +435,7 @@ func TestBFDLabBIRD(t *testing.T) {
 func TestBFDPortFlap(t *testing.T) {
 	labParallel(t, 230*time.Second) // a lab of its own, beside the others (labsched_test.go)
 	netlab.Need(t, "vtysh")
-	l, _, f := newBFDLab(t, lbdBin, bfddConfig(300, 300, 3))
+	l, _, f := newBFDLab(t, labBin(t), bfddConfig(300, 300, 3))
 	n := l.node("node-a")
 	addr := nodeAddrs("node-a")[0]
 	waitBFDUp(t, l, f, 10*time.Second, "node-a")

@@ -130,7 +130,7 @@ func (l *cpLab) startAPI(n *cpNode) {
 func (l *cpLab) startLbd(n *cpNode) {
 	l.t.Helper()
 	d := &labDaemon{done: make(chan struct{})}
-	cmd := n.host.Command(lbdBin, "run", "-c", n.cfg)
+	cmd := n.host.Command(labBin(l.t), "run", "-c", n.cfg)
 	pr, pw := io.Pipe()
 	cmd.Stdout, cmd.Stderr = pw, pw
 	if err := cmd.Start(); err != nil {

@@ -2,8 +2,10 @@ package main
 
 import (
 	"os"
+	"path/filepath"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -208,5 +210,27 @@ func TestLabScheduler(t *testing.T) {
 	}
 	if mostTiming != 3 || most != 1 || mixed {
 		t.Errorf("with timing labs: %d timing labs at once (want 3), %d others (want 1), both kinds at once: %v", mostTiming, most, mixed)
+	}
+}
+
+// TestRaceLabsExist: every name in raceLabs is a test of this package, so
+// a renamed lab cannot lose its race-built lbd unnoticed.
+func TestRaceLabsExist(t *testing.T) {
+	files, err := filepath.Glob("*_test.go")
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no test files: %v", err)
+	}
+	var src strings.Builder
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		src.Write(b)
+	}
+	for name := range raceLabs {
+		if !strings.Contains(src.String(), "\nfunc "+name+"(t *testing.T) {") {
+			t.Errorf("raceLabs names %s, which is not a test in this package", name)
+		}
 	}
 }

@@ -32,6 +32,14 @@ var lbdBin string
 // raceDetector is true in a test binary built with -race (race_test.go).
 var raceDetector bool
 
+// Set by scripts/test.sh, which builds lbd once for every test process:
+// the paths of an lbd built like this test binary (with -race when it
+// is) and of one built without -race. Unset, each process builds its own.
+const (
+	envLbdRace  = "LBD_TEST_LBD_RACE"
+	envLbdPlain = "LBD_TEST_LBD"
+)
+
 func TestMain(m *testing.M) {
 	if node := os.Getenv(standInEnv); node != "" {
 		serveStandIn(node) // this process is a lab node's stand-in for kube-proxy
@@ -43,15 +51,24 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	lbdBin = filepath.Join(dir, "lbd")
-	args := []string{"build", "-o", lbdBin}
+	prebuilt := os.Getenv(envLbdPlain)
 	if raceDetector {
-		args = append(args, "-race")
+		prebuilt = os.Getenv(envLbdRace)
 	}
-	out, err := exec.Command("go", append(args, ".")...).CombinedOutput()
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "building lbd: %v\n%s", err, out)
-		os.Exit(1)
+	if prebuilt != "" {
+		lbdBin = prebuilt
+	} else {
+		args := []string{"build", "-o", lbdBin}
+		if raceDetector {
+			args = append(args, "-race")
+		}
+		out, err := exec.Command("go", append(args, ".")...).CombinedOutput()
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "building lbd: %v\n%s", err, out)
+			os.Exit(1)
+		}
 	}
+	plainBuild.dir = dir
 	code := m.Run()
 	os.RemoveAll(dir)
 	os.Exit(code)
@@ -60,22 +77,27 @@ func TestMain(m *testing.M) {
 // plainBuild is the uninstrumented lbd, built on first use.
 var plainBuild struct {
 	once sync.Once
+	dir  string // TestMain's, removed at the end
 	path string
 	err  error
 }
 
-// timingBin returns the lbd the timing labs run (timingLab): built without
-// the race detector, as the benchmarks' is. Instrumented, lbd needs
-// several times the CPU, and a lab that times the peer detector's 75 ms
-// probe timeout or BFD's 900 ms detection measured the starved machine
-// instead (docs/testing.md). The other labs keep the instrumented lbdBin.
+// timingBin returns lbd built without the race detector, as the
+// benchmarks run it: the timing labs (timingLab) and every lab not in
+// raceLabs run it. Instrumented, lbd needs several times the CPU, and a
+// lab that times the peer detector's 75 ms probe timeout or BFD's 900 ms
+// detection measured the starved machine instead (docs/testing.md).
 func timingBin(t testing.TB) string {
 	t.Helper()
 	if !raceDetector {
 		return lbdBin
 	}
 	plainBuild.once.Do(func() {
-		plainBuild.path = filepath.Join(filepath.Dir(lbdBin), "lbd-plain")
+		if p := os.Getenv(envLbdPlain); p != "" {
+			plainBuild.path = p
+			return
+		}
+		plainBuild.path = filepath.Join(plainBuild.dir, "lbd-plain")
 		if out, err := exec.Command("go", "build", "-o", plainBuild.path, ".").CombinedOutput(); err != nil {
 			plainBuild.err = fmt.Errorf("building lbd without -race: %v\n%s", err, out)
 		}
@@ -84,6 +106,38 @@ func timingBin(t testing.TB) string {
 		t.Fatal(plainBuild.err)
 	}
 	return plainBuild.path
+}
+
+// raceLabs are the tests whose lbd daemons are built with the race
+// detector (when the test binary is): one lab for each part of the daemon
+// (L2 announcement and its failover and restarts, BGP, the control-plane
+// VIP, the allocator, BFD with the metrics) and the short tests of
+// reload, systemd notification and clean-up. The other labs run the same
+// code paths again and run timingBin: an instrumented lbd needs several
+// times the CPU, and a dozen labs of them kept both cores busy for
+// minutes (docs/testing.md). TestRaceLabsExist keeps the list true.
+var raceLabs = map[string]bool{
+	"TestL2Lab":                         true,
+	"TestBGPLab":                        true,
+	"TestControlPlaneVIP":               true,
+	"TestAllocation":                    true,
+	"TestMetricsMatchRulesAndDashboard": true,
+	"TestRunReload":                     true,
+	"TestSymlinkSwap":                   true,
+	"TestRunRefusesInvalidFile":         true,
+	"TestSystemdNotify":                 true,
+	"TestCleanup":                       true,
+}
+
+// labBin returns the lbd that t's daemons run: lbdBin for the tests in
+// raceLabs, timingBin for the others.
+func labBin(t testing.TB) string {
+	t.Helper()
+	top, _, _ := strings.Cut(t.Name(), "/")
+	if raceLabs[top] {
+		return lbdBin
+	}
+	return timingBin(t)
 }
 
 // lbd runs the binary and returns its exit code, stdout and stderr.
@@ -261,7 +315,7 @@ func startDaemon(t testing.TB, path, socket string) *daemonProc {
 // startDaemonEnv starts lbd run with extra environment variables.
 func startDaemonEnv(t testing.TB, path, socket string, env []string) *daemonProc {
 	t.Helper()
-	cmd := exec.Command(lbdBin, "run", "-c", path)
+	cmd := exec.Command(labBin(t), "run", "-c", path)
 	cmd.Env = append(os.Environ(), env...)
 	return startDaemonCmd(t, cmd, path, socket)
 }

@@ -134,7 +134,7 @@ lbd_h_bucket{le="+Inf"} 0
 func TestMetricsMatchRulesAndDashboard(t *testing.T) {
 	labParallel(t, 35*time.Second) // a lab of its own, beside the others (labsched_test.go)
 	netlab.Need(t, "vtysh")
-	l, tor, f := newBFDLab(t, lbdBin, bfddConfig(300, 300, 3))
+	l, tor, f := newBFDLab(t, labBin(t), bfddConfig(300, 300, 3))
 	const vip = "192.0.2.99"
 	key := writePeerKey(t)
 	for _, n := range l.nodes {

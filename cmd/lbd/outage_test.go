@@ -93,8 +93,8 @@ func TestL2APIOutage(t *testing.T) {
 	}
 	time.Sleep(2 * time.Second) // a Lease duration: any move would have happened
 	failed, reset, served := stop()
-	if failed != 0 || reset != 0 || len(served) != 1 || served[o.name] == 0 {
-		t.Errorf("during the outage and after: %d requests failed, %d reset, served by %v; want none, all by %s", failed, reset, served, o.name)
+	if failed != 0 || reset.n != 0 || len(served) != 1 || served[o.name] == 0 {
+		t.Errorf("during the outage and after: %d requests failed, %v, served by %v; want none, all by %s", failed, reset, served, o.name)
 	}
 	if got := l.owner(web); got != o {
 		t.Errorf("owner after the outage %s, want %s (nothing moves)", got.name, o.name)
