@@ -15,10 +15,11 @@ apt_install ansible ansible-lint
 # groff renders the manual pages.
 apt_install zsh fish lintian groff-base
 
-# Two slow set-up steps run in the background while lint runs: the Debian
-# trees for the systemd tests and the kube-apiserver/etcd build. A step
+# Three set-up steps run in the background while lint runs: the Debian
+# trees for the systemd tests, the kube-apiserver/etcd build and the
+# packages. A step
 # that fails ends the run, and the trap ends the background jobs with it
-# (their process groups: go test and debootstrap, go build).
+# (their process groups: go test and debootstrap, go build, make).
 bg_pids=()
 trap 'for p in "${bg_pids[@]}"; do kill -- -"$p" 2>/dev/null || true; done' EXIT
 # start_bg LOG CMD...: runs CMD in its own process group, stdout and
@@ -46,7 +47,7 @@ wait_bg() {
 }
 bg_dir=$(mktemp -d)
 
-echo "== in the background: the Debian trees for the systemd tests, and kube-apiserver/etcd"
+echo "== in the background: the Debian trees for the systemd tests, kube-apiserver/etcd, and the packages"
 # The trees are debootstrapped once into ~/.cache/lbd/nspawn (5-15 minutes
 # per release cold, mostly downloads; instant when cached), here rather
 # than inside the tests' own timeout.
@@ -57,9 +58,17 @@ images_pid=$bg_pid
 # last line of its output is their directory.
 start_bg "$bg_dir/kube" hack/kube-bins.sh
 kube_pid=$bg_pid
+# The .deb and .rpm (make package: nfpm), beside lint.
+rm -f dist/lbd_*.deb dist/lbd-*.rpm
+start_bg "$bg_dir/package" make --no-print-directory package
+package_pid=$bg_pid
 
 echo "== lint (the first run downloads lbd's Go modules and the pinned linters: a few minutes on a fresh machine; later, about a minute)"
 with_progress lint make --no-print-directory lint
+
+echo "== waiting for the packages (make package: .deb and .rpm with nfpm, started in the background above)"
+wait_bg "$package_pid" "$bg_dir/package" "make package"
+cat "$bg_dir/package.out"
 
 echo "== waiting for kube-apiserver and etcd (started in the background above)"
 wait_bg "$kube_pid" "$bg_dir/kube" "kube-apiserver/etcd build"
@@ -74,9 +83,6 @@ cat "$bg_dir/images.out"
 rm -rf "$bg_dir"
 trap - EXIT
 
-echo "== packages (make package: .deb and .rpm with nfpm)"
-rm -f dist/lbd_*.deb dist/lbd-*.rpm
-make --no-print-directory package
 # The systemd tests install exactly this .deb in a booted Debian 12 (and
 # 13), and must not skip here.
 LBD_DEB=$(ls "$PWD"/dist/lbd_*.deb)
@@ -91,28 +97,51 @@ export LBD_PROMTOOL
 # packaging tests fail rather than skip.
 export LBD_REQUIRE_TOOLS=1
 
-echo "== tests (race detector on, in the tests and in the lbd and helpers they run but the timing labs')"
-# A test that skips fails the run unless scripts/skips-allowed lists it;
-# every skip is printed with its reason. The timing labs run first, alone
-# on the machine and beside each other (cmd/lbd's timingLab): they time
-# the peer detector (150 ms probes, a node declared dead 0.6 s after its
-# last ack) and BFD (300 ms x 3), with an uninstrumented lbd; beside
-# other packages' tests on two cores, a starved lbd was once declared
-# dead and moved an address the test counts. Then every other test,
-# two packages at once (one per core, go test's default), in name order.
-# With -p 4 and ./packaging named second, the machine was so loaded as
-# cmd/lbd began that TestLiveness, which restarts lbd within its 2 s
-# Lease, failed in two runs of three; this is the order every earlier CI
-# passed it in (the packaging tests start last).
-# and every parallel test of a package let through (-parallel 64: the
-# lab scheduler in cmd/lbd orders them itself).
-timing='^(TestL2PeersCuts|TestL2PeersRestarts|TestBFDLab|TestBFDLabBIRD)$'
+echo "== compiling every package and test (race detector on)"
+# All compiling is done here, before the first test: tests that time a
+# restart or an ARP answer once failed beside other packages' builds on a
+# cold machine. go list -export compiles without linking; go test then
+# finds every package in the build cache and only links its test binary.
+go list -race -test -export -deps -f '' ./... >/dev/null
+# lbd itself, once for every test process rather than once in each
+# (cmd/lbd's TestMain and the packaging tests use these when set).
+test_lbd=$(mktemp -d)
+go build -race -o "$test_lbd/lbd-race" ./cmd/lbd
+go build -o "$test_lbd/lbd" ./cmd/lbd
+export LBD_TEST_LBD_RACE=$test_lbd/lbd-race LBD_TEST_LBD=$test_lbd/lbd
 go build -o "${TMPDIR:-/tmp}/lbd-testreport" ./hack/testreport
+
+echo "== tests (race detector on in the tests, and in the lbd of a lab of each kind: cmd/lbd's raceLabs)"
+# A test that skips fails the run unless scripts/skips-allowed lists it;
+# every skip is printed with its reason.
+#
+# Two go test runs at once, at two priorities (the kernel shares the CPU
+# by nice weight: 1024 at 0, 15 at 19):
+# - The timing labs, at the normal priority. They time the peer detector
+#   (150 ms probes, a node declared dead 0.6 s after its last ack) and
+#   BFD (300 ms x 3) with an uninstrumented lbd, for about 3 minutes;
+#   beside other tests at the same priority on two cores, a starved lbd
+#   was once declared dead and moved an address the test counts.
+# - Every other test, under nice 19, three packages at once, the longest
+#   first so that none starts last (the packaging tests' booted
+#   containers take turns, a chain of about 3 minutes), with every
+#   parallel test of a package let through (-parallel 64: the lab
+#   scheduler in cmd/lbd orders them). Giving the packaging tests a
+#   priority of their own (nice 10) made them a fourth stream that
+#   starved the labs: requests unanswered for 2 s.
+# The others' results stream; the timing labs' follow.
+timing='^(TestL2PeersCuts|TestL2PeersRestarts|TestBFDLab|TestBFDLabBIRD)$'
+timing_json=$(mktemp)
 {
-	# Its failure is in the JSON, which lbd-testreport reads: go on.
-	go test -race -count=1 -parallel 64 -timeout 15m -json -run "$timing" ./cmd/lbd 2>&1 || true
-	go test -race -count=1 -parallel 64 -timeout 25m -json -skip "$timing" ./... 2>&1
+	go test -race -count=1 -parallel 64 -timeout 15m -json -run "$timing" ./cmd/lbd >"$timing_json" 2>&1 &
+	timing_pid=$!
+	# Failures are in the JSON, which lbd-testreport reads: go on.
+	nice -n 19 go test -race -count=1 -p 3 -parallel 64 -timeout 25m -json -skip "$timing" \
+		./cmd/lbd ./packaging ./cmd/lbd-lab ./internal/announce ./internal/bgp ./... 2>&1 || true
+	wait "$timing_pid" || true
+	cat "$timing_json"
 } | "${TMPDIR:-/tmp}/lbd-testreport" -allow scripts/skips-allowed
+rm -rf "$timing_json" "$test_lbd"
 
 # Budgets are counts, not durations: Go 1.26's fuzz coordinator can fail a
 # run with a bare "context deadline exceeded" when a duration ends while it
