@@ -105,9 +105,15 @@ echo "== compiling every package and test (race detector on)"
 go list -race -test -export -deps -f '' ./... >/dev/null
 # lbd itself, once for every test process rather than once in each
 # (cmd/lbd's TestMain and the packaging tests use these when set).
+# -ldflags=-w here and in go test: no DWARF, which only a debugger reads
+# (stack traces and race reports come from the symbol table); linking
+# takes half the time, and the run links some forty binaries.
 test_lbd=$(mktemp -d)
-go build -race -o "$test_lbd/lbd-race" ./cmd/lbd
-go build -o "$test_lbd/lbd" ./cmd/lbd
+timing_json=$(mktemp)
+# Removed however the run ends (a failed test ends it below).
+trap 'rm -rf "$test_lbd" "$timing_json"' EXIT
+go build -race -ldflags=-w -o "$test_lbd/lbd-race" ./cmd/lbd
+go build -ldflags=-w -o "$test_lbd/lbd" ./cmd/lbd
 export LBD_TEST_LBD_RACE=$test_lbd/lbd-race LBD_TEST_LBD=$test_lbd/lbd
 go build -o "${TMPDIR:-/tmp}/lbd-testreport" ./hack/testreport
 
@@ -131,29 +137,31 @@ echo "== tests (race detector on in the tests, and in the lbd of a lab of each k
 #   starved the labs: requests unanswered for 2 s.
 # The others' results stream; the timing labs' follow.
 timing='^(TestL2PeersCuts|TestL2PeersRestarts|TestBFDLab|TestBFDLabBIRD)$'
-timing_json=$(mktemp)
 {
-	go test -race -count=1 -parallel 64 -timeout 15m -json -run "$timing" ./cmd/lbd >"$timing_json" 2>&1 &
+	go test -race -ldflags=-w -count=1 -parallel 64 -timeout 15m -json -run "$timing" ./cmd/lbd >"$timing_json" 2>&1 &
 	timing_pid=$!
 	# Failures are in the JSON, which lbd-testreport reads: go on.
-	nice -n 19 go test -race -count=1 -p 3 -parallel 64 -timeout 25m -json -skip "$timing" \
+	nice -n 19 go test -race -ldflags=-w -count=1 -p 3 -parallel 64 -timeout 25m -json -skip "$timing" \
 		./cmd/lbd ./packaging ./cmd/lbd-lab ./internal/announce ./internal/bgp ./... 2>&1 || true
 	wait "$timing_pid" || true
 	cat "$timing_json"
 } | "${TMPDIR:-/tmp}/lbd-testreport" -allow scripts/skips-allowed
 rm -rf "$timing_json" "$test_lbd"
+trap - EXIT
 
 # Budgets are counts, not durations: Go 1.26's fuzz coordinator can fail a
 # run with a bare "context deadline exceeded" when a duration ends while it
 # minimizes a new input (go.dev/issue/75804, fixed in Go 1.27); a count has
-# no deadline to race. Minimizing is bounded too, so the run stays short.
-echo "== fuzzing the configuration loader for ${FUZZTIME:=100000x}"
-go test -run '^$' -fuzz FuzzParse -fuzztime "$FUZZTIME" -fuzzminimizetime 200x ./internal/config
-go test -run '^$' -fuzz FuzzMetalLBConvert -fuzztime "$FUZZTIME" -fuzzminimizetime 200x ./internal/metallb
+# no deadline to race. Minimizing is bounded too, so the run stays short:
+# a smoke test of half a minute in all (the seed corpora ran above; fuzz
+# longer with, say, FUZZTIME=2000000x FUZZTIME_WIRE=600000x).
+echo "== fuzzing the configuration loader for ${FUZZTIME:=50000x}"
+go test -ldflags=-w -run '^$' -fuzz FuzzParse -fuzztime "$FUZZTIME" -fuzzminimizetime 200x ./internal/config
+go test -ldflags=-w -run '^$' -fuzz FuzzMetalLBConvert -fuzztime "$FUZZTIME" -fuzzminimizetime 200x ./internal/metallb
 # The ARP and NDP receive paths run about 3,000 executions a second: a
-# third of the count keeps each near 10 s.
-echo "== fuzzing the ARP and NDP receive paths for ${FUZZTIME_WIRE:=30000x}"
-go test -run '^$' -fuzz FuzzARPFrame -fuzztime "$FUZZTIME_WIRE" -fuzzminimizetime 200x ./internal/announce
-go test -run '^$' -fuzz FuzzNDPMessage -fuzztime "$FUZZTIME_WIRE" -fuzzminimizetime 200x ./internal/announce
+# third of the count keeps each near 5 s.
+echo "== fuzzing the ARP and NDP receive paths for ${FUZZTIME_WIRE:=15000x}"
+go test -ldflags=-w -run '^$' -fuzz FuzzARPFrame -fuzztime "$FUZZTIME_WIRE" -fuzzminimizetime 200x ./internal/announce
+go test -ldflags=-w -run '^$' -fuzz FuzzNDPMessage -fuzztime "$FUZZTIME_WIRE" -fuzzminimizetime 200x ./internal/announce
 echo "== fuzzing the BFD packet decoder for ${FUZZTIME_WIRE}"
-go test -run '^$' -fuzz FuzzUnmarshal -fuzztime "$FUZZTIME_WIRE" -fuzzminimizetime 200x ./internal/bfd
+go test -ldflags=-w -run '^$' -fuzz FuzzUnmarshal -fuzztime "$FUZZTIME_WIRE" -fuzzminimizetime 200x ./internal/bfd
