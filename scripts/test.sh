@@ -106,8 +106,9 @@ go list -race -test -export -deps -f '' ./... >/dev/null
 # lbd itself, once for every test process rather than once in each
 # (cmd/lbd's TestMain and the packaging tests use these when set).
 # -ldflags=-w here and in go test: no DWARF, which only a debugger reads
-# (stack traces and race reports come from the symbol table); linking
-# takes half the time, and the run links some forty binaries.
+# (stack traces and race reports come from the symbol table). The link
+# of one race test binary took 9.5 s instead of 18 s once on a loaded
+# machine; over a whole run the linker's CPU went only 97 s -> 94 s.
 test_lbd=$(mktemp -d)
 timing_json=$(mktemp)
 # Removed however the run ends (a failed test ends it below).
