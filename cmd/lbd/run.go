@@ -187,6 +187,24 @@ func cmdRun(args []string, stderr io.Writer) int {
 	// 5a. When the client certificate lbd authenticates with expires.
 	certs := watch.NewCertExpiry(reg)
 
+	// 5b. The configuration file is watched from here on, before the
+	// control socket answers: a change made as soon as lbd answers is
+	// seen. Run (step 9) reads the events.
+	watcher := daemon.NewFileWatcher(*path, daemon.DefaultDebounce, log, func(ctx context.Context) {
+		_, _ = reloader.Reload(ctx, "file")
+	})
+	// A rewritten password file (Vault Agent, the Ansible role) is a
+	// reload too: the new password goes to that peer alone.
+	watcher.Also = func() []string {
+		cfg, _ := reloader.Current()
+		return daemon.PasswordFiles(cfg)
+	}
+	watching := true
+	if err := watcher.Start(); err != nil {
+		log.Warn("not watching the configuration file; use systemctl reload", "err", err)
+		watching = false
+	}
+
 	// 6. Control socket for `lbd reload` and `lbd status`; each part
 	// reports its own status.
 	api := newAPIState(reg)
@@ -287,21 +305,10 @@ func cmdRun(args []string, stderr io.Writer) int {
 		sd.Status(statusLine())
 	})
 
-	// 9. Reload triggers: file changes and SIGHUP.
-	watcher := daemon.NewFileWatcher(*path, daemon.DefaultDebounce, log, func(ctx context.Context) {
-		_, _ = reloader.Reload(ctx, "file")
-	})
-	// A rewritten password file (Vault Agent, the Ansible role) is a
-	// reload too: the new password goes to that peer alone.
-	watcher.Also = func() []string {
-		cfg, _ := reloader.Current()
-		return daemon.PasswordFiles(cfg)
+	// 9. Reload triggers: file changes (watched since 5b) and SIGHUP.
+	if watching {
+		wg.Go(func() { _ = watcher.Run(ctx) }) // started: no error left to return
 	}
-	wg.Go(func() {
-		if err := watcher.Run(ctx); err != nil {
-			log.Warn("not watching the configuration file; use systemctl reload", "err", err)
-		}
-	})
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)

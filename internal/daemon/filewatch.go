@@ -28,6 +28,9 @@ type FileWatcher struct {
 	// BGP password files of the configuration in force, which Vault
 	// Agent or Ansible rewrite); asked again after each reload.
 	Also func() []string
+
+	fw   *fsnotify.Watcher // set by Start
+	dirs map[string]bool   // the directories fw watches
 }
 
 // NewFileWatcher returns a watcher that calls reload after path changes.
@@ -35,39 +38,57 @@ func NewFileWatcher(path string, debounce time.Duration, log *slog.Logger, reloa
 	return &FileWatcher{path: path, debounce: debounce, log: log, reload: reload}
 }
 
-// Run watches until ctx ends. It returns an error only if watching cannot
-// start at all.
-func (w *FileWatcher) Run(ctx context.Context) error {
+// Start begins watching: a change made after it returns is seen. Run
+// calls it when the caller has not; lbd run calls it before it answers on
+// its control socket, so that a change made as soon as lbd answers is
+// not missed.
+func (w *FileWatcher) Start() error {
+	if w.fw != nil {
+		return nil
+	}
 	fw, err := fsnotify.NewWatcher()
 	if err != nil {
 		return fmt.Errorf("watch %s: %w", w.path, err)
 	}
-	defer fw.Close()
-	dirs := map[string]bool{}
-	// watchDirs (re)adds the directories of the path and of the file it
-	// resolves to now; a symlink swap may point it somewhere new.
-	watchDirs := func() error {
-		var want []string
-		for _, p := range w.files() {
-			want = append(want, filepath.Dir(p))
-			if real, err := filepath.EvalSymlinks(p); err == nil {
-				want = append(want, filepath.Dir(real))
-			}
-		}
-		for _, d := range want {
-			if dirs[d] {
-				continue
-			}
-			if err := fw.Add(d); err != nil {
-				return fmt.Errorf("watch directory %s: %w", d, err)
-			}
-			dirs[d] = true
-		}
-		return nil
-	}
-	if err := watchDirs(); err != nil {
+	w.fw, w.dirs = fw, map[string]bool{}
+	if err := w.watchDirs(); err != nil {
+		fw.Close()
+		w.fw = nil
 		return err
 	}
+	return nil
+}
+
+// watchDirs (re)adds the directories of the path and of the file it
+// resolves to now; a symlink swap may point it somewhere new.
+func (w *FileWatcher) watchDirs() error {
+	var want []string
+	for _, p := range w.files() {
+		want = append(want, filepath.Dir(p))
+		if real, err := filepath.EvalSymlinks(p); err == nil {
+			want = append(want, filepath.Dir(real))
+		}
+	}
+	for _, d := range want {
+		if w.dirs[d] {
+			continue
+		}
+		if err := w.fw.Add(d); err != nil {
+			return fmt.Errorf("watch directory %s: %w", d, err)
+		}
+		w.dirs[d] = true
+	}
+	return nil
+}
+
+// Run watches until ctx ends. It returns an error only if watching cannot
+// start at all.
+func (w *FileWatcher) Run(ctx context.Context) error {
+	if err := w.Start(); err != nil {
+		return err
+	}
+	fw := w.fw
+	defer fw.Close()
 
 	timer := time.NewTimer(time.Hour)
 	timer.Stop()
@@ -88,7 +109,7 @@ func (w *FileWatcher) Run(ctx context.Context) error {
 			}
 			w.log.Warn("file watch error; SIGHUP and lbd reload still work", "file", w.path, "err", err)
 		case <-timer.C:
-			if err := watchDirs(); err != nil {
+			if err := w.watchDirs(); err != nil {
 				w.log.Warn("cannot watch the configuration's directory", "file", w.path, "err", err)
 			}
 			w.reload(ctx)
