@@ -139,6 +139,11 @@ func testLogger(t *testing.T) (*slog.Logger, *logBuf) {
 		return slog.New(slog.NewTextHandler(io.MultiWriter(buf, os.Stderr), &slog.HandlerOptions{Level: slog.LevelDebug})), buf
 	}
 	buf := &logBuf{}
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("speaker log:\n%s", buf)
+		}
+	})
 	return slog.New(slog.NewTextHandler(buf, &slog.HandlerOptions{Level: testLevel()})), buf
 }
 
@@ -380,7 +385,9 @@ func TestSpeakerASNMismatch(t *testing.T) {
 	if err := s.Configure(context.Background(), Config{ASN: 64512, Peers: []config.Peer{peer("tor", r, 64501)}}); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "a log line about the AS", 15*time.Second, func() bool {
+	// As in TestSpeakerWrongPeerASN: GoBGP dials after 2-4s, and a loaded
+	// machine running -race once took more than 15s.
+	waitFor(t, "a log line about the AS", 30*time.Second, func() bool {
 		return strings.Contains(logs.String(), "bad peer AS")
 	})
 	st := s.Status(context.Background())
