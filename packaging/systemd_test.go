@@ -47,7 +47,7 @@ l2:
 // journalctl fields, a package upgrade that must not restart it, the
 // watchdog restarting a hung lbd, stop leaving no VIP behind, and removal.
 func TestPackageUnderSystemd(t *testing.T) {
-	containerTest(t)
+	t.Parallel()
 	c := systemdtest.Boot(t)
 	deb := debFile(t)
 
@@ -257,7 +257,7 @@ func unitState(c *systemdtest.Container) string {
 // a remove and reinstall; only a purge forgets, and the next install
 // enables it again.
 func TestPackageKeepsAdminChoice(t *testing.T) {
-	containerTest(t)
+	t.Parallel()
 	c := systemdtest.Boot(t)
 	data, err := os.ReadFile(debFile(t))
 	if err != nil {
@@ -306,20 +306,6 @@ var debBuild struct {
 	dir  string
 	path string
 	err  error
-}
-
-// booting is held by the test that boots containers: they run one at a
-// time. nspawn --keep-unit makes the calling process's cgroup the
-// container's, so two containers of one test process share it, and one
-// booted degraded (systemd-user-sessions: "Failed to attach to cgroup").
-var booting sync.Mutex
-
-// containerTest makes t a parallel test that boots containers while no
-// other test does: it runs beside the tests that boot none.
-func containerTest(t *testing.T) {
-	t.Parallel()
-	booting.Lock()
-	t.Cleanup(booting.Unlock)
 }
 
 func TestMain(m *testing.M) {
@@ -435,7 +421,7 @@ func journalOnce(t *testing.T, c *systemdtest.Container, match string) []map[str
 // commented out) may point the unit at another configuration file, and
 // the package makes /etc/lbd for the node's credentials.
 func TestPackageDefaultFile(t *testing.T) {
-	containerTest(t)
+	t.Parallel()
 	c := systemdtest.Boot(t)
 	data, err := os.ReadFile(debFile(t))
 	if err != nil {

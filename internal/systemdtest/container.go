@@ -114,8 +114,19 @@ func Boot(t testing.TB, opts ...Option) *Container {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c.nspawn = exec.Command("systemd-nspawn",
-		"--directory="+c.Root, "--machine="+o.name, "--boot",
+	cg, err := newCgroup(o.name)
+	if err != nil {
+		t.Fatalf("systemdtest: a cgroup for the container: %v", err)
+	}
+	t.Cleanup(func() {
+		if err := cg.remove(); err != nil {
+			t.Errorf("systemdtest: %v", err)
+		}
+	})
+	// The shell moves itself into the container's cgroup, then becomes
+	// nspawn (same PID: Pdeathsig and childOf below still hold).
+	c.nspawn = exec.Command("/bin/sh", "-c", `for f in $LBD_CGROUP_PROCS; do echo $$ >"$f" || exit 1; done; exec "$@"`, "sh",
+		"systemd-nspawn", "--directory="+c.Root, "--machine="+o.name, "--boot",
 		"--register=no", "--keep-unit", "--console=read-only",
 		"--network-namespace-path=/run/netns/"+c.NetNS,
 		// Its own network namespace: the container may configure it (nspawn
@@ -123,8 +134,9 @@ func Boot(t testing.TB, opts ...Option) *Container {
 		"--capability=CAP_NET_ADMIN",
 	)
 	c.nspawn.Stdout, c.nspawn.Stderr = console, console
+	c.nspawn.Env = append(os.Environ(), "LBD_CGROUP_PROCS="+strings.Join(cg.procs(), " "))
 	if o.netSysctls {
-		c.nspawn.Env = append(os.Environ(), "SYSTEMD_NSPAWN_API_VFS_WRITABLE=network")
+		c.nspawn.Env = append(c.nspawn.Env, "SYSTEMD_NSPAWN_API_VFS_WRITABLE=network")
 	}
 	// If the test binary dies, nspawn powers the container off.
 	c.nspawn.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM}
