@@ -131,7 +131,8 @@ echo "== tests (race detector on in the tests, and in the lbd of a lab of each k
 #   was once declared dead and moved an address the test counts.
 # - Every other test, under nice 19, three packages at once, the longest
 #   first so that none starts last (the packaging tests' booted
-#   containers take turns, a chain of about 3 minutes), with every
+#   containers boot side by side, each in a cgroup of its own; the
+#   Ansible one is the longest), then the rest longest first, with every
 #   parallel test of a package let through (-parallel 64: the lab
 #   scheduler in cmd/lbd orders them). Giving the packaging tests a
 #   priority of their own (nice 10) made them a fourth stream that
@@ -143,7 +144,8 @@ timing='^(TestL2PeersCuts|TestL2PeersRestarts|TestBFDLab|TestBFDLabBIRD)$'
 	timing_pid=$!
 	# Failures are in the JSON, which lbd-testreport reads: go on.
 	nice -n 19 go test -race -ldflags=-w -count=1 -p 3 -parallel 64 -timeout 25m -json -skip "$timing" \
-		./cmd/lbd ./packaging ./cmd/lbd-lab ./internal/announce ./internal/bgp ./... 2>&1 || true
+		./cmd/lbd ./packaging ./cmd/lbd-lab ./internal/announce ./internal/bgp ./internal/kubetest \
+		./internal/controlplane ./internal/config ./internal/watch ./internal/netlab ./... 2>&1 || true
 	wait "$timing_pid" || true
 	cat "$timing_json"
 } | "${TMPDIR:-/tmp}/lbd-testreport" -allow scripts/skips-allowed
