@@ -433,7 +433,10 @@ func TestBFDLabBIRD(t *testing.T) {
 // stale reset tears down the session again seconds after it came back),
 // and exactly one BFD down per flap.
 func TestBFDPortFlap(t *testing.T) {
-	labParallel(t, 230*time.Second) // a lab of its own, beside the others (labsched_test.go)
+	// A timing lab: BFD at 300 ms x 3 must not see a gap of 0.9 s in
+	// the ten 10 s holds, and under nice 19 beside the other labs it
+	// once did (flap 9 went down with no port flap).
+	timingLab(t, 200*time.Second)
 	netlab.Need(t, "vtysh")
 	l, _, f := newBFDLab(t, labBin(t), bfddConfig(300, 300, 3))
 	n := l.node("node-a")

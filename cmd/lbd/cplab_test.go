@@ -250,7 +250,7 @@ func nodeNames(ns []*cpNode) []string {
 // metrics scrapes n's lbd.
 func (n *cpNode) metrics(t testing.TB) map[string]string {
 	t.Helper()
-	hc := &http.Client{Timeout: 2 * time.Second, Transport: &http.Transport{DialContext: n.host.DialContext}}
+	hc := &http.Client{Timeout: scrapeTimeout, Transport: &http.Transport{DialContext: n.host.DialContext}}
 	resp, err := hc.Get("http://127.0.0.1:7475/metrics")
 	if err != nil {
 		t.Fatalf("scrape %s: %v", n.name, err)

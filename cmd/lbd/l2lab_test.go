@@ -599,9 +599,14 @@ func (l *l2Lab) cordon(node string, on bool) {
 	}
 }
 
+// scrapeTimeout is Prometheus's default scrape timeout: a race-built lbd
+// under nice 19 on a loaded machine once took more than 2 s to answer
+// /metrics. How fast it answers is not what these tests check.
+const scrapeTimeout = 10 * time.Second
+
 // readyz returns n's /readyz status code and body.
 func (l *l2Lab) readyz(n *labNode) (int, string) {
-	c := &http.Client{Timeout: 2 * time.Second, Transport: &http.Transport{DialContext: n.host.DialContext}}
+	c := &http.Client{Timeout: scrapeTimeout, Transport: &http.Transport{DialContext: n.host.DialContext}}
 	resp, err := c.Get("http://127.0.0.1:7475/readyz")
 	if err != nil {
 		return 0, err.Error()
@@ -613,7 +618,7 @@ func (l *l2Lab) readyz(n *labNode) (int, string) {
 
 // metricsIn scrapes n's metrics from inside its namespace.
 func (l *l2Lab) metricsIn(n *labNode) string {
-	c := &http.Client{Timeout: 2 * time.Second, Transport: &http.Transport{DialContext: n.host.DialContext}}
+	c := &http.Client{Timeout: scrapeTimeout, Transport: &http.Transport{DialContext: n.host.DialContext}}
 	resp, err := c.Get("http://127.0.0.1:7475/metrics")
 	if err != nil {
 		l.t.Fatal(err)

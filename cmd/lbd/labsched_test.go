@@ -3,6 +3,7 @@ package main
 import (
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -232,5 +233,41 @@ func TestRaceLabsExist(t *testing.T) {
 		if !strings.Contains(src.String(), "\nfunc "+name+"(t *testing.T) {") {
 			t.Errorf("raceLabs names %s, which is not a test in this package", name)
 		}
+	}
+}
+
+// TestTimingLabsInScript: scripts/test.sh runs the timing labs in a go
+// test of their own at the normal priority, by name; a timing lab it
+// does not name would run under nice 19 with the rest, and a name that
+// is no timing lab would run a lab beside them.
+func TestTimingLabsInScript(t *testing.T) {
+	script, err := os.ReadFile("../../scripts/test.sh")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := regexp.MustCompile(`(?m)^timing='\^\(([A-Za-z0-9|]+)\)\$'$`).FindSubmatch(script)
+	if m == nil {
+		t.Fatal("no timing='^(A|B)$' line in scripts/test.sh")
+	}
+	inScript := strings.Split(string(m[1]), "|")
+	files, err := filepath.Glob("*_test.go")
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no test files: %v", err)
+	}
+	var inCode []string
+	re := regexp.MustCompile(`\nfunc (Test\w+)\(t \*testing\.T\) \{\n(?:\t//[^\n]*\n)*\ttimingLab\(t,`)
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, m := range re.FindAllSubmatch(b, -1) {
+			inCode = append(inCode, string(m[1]))
+		}
+	}
+	slices.Sort(inScript)
+	slices.Sort(inCode)
+	if !slices.Equal(inScript, inCode) {
+		t.Errorf("scripts/test.sh's timing labs %v, the tests that call timingLab %v", inScript, inCode)
 	}
 }

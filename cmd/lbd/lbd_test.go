@@ -25,6 +25,7 @@ import (
 	"github.com/lbdproject/lbd/internal/daemon"
 	"github.com/lbdproject/lbd/internal/kubetest"
 	"github.com/lbdproject/lbd/internal/status"
+	"github.com/lbdproject/lbd/internal/testbin"
 )
 
 var lbdBin string
@@ -40,46 +41,30 @@ const (
 	envLbdPlain = "LBD_TEST_LBD"
 )
 
+// The lbd this test binary runs by default (with -race when it has the
+// race detector), and the one without it.
+var (
+	defaultBuild = &testbin.Build{Env: envLbdPlain, Pkg: ".", Name: "lbd"}
+	plainBuild   = &testbin.Build{Env: envLbdPlain, Pkg: ".", Name: "lbd"}
+)
+
 func TestMain(m *testing.M) {
 	if node := os.Getenv(standInEnv); node != "" {
 		serveStandIn(node) // this process is a lab node's stand-in for kube-proxy
 		return
 	}
-	dir, err := os.MkdirTemp("", "lbd-bin-")
-	if err != nil {
+	if raceDetector {
+		defaultBuild = &testbin.Build{Env: envLbdRace, Pkg: ".", Name: "lbd", Flags: []string{"-race"}}
+	}
+	var err error
+	if lbdBin, err = defaultBuild.Get(); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
-	lbdBin = filepath.Join(dir, "lbd")
-	prebuilt := os.Getenv(envLbdPlain)
-	if raceDetector {
-		prebuilt = os.Getenv(envLbdRace)
-	}
-	if prebuilt != "" {
-		lbdBin = prebuilt
-	} else {
-		args := []string{"build", "-o", lbdBin}
-		if raceDetector {
-			args = append(args, "-race")
-		}
-		out, err := exec.Command("go", append(args, ".")...).CombinedOutput()
-		if err != nil {
-			fmt.Fprintf(os.Stderr, "building lbd: %v\n%s", err, out)
-			os.Exit(1)
-		}
-	}
-	plainBuild.dir = dir
 	code := m.Run()
-	os.RemoveAll(dir)
+	defaultBuild.Remove()
+	plainBuild.Remove()
 	os.Exit(code)
-}
-
-// plainBuild is the uninstrumented lbd, built on first use.
-var plainBuild struct {
-	once sync.Once
-	dir  string // TestMain's, removed at the end
-	path string
-	err  error
 }
 
 // timingBin returns lbd built without the race detector, as the
@@ -92,20 +77,7 @@ func timingBin(t testing.TB) string {
 	if !raceDetector {
 		return lbdBin
 	}
-	plainBuild.once.Do(func() {
-		if p := os.Getenv(envLbdPlain); p != "" {
-			plainBuild.path = p
-			return
-		}
-		plainBuild.path = filepath.Join(plainBuild.dir, "lbd-plain")
-		if out, err := exec.Command("go", "build", "-o", plainBuild.path, ".").CombinedOutput(); err != nil {
-			plainBuild.err = fmt.Errorf("building lbd without -race: %v\n%s", err, out)
-		}
-	})
-	if plainBuild.err != nil {
-		t.Fatal(plainBuild.err)
-	}
-	return plainBuild.path
+	return plainBuild.Path(t)
 }
 
 // raceLabs are the tests whose lbd daemons are built with the race

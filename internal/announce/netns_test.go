@@ -13,8 +13,11 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
+
+	"github.com/lbdproject/lbd/internal/testbin"
 )
 
 // lab is two network namespaces joined by a veth pair: a node, where the
@@ -132,19 +135,36 @@ func buildHelper(t testing.TB) string {
 	return buildTool(t, "l2helper")
 }
 
-// buildTool builds the command internal/name, with the race detector when
-// the test binary has it.
+// buildTool builds the command internal/name once per test binary, with
+// the race detector when the test binary has it.
 func buildTool(t testing.TB, name string) string {
 	t.Helper()
-	bin := filepath.Join(t.TempDir(), name)
-	args := []string{"build", "-o", bin}
-	if raceDetector {
-		args = append(args, "-race")
+	tools.Lock()
+	b := tools.m[name]
+	if b == nil {
+		b = &testbin.Build{Pkg: "./internal/" + name, Name: name}
+		if raceDetector {
+			b.Flags = []string{"-race"}
+		}
+		tools.m[name] = b
 	}
-	if out, err := sh(append([]string{"go"}, append(args, "./internal/"+name)...)...); err != nil {
-		t.Fatalf("build %s: %v\n%s", name, err, out)
+	tools.Unlock()
+	return b.Path(t)
+}
+
+// tools are the commands buildTool built; TestMain removes them.
+var tools = struct {
+	sync.Mutex
+	m map[string]*testbin.Build
+}{m: map[string]*testbin.Build{}}
+
+// TestMain removes the commands the tests built.
+func TestMain(m *testing.M) {
+	code := m.Run()
+	for _, b := range tools.m {
+		b.Remove()
 	}
-	return bin
+	os.Exit(code)
 }
 
 func startHelper(t *testing.T, l *lab, bin string, args ...string) *helper {

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/lbdproject/lbd/internal/netlab"
+	"github.com/lbdproject/lbd/internal/testbin"
 )
 
 // The labs: a router and three nodes on one segment, with documentation
@@ -57,45 +58,26 @@ func newLab(t testing.TB) *bgpLab {
 
 // TestMain removes the helper built for the labs.
 func TestMain(m *testing.M) {
-	code := m.Run()
-	if helperBin != "" {
-		os.RemoveAll(filepath.Dir(helperBin))
+	helper = &testbin.Build{Pkg: "./internal/bgphelper", Name: "bgphelper"}
+	if raceDetector {
+		helper.Flags = []string{"-race"}
 	}
+	code := m.Run()
+	helper.Remove()
 	os.Exit(code)
 }
 
-// raceDetector is true in a test binary built with -race.
+// raceDetector is true in a test binary built with -race (race_test.go).
 var raceDetector bool
 
-var (
-	helperOnce sync.Once
-	helperBin  string
-	helperErr  error
-)
+// helper is internal/bgphelper, built on first use, with the race
+// detector when the test binary has it.
+var helper *testbin.Build
 
-// helperPath builds internal/bgphelper once per test binary, with the
-// race detector when the test binary has it (race_test.go).
+// helperPath returns the helper's path.
 func helperPath(t testing.TB) string {
 	t.Helper()
-	helperOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "bgphelper")
-		if err != nil {
-			helperErr = err
-			return
-		}
-		helperBin = filepath.Join(dir, "bgphelper")
-		args := []string{"build", "-o", helperBin}
-		if raceDetector {
-			args = append(args, "-race")
-		}
-		if out, err := exec.Command("go", append(args, "./internal/bgphelper")...).CombinedOutput(); err != nil {
-			helperErr = fmt.Errorf("build bgphelper: %v\n%s", err, out)
-		}
-	})
-	if helperErr != nil {
-		t.Fatal(helperErr)
-	}
-	return helperBin
+	return helper.Path(t)
 }
 
 // nodeConfig is an lbd.yaml for a node peering with the router over
