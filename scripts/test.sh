@@ -138,7 +138,7 @@ echo "== tests (race detector on in the tests, and in the lbd of a lab of each k
 #   priority of their own (nice 10) made them a fourth stream that
 #   starved the labs: requests unanswered for 2 s.
 # The others' results stream; the timing labs' follow.
-timing='^(TestL2PeersCuts|TestL2PeersRestarts|TestBFDLab|TestBFDLabBIRD|TestBFDPortFlap)$'
+timing='^(TestL2PeersCuts|TestL2PeersRestarts|TestBFDLab|TestBFDLabBIRD)$'
 {
 	go test -race -ldflags=-w -count=1 -parallel 64 -timeout 15m -json -run "$timing" ./cmd/lbd >"$timing_json" 2>&1 &
 	timing_pid=$!
