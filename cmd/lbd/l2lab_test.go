@@ -334,6 +334,35 @@ func (l *l2Lab) owner(ip string) *labNode {
 	return l.node(who[0])
 }
 
+// settledOwner is owner once every node names it as the owner of ip,
+// twice a second apart: no hand-over is under way (on a loaded machine
+// the first placement can still be moving when owner first returns).
+func (l *l2Lab) settledOwner(ip string) *labNode {
+	l.t.Helper()
+	var o *labNode
+	agreed := 0
+	waitFor(l.t, "every node to agree on the owner of "+ip, func() bool {
+		prev := o
+		o = l.owner(ip)
+		for _, n := range l.nodes {
+			if l.addressOf(n, ip).Owner != o.name {
+				agreed = 0
+				return false
+			}
+		}
+		if o != prev {
+			agreed = 0
+		}
+		agreed++
+		if agreed < 2 {
+			time.Sleep(time.Second)
+			return false
+		}
+		return true
+	})
+	return o
+}
+
 // newOwner waits until a running node other than old owns ip, and
 // returns it.
 func (l *l2Lab) newOwner(ip string, old *labNode) *labNode {
