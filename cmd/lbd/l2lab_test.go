@@ -514,7 +514,7 @@ func (l *l2Lab) traffic(ip string) (stop func() (failed int, reset resets, serve
 		wg.Wait()
 		failed := 0
 		for _, f := range fails {
-			stalled := overlap(stalls, f.start, f.end)
+			stalled := netlab.Stalled(stalls, f.start, f.end)
 			excused := stalled >= timeout/2
 			if !excused {
 				failed++
@@ -530,25 +530,6 @@ func (l *l2Lab) traffic(ip string) (stop func() (failed int, reset resets, serve
 type trafficFailure struct {
 	start, end time.Time
 	err        error
-}
-
-// overlap is how much of [from, to] the intervals cover (they do not
-// overlap each other).
-func overlap(iv [][2]time.Time, from, to time.Time) time.Duration {
-	var d time.Duration
-	for _, x := range iv {
-		a, b := x[0], x[1]
-		if a.Before(from) {
-			a = from
-		}
-		if b.After(to) {
-			b = to
-		}
-		if b.After(a) {
-			d += b.Sub(a)
-		}
-	}
-	return d
 }
 
 // resets are the requests of traffic reset in flight.
@@ -1026,27 +1007,6 @@ func TestResetsOf(t *testing.T) {
 	} {
 		if got := resetsOf(c.in); got != c.want {
 			t.Errorf("resetsOf(%v) = %+v, want %+v", c.in, got, c.want)
-		}
-	}
-}
-
-// TestOverlap: how much of a failed request's time the test process
-// stalled decides whether traffic counts the failure.
-func TestOverlap(t *testing.T) {
-	at := func(ms int) time.Time { return time.Unix(0, 0).Add(time.Duration(ms) * time.Millisecond) }
-	iv := func(a, b int) [2]time.Time { return [2]time.Time{at(a), at(b)} }
-	stalls := [][2]time.Time{iv(0, 300), iv(1000, 2500), iv(4000, 4100)}
-	for _, c := range []struct {
-		from, to int
-		want     time.Duration
-	}{
-		{500, 900, 0}, // between stalls
-		{200, 2200, 100*time.Millisecond + 1200*time.Millisecond}, // the end of one, most of another
-		{1500, 1600, 100 * time.Millisecond},                      // inside one
-		{0, 5000, 300*time.Millisecond + 1500*time.Millisecond + 100*time.Millisecond},
-	} {
-		if got := overlap(stalls, at(c.from), at(c.to)); got != c.want {
-			t.Errorf("overlap(%d..%d ms) = %v, want %v", c.from, c.to, got, c.want)
 		}
 	}
 }
