@@ -31,7 +31,7 @@ import (
 // at the template's validate and leaves the running configuration alone,
 // and a valid change is applied by a reload.
 func TestAnsibleRoleInContainer(t *testing.T) {
-	t.Parallel()
+	containerTest(t)
 	if _, err := exec.LookPath("ansible-playbook"); err != nil {
 		if v := os.Getenv("LBD_REQUIRE_TOOLS"); v != "" && v != "0" {
 			t.Fatal("needs ansible-playbook (apt-get install ansible); LBD_REQUIRE_TOOLS is set")

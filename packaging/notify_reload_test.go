@@ -13,7 +13,7 @@ import (
 // its meaning: SIGHUP reaches lbd, a valid change is applied, a rejected
 // one fails `systemctl reload` and leaves the old configuration in force.
 func TestNotifyReloadDropIn(t *testing.T) {
-	t.Parallel()
+	containerTest(t)
 	c := systemdtest.Boot(t, systemdtest.WithSuite("trixie"))
 	data, err := os.ReadFile(debFile(t))
 	if err != nil {

@@ -131,8 +131,8 @@ echo "== tests (race detector on in the tests, and in the lbd of a lab of each k
 #   was once declared dead and moved an address the test counts.
 # - Every other test, under nice 19, three packages at once, the longest
 #   first so that none starts last (the packaging tests' booted
-#   containers boot side by side, each in a cgroup of its own; the
-#   Ansible one is the longest), then the rest longest first, with every
+#   containers take turns, a chain of about 3 minutes alone), then the
+#   rest longest first, with every
 #   parallel test of a package let through (-parallel 64: the lab
 #   scheduler in cmd/lbd orders them). Giving the packaging tests a
 #   priority of their own (nice 10) made them a fourth stream that
