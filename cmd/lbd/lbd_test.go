@@ -41,18 +41,16 @@ const (
 	envLbdPlain = "LBD_TEST_LBD"
 )
 
-// The lbd this test binary runs by default (with -race when it has the
-// race detector), and the one without it.
-var (
-	defaultBuild = &testbin.Build{Env: envLbdPlain, Pkg: ".", Name: "lbd"}
-	plainBuild   = &testbin.Build{Env: envLbdPlain, Pkg: ".", Name: "lbd"}
-)
+// plainBuild is lbd without the race detector (timingBin).
+var plainBuild = &testbin.Build{Env: envLbdPlain, Pkg: ".", Name: "lbd"}
 
 func TestMain(m *testing.M) {
 	if node := os.Getenv(standInEnv); node != "" {
 		serveStandIn(node) // this process is a lab node's stand-in for kube-proxy
 		return
 	}
+	// lbdBin is built like this test binary: with -race when it has it.
+	defaultBuild := plainBuild
 	if raceDetector {
 		defaultBuild = &testbin.Build{Env: envLbdRace, Pkg: ".", Name: "lbd", Flags: []string{"-race"}}
 	}
