@@ -58,6 +58,9 @@ func TestDemoScript(t *testing.T) {
 		}
 		checkResults(t, res)
 		t.Logf("demo.sh output:\n%s", out)
+		if t.Failed() {
+			logFailedRequests(t, dir, res)
+		}
 
 		// The lab stays up: the client still reaches the address.
 		if got, err := exec.Command("ip", "netns", "exec", demo.Prefix+"-client",
@@ -184,6 +187,37 @@ func checkResults(t *testing.T, r demo.Results) {
 	d := r.Drain
 	if !inPool(d.Address, "192.0.2.208/29") || d.To == d.Node || !slices.Contains(workers, d.To) || d.Failed != 0 || d.Requests < 50 {
 		t.Errorf("step 7, drain: %+v", d)
+	}
+}
+
+// logFailedRequests prints what the lab logged of the requests that
+// failed (logs/lab.log) and the lbd logs of the nodes the drain moved an
+// address between: what a failed step needs to be understood.
+func logFailedRequests(t *testing.T, dir string, res demo.Results) {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(dir, "logs", "lab.log"))
+	if err != nil {
+		t.Logf("lab log: %v", err)
+		return
+	}
+	var lines []string
+	for line := range strings.Lines(string(b)) {
+		if strings.Contains(line, "failed request") {
+			lines = append(lines, line)
+		}
+	}
+	t.Logf("failed requests (logs/lab.log):\n%s", strings.Join(lines, ""))
+	for _, n := range []string{res.Drain.Node, res.Drain.To} {
+		if n == "" {
+			continue
+		}
+		b, err := os.ReadFile(filepath.Join(dir, "logs", n+".log"))
+		if err != nil {
+			t.Logf("%s's log: %v", n, err)
+			continue
+		}
+		all := strings.Split(string(b), "\n")
+		t.Logf("%s's log, last 80 lines:\n%s", n, strings.Join(all[max(0, len(all)-80):], "\n"))
 	}
 }
 

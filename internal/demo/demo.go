@@ -485,6 +485,9 @@ func (l *lab) summary() {
 // when a step that should lose nothing lost something.
 func (l *lab) logFailures(what string, p *netlab.Prober, since time.Time) {
 	fs := p.Failures(since)
+	if len(fs) > 0 {
+		l.r.Logf("%s: failed request times are from %s", what, since.Format("15:04:05.000"))
+	}
 	for _, f := range fs {
 		l.r.Logf("%s: failed request %s", what, f)
 	}
