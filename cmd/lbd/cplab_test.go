@@ -73,7 +73,7 @@ func newCPLab(t testing.TB) *cpLab {
 		n.host = l.lab.AddHost(n.name, ip+"/24", fmt.Sprintf("2001:db8::1%d/64", i))
 		l.nodes = append(l.nodes, n)
 	}
-	l.kube = netlab.StartKube(t, db, "192.0.2.9",
+	l.kube = kubetest.StartIn(t, db, "192.0.2.9",
 		kubetest.WithSharedEtcd(),
 		kubetest.WithServingIPs(vip4, vip6, "192.0.2.11", "192.0.2.12", "192.0.2.13"))
 	for _, n := range l.nodes {

@@ -121,7 +121,7 @@ func newL2LabBin(t testing.TB, bin, extra, allocLease string, pools ...string) *
 		l.nodes = append(l.nodes, &labNode{name: name, host: h,
 			path: filepath.Join(l.dir, name+".yaml"), socket: filepath.Join(l.dir, name+".sock")})
 	}
-	l.kc = netlab.StartKube(t, api, "192.0.2.100", kubetest.WithServiceClusterIPRange("10.96.0.0/12,fd00::/108"))
+	l.kc = kubetest.StartIn(t, api, "192.0.2.100", kubetest.WithServiceClusterIPRange("10.96.0.0/12,fd00::/108"))
 	ctx := context.Background()
 	for i, n := range l.nodes {
 		// The Node's InternalIP is on a network of its own, which the

@@ -129,7 +129,7 @@ func (l *lab) build() {
 	for _, n := range l.cps {
 		servingIPs = append(servingIPs, n.ip)
 	}
-	l.kube = netlab.StartKube(r, l.etcd, etcdIP, kubetest.WithBinDir(l.o.Bins), kubetest.WithSharedEtcd(),
+	l.kube = kubetest.StartIn(r, l.etcd, etcdIP, kubetest.WithBinDir(l.o.Bins), kubetest.WithSharedEtcd(),
 		kubetest.WithServingIPs(servingIPs...), kubetest.WithServiceClusterIPRange("10.96.0.0/16"))
 	var wg sync.WaitGroup
 	errs := make([]error, len(l.cps))

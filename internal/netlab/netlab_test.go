@@ -8,8 +8,6 @@ import (
 	"testing"
 	"time"
 
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-
 	"github.com/lbdproject/lbd/internal/netlab"
 )
 
@@ -80,29 +78,4 @@ c, peer = s.accept(); c.sendall(peer[0].encode()); c.close()
 	if host, _, _ := net.SplitHostPort(c.LocalAddr().String()); host != "192.0.2.1" {
 		t.Fatalf("local address %s, want 192.0.2.1", c.LocalAddr())
 	}
-}
-
-// TestStartKube: an API server inside one host, driven from the test
-// process and reachable from another host with the kubeconfig.
-func TestStartKube(t *testing.T) {
-	netlab.Need(t, "ping")
-	l := netlab.New(t)
-	api := l.AddHost("api", "192.0.2.100/24")
-	node := l.AddHost("node", "192.0.2.1/24")
-	c := netlab.StartKube(t, api, "192.0.2.100")
-	if !strings.HasPrefix(c.URL, "https://192.0.2.100:") {
-		t.Fatalf("URL %s", c.URL)
-	}
-	if _, err := c.Client.CoreV1().Namespaces().Get(context.Background(), "default", metav1.GetOptions{}); err != nil {
-		t.Fatalf("test process to API server in the lab: %v", err)
-	}
-	// kubectl is not needed: the node's kernel reaches the port.
-	hostPort := strings.TrimPrefix(c.URL, "https://")
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	conn, err := node.DialContext(ctx, "tcp", hostPort)
-	if err != nil {
-		t.Fatalf("node to API server over the segment: %v", err)
-	}
-	conn.Close()
 }
