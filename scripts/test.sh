@@ -114,7 +114,10 @@ timing_json=$(mktemp)
 # Removed however the run ends (a failed test ends it below).
 trap 'rm -rf "$test_lbd" "$timing_json"' EXIT
 go build -race -ldflags=-w -o "$test_lbd/lbd-race" ./cmd/lbd
-go build -ldflags=-w -o "$test_lbd/lbd" ./cmd/lbd
+# The uninstrumented lbd is the one the packages ship (make package built
+# it: static, -trimpath): the labs run what users install, and a cold run
+# compiles lbd's dependencies once fewer.
+cp bin/lbd "$test_lbd/lbd"
 export LBD_TEST_LBD_RACE=$test_lbd/lbd-race LBD_TEST_LBD=$test_lbd/lbd
 go build -o "${TMPDIR:-/tmp}/lbd-testreport" ./hack/testreport
 
