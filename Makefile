@@ -19,13 +19,16 @@ DIST        ?= dist
 TOOLS_DIR   ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/lbd/tools
 PROMTOOL    := $(TOOLS_DIR)/promtool-debian/promtool
 
-.PHONY: help build test test-all bench lint check-config check-rules promtool install package completions man docs demo demo-down clean
+.PHONY: help build lab test test-all bench lint check-config check-rules promtool install package completions man docs demo demo-down clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-13s %s\n", $$1, $$2}'
 
 build: ## build bin/lbd with the version from git
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/lbd ./cmd/lbd
+
+lab: ## build bin/lbd-lab, the demo lab's driver (static like bin/lbd: the two share one compile of client-go)
+	CGO_ENABLED=0 $(GO) build -trimpath -o bin/lbd-lab ./cmd/lbd-lab
 
 test: ## run the unit and integration tests (root runs the privileged ones too)
 	$(GO) test -race -count=1 ./...

@@ -25,6 +25,7 @@ RECIPE=1
 CACHE_ROOT="${XDG_CACHE_HOME:-$HOME/.cache}/lbd"
 BIN_DIR="$CACHE_ROOT/kube/$KUBE_VERSION"
 WORK_DIR="$CACHE_ROOT/kube-build-$KUBE_VERSION"
+LBD_GOMOD="$(cd "$(dirname "$0")/.." && pwd)/go.mod"
 STAMP="kube=$KUBE_VERSION etcd=$ETCD_VERSION recipe=$RECIPE"
 BINS=(kube-apiserver etcd kubectl kubeadm)
 
@@ -107,6 +108,19 @@ log "k8s.io/kubernetes wants go $go_directive; ${#staging[@]} staging modules at
 	echo "	go.etcd.io/etcd/server/v3 $ETCD_VERSION"
 	echo "	k8s.io/kubernetes $KUBE_VERSION"
 	echo ")"
+	echo
+	# lbd's own requirements too: where both use a module (client-go,
+	# grpc, protobuf, golang.org/x/...), both then build the same version,
+	# and lbd's static build (make package: CGO_ENABLED=0 -trimpath, as
+	# here) and this one share their compiled packages in the Go build
+	# cache; a cold run compiles them once. lbd's versions are the newer
+	# patch or minor releases (go.mod keeps it so, see docs/testing.md).
+	if [[ -f "$LBD_GOMOD" ]]; then
+		echo "// from $LBD_GOMOD"
+		echo "require ("
+		awk '/^require \($/ {in_req = 1; next} in_req && /^\)/ {in_req = 0} in_req && NF >= 2 {print "\t" $1 " " $2}' "$LBD_GOMOD"
+		echo ")"
+	fi
 	echo
 	echo "replace ("
 	for m in "${staging[@]}"; do
