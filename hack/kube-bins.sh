@@ -109,19 +109,6 @@ log "k8s.io/kubernetes wants go $go_directive; ${#staging[@]} staging modules at
 	echo "	k8s.io/kubernetes $KUBE_VERSION"
 	echo ")"
 	echo
-	# lbd's own requirements too: where both use a module (client-go,
-	# grpc, protobuf, golang.org/x/...), both then build the same version,
-	# and lbd's static build (make package: CGO_ENABLED=0 -trimpath, as
-	# here) and this one share their compiled packages in the Go build
-	# cache; a cold run compiles them once. lbd's versions are the newer
-	# patch or minor releases (go.mod keeps it so, see docs/testing.md).
-	if [[ -f "$LBD_GOMOD" ]]; then
-		echo "// from $LBD_GOMOD"
-		echo "require ("
-		awk '/^require \($/ {in_req = 1; next} in_req && /^\)/ {in_req = 0} in_req && NF >= 2 {print "\t" $1 " " $2}' "$LBD_GOMOD"
-		echo ")"
-	fi
-	echo
 	echo "replace ("
 	for m in "${staging[@]}"; do
 		echo "	$m => $m $staging_version"
@@ -144,6 +131,40 @@ EOF
 
 log "go mod tidy (downloads modules on a cold module cache)"
 (cd "$WORK_DIR" && go mod tidy) || die "go mod tidy failed in $WORK_DIR"
+
+# lbd's versions of the modules both use (client-go, grpc, protobuf,
+# golang.org/x/...): required too, the build then selects one version of
+# each (the newer: lbd's go.mod keeps it so), and since both are built
+# CGO_ENABLED=0 -trimpath (scripts/test.sh runs make package after this),
+# the packages both link are compiled once on a cold machine, not twice. Only modules already in this build's graph: lbd's
+# others (GoBGP's old genproto, say) would change what it resolves. If
+# the result does not tidy, the build goes on without them.
+if [[ -f "$LBD_GOMOD" ]]; then
+	cp "$WORK_DIR/go.mod" "$WORK_DIR/go.mod.kube"
+	cp "$WORK_DIR/go.sum" "$WORK_DIR/go.sum.kube"
+	mapfile -t have < <(cd "$WORK_DIR" && go list -m -f '{{.Path}}' all)
+	declare -A in_graph=()
+	for m in "${have[@]}"; do in_graph[$m]=1; done
+	shared=()
+	while read -r mod ver; do
+		[[ -n "${in_graph[$mod]:-}" ]] && shared+=("$mod $ver")
+	done < <(awk '/^require \($/ {r = 1; next} r && /^\)/ {r = 0} r && NF >= 2 {print $1, $2}' "$LBD_GOMOD")
+	{
+		echo
+		echo "// lbd's versions of the modules both use (from $LBD_GOMOD)"
+		echo "require ("
+		printf '\t%s\n' "${shared[@]}"
+		echo ")"
+	} >>"$WORK_DIR/go.mod"
+	if (cd "$WORK_DIR" && go mod tidy); then
+		log "${#shared[@]} modules at lbd's versions where newer, shared with lbd's static build"
+	else
+		log "lbd's versions do not tidy here; building with Kubernetes' own"
+		mv "$WORK_DIR/go.mod.kube" "$WORK_DIR/go.mod"
+		mv "$WORK_DIR/go.sum.kube" "$WORK_DIR/go.sum"
+	fi
+	rm -f "$WORK_DIR/go.mod.kube" "$WORK_DIR/go.sum.kube"
+fi
 
 got_etcd=$(cd "$WORK_DIR" && go list -m -f '{{.Version}}' go.etcd.io/etcd/server/v3)
 [[ "$got_etcd" == "$ETCD_VERSION" ]] || die "module graph selected etcd $got_etcd, expected $ETCD_VERSION; update ETCD_VERSION"

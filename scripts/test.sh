@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 . scripts/lib.sh
 ensure_go
 # gcc and libc6-dev: the race detector needs cgo.
-apt_install make git ca-certificates gcc libc6-dev util-linux iproute2 arping ndisc6 iputils-ping tcpdump \
+apt_install make git ca-certificates gcc libc6-dev iproute2 arping ndisc6 iputils-ping tcpdump \
 	debootstrap systemd-container frr bird2
 # The Ansible role's lint, syntax check and real run (packaging/).
 apt_install ansible ansible-lint
@@ -56,25 +56,21 @@ images_pid=$bg_pid
 # kube-apiserver and etcd are built from source through the Go module
 # proxy on first use (several minutes), then cached outside the clone; the
 # last line of its output is their directory. The .deb and .rpm (make
-# package: nfpm) are built beside it. Both jobs begin with lbd's static
-# build (make build), one after the other under a lock: kube-apiserver
-# is built with the same flags and, where both use a module, the same
-# version (hack/kube-bins.sh), so on a cold machine it finds the
-# packages it shares with lbd (client-go, grpc, protobuf: 605 of lbd's
-# 703) compiled, instead of compiling them at the same time.
-build_lock=$bg_dir/build.lock
-start_bg "$bg_dir/kube" bash -c 'flock "$1" make --no-print-directory build >&2 && exec hack/kube-bins.sh' _ "$build_lock"
+# package: nfpm) are built once it is done: kube-apiserver is built with
+# the flags of lbd's static build (CGO_ENABLED=0 -trimpath) and, where
+# both use a module, lbd's version of it (hack/kube-bins.sh), so on a
+# cold machine lbd's build then finds 605 of its 703 packages (client-go,
+# grpc, protobuf) compiled, instead of compiling them at the same time.
+# Both are needed only when the tests start; warm, kube-bins returns at
+# once.
+start_bg "$bg_dir/kube" hack/kube-bins.sh
 kube_pid=$bg_pid
 rm -f dist/lbd_*.deb dist/lbd-*.rpm
-start_bg "$bg_dir/package" bash -c 'flock "$1" make --no-print-directory build && exec make --no-print-directory package' _ "$build_lock"
+start_bg "$bg_dir/package" bash -c 'while kill -0 "$1" 2>/dev/null; do sleep 1; done; exec make --no-print-directory package' _ "$kube_pid"
 package_pid=$bg_pid
 
 echo "== lint (the first run downloads lbd's Go modules and the pinned linters: a few minutes on a fresh machine; later, about a minute)"
 with_progress lint make --no-print-directory lint
-
-echo "== waiting for the packages (make package: .deb and .rpm with nfpm, started in the background above)"
-wait_bg "$package_pid" "$bg_dir/package" "make package"
-cat "$bg_dir/package.out"
 
 echo "== waiting for kube-apiserver and etcd (started in the background above)"
 wait_bg "$kube_pid" "$bg_dir/kube" "kube-apiserver/etcd build"
@@ -82,6 +78,10 @@ LBD_KUBE_BINDIR=$(tail -n 1 "$bg_dir/kube.out")
 export LBD_KUBE_BINDIR
 # Here the integration tests must run: a missing binary fails, not skips.
 export LBD_REQUIRE_KUBE=1
+
+echo "== waiting for the packages (make package: .deb and .rpm with nfpm, started when kube-apiserver/etcd were ready)"
+wait_bg "$package_pid" "$bg_dir/package" "make package"
+cat "$bg_dir/package.out"
 
 echo "== waiting for the Debian trees (started in the background above)"
 wait_bg "$images_pid" "$bg_dir/images" "debootstrap of the Debian trees"
