@@ -100,8 +100,13 @@ mkdir -p "$DIR/tmp"
 chmod 755 "$DIR" "$DIR/tmp"
 lab_started=1
 
+# The log exists before the lab and its reader start: the redirection of
+# a background job happens in the child, which a loaded machine may run
+# after tail has looked for the file (tail then fails and the story is
+# not shown).
+: >"$DIR/story.log"
 TMPDIR="$DIR/tmp" setsid bin/lbd-lab demo -dir "$DIR" -bins "$BINS" -lbd bin/lbd -rbac etc/lbd-rbac.yaml \
-	>"$DIR/story.log" 2>&1 </dev/null &
+	>>"$DIR/story.log" 2>&1 </dev/null &
 lab=$!
 echo "$lab" >"$DIR/pid"
 tail -n +1 -f "$DIR/story.log" &
