@@ -40,7 +40,14 @@ func TestL2APIOutage(t *testing.T) {
 	cut := time.Now()
 	frozen := map[string]bool{}
 	for time.Since(cut) < 60*time.Second {
-		if got := l.arpMACs(web, 1); !slices.Equal(got, []string{o.host.MAC}) {
+		got := l.arpMACs(web, 1)
+		if len(got) == 0 {
+			// No answer to one request can be the prober's or the owner's
+			// process starved on a loaded machine (lab daemons run at the
+			// tests' nice 19); nobody answering twice in a row is a fault.
+			got = l.arpMACs(web, 1)
+		}
+		if !slices.Equal(got, []string{o.host.MAC}) {
 			t.Errorf("%.0fs into the outage, ARP answers for %s from %v, want only the owner %s", time.Since(cut).Seconds(), web, got, o.name)
 		}
 		for _, n := range l.nodes {
