@@ -136,9 +136,10 @@ log "go mod tidy (downloads modules on a cold module cache)"
 # golang.org/x/...): required too, the build then selects one version of
 # each (the newer: lbd's go.mod keeps it so), and since both are built
 # CGO_ENABLED=0 -trimpath (scripts/test.sh runs make package after this),
-# the packages both link are compiled once on a cold machine, not twice. Only modules already in this build's graph: lbd's
-# others (GoBGP's old genproto, say) would change what it resolves. If
-# the result does not tidy, the build goes on without them.
+# the packages both link are compiled once on a cold machine, not twice.
+# Only modules already in this build's graph: lbd's others (GoBGP's old
+# genproto, say) would change what it resolves. If the result does not
+# tidy, the build goes on without them.
 if [[ -f "$LBD_GOMOD" ]]; then
 	cp "$WORK_DIR/go.mod" "$WORK_DIR/go.mod.kube"
 	cp "$WORK_DIR/go.sum" "$WORK_DIR/go.sum.kube"
