@@ -181,29 +181,49 @@ for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
 	ldflags+=" -X $pkg.gitTreeState=clean -X $pkg.buildDate=$build_date"
 done
 
-build() { # name package
-	local name=$1 pkg=$2 t0
-	t0=$(date +%s)
-	log "go build $pkg"
-	(cd "$WORK_DIR" && go build -trimpath -ldflags "$ldflags" -o "$BIN_DIR/.$name.tmp" "$pkg") ||
-		die "go build $pkg failed"
-	mv -f "$BIN_DIR/.$name.tmp" "$BIN_DIR/$name"
-	log "built $name in $(($(date +%s) - t0))s"
-}
+# The compiler writes no DWARF: the linker drops it anyway (-s -w), and
+# lbd's static build (the Makefile's GCFLAGS) passes the same flag, so
+# the packages both link stay one compile. About 7 % less compile CPU
+# (client-go from an empty build cache: 252 -> 233 CPU-seconds).
+gcflags="all=-dwarf=false"
 
 # A cache of the same versions missing a binary (kubeadm was added later)
 # builds only what is missing.
 complete_before=0
 [[ -f "$BIN_DIR/.versions" && "$(cat "$BIN_DIR/.versions")" == "$STAMP" ]] && complete_before=1
 rm -f "$BIN_DIR/.versions"
+names=() pkgs=()
 for pair in etcd:go.etcd.io/etcd/server/v3 kube-apiserver:k8s.io/kubernetes/cmd/kube-apiserver \
 	kubectl:k8s.io/kubernetes/cmd/kubectl kubeadm:k8s.io/kubernetes/cmd/kubeadm; do
 	name=${pair%%:*}
 	if ((complete_before)) && [[ -x "$BIN_DIR/$name" ]]; then
 		continue
 	fi
-	build "$name" "${pair#*:}"
+	names+=("$name")
+	pkgs+=("${pair#*:}")
 done
+# One go build for all of them: the go command schedules every compile
+# and link of the four in one graph, so a link (single-threaded, tens of
+# seconds for kube-apiserver) runs beside other compiles instead of
+# between them. go build names etcd's binary "server" (the element before
+# its /v3).
+if ((${#pkgs[@]} > 0)); then
+	out_dir="$BIN_DIR/.build"
+	rm -rf "$out_dir"
+	mkdir -p "$out_dir"
+	t0=$(date +%s)
+	log "go build ${names[*]} (one build; on a cold cache etcd ~4 min, kube-apiserver ~11 min more)"
+	(cd "$WORK_DIR" && go build -trimpath -gcflags "$gcflags" -ldflags "$ldflags" -o "$out_dir/" "${pkgs[@]}") ||
+		die "go build ${pkgs[*]} failed"
+	for i in "${!names[@]}"; do
+		built=${pkgs[$i]%/v3}
+		built=${built##*/}
+		[[ -x "$out_dir/$built" ]] || die "go build wrote no $out_dir/$built"
+		mv -f "$out_dir/$built" "$BIN_DIR/${names[$i]}"
+	done
+	rm -rf "$out_dir"
+	log "built ${names[*]} in $(($(date +%s) - t0))s"
+fi
 
 # Smoke-test before stamping the cache as complete.
 out=$("$BIN_DIR/etcd" --version) || die "built etcd does not run"
