@@ -474,6 +474,8 @@ func (l *l2Lab) traffic(ip string) (stop func() (failed int, reset resets, serve
 	var reset [][2]time.Time // each reset request's start and end
 	var fails []trafficFailure
 	var stalls [][2]time.Time // the ticks stopped: gaps of over 200 ms
+	// What the client sent and got, to show how a request failed.
+	capture := l.client.Capture(t, "arp or tcp port 80")
 	done := make(chan struct{})
 	var wg sync.WaitGroup
 	wg.Go(func() {
@@ -495,14 +497,14 @@ func (l *l2Lab) traffic(ip string) (stop func() (failed int, reset resets, serve
 			last = now
 			wg.Go(func() {
 				start := time.Now()
-				node, err := l.get(ip, timeout)
+				node, port, err := l.client.GetConn(ip, timeout)
 				mu.Lock()
 				defer mu.Unlock()
 				switch {
 				case errors.Is(err, syscall.ECONNRESET):
 					reset = append(reset, [2]time.Time{start, time.Now()})
 				case err != nil:
-					fails = append(fails, trafficFailure{start: start, end: time.Now(), err: err})
+					fails = append(fails, trafficFailure{start: start, end: time.Now(), port: port, err: err})
 				default:
 					served[node]++
 				}
@@ -512,6 +514,7 @@ func (l *l2Lab) traffic(ip string) (stop func() (failed int, reset resets, serve
 	return func() (int, resets, map[string]int) {
 		close(done)
 		wg.Wait()
+		capture.Stop()
 		failed := 0
 		for _, f := range fails {
 			stalled := netlab.Stalled(stalls, f.start, f.end)
@@ -523,13 +526,64 @@ func (l *l2Lab) traffic(ip string) (stop func() (failed int, reset resets, serve
 				f.start.Sub(begin).Seconds(), f.end.Sub(f.start).Round(time.Millisecond), f.err,
 				stalled.Round(time.Millisecond), map[bool]string{true: ": not counted", false: ""}[excused])
 		}
+		if len(fails) > 0 {
+			t.Logf("the client's packets around the failed requests (%s):\n%s", capture.Pcap, l.failedPackets(capture, ip, fails))
+		}
 		return failed, resetsOf(reset), served
 	}
 }
 
 type trafficFailure struct {
 	start, end time.Time
+	port       int // the client's TCP port, 0 if no connection was made
 	err        error
+}
+
+// failedPackets shows what the client's capture holds of the failed
+// requests to ip: each one's connection (by its port; a request never
+// connected, by the connection begun next after it), and every ARP
+// packet from half a second before the first to the end of the last.
+func (l *l2Lab) failedPackets(c *netlab.Capture, ip string, fails []trafficFailure) string {
+	client := "192.0.2.50"
+	if strings.Contains(ip, ":") {
+		client = "2001:db8::50"
+	}
+	conns := netlab.TCPConns(c.Packets("tcp port 80"), client)
+	var b strings.Builder
+	b.WriteString("  MACs:")
+	for _, n := range l.nodes {
+		fmt.Fprintf(&b, " %s %s,", n.name, n.host.MAC)
+	}
+	fmt.Fprintf(&b, " client %s\n", l.client.MAC)
+	from, to := fails[0].start, fails[0].end
+	for i, f := range fails {
+		if f.start.Before(from) {
+			from = f.start
+		}
+		if f.end.After(to) {
+			to = f.end
+		}
+		if i == 10 {
+			fmt.Fprintf(&b, "  (the other %d failed requests' packets are in the capture)\n", len(fails)-i)
+		}
+		if i >= 10 {
+			continue
+		}
+		if f.port != 0 {
+			fmt.Fprintf(&b, "  the request at %s (port %d):\n%s", f.start.Format("15:04:05.000000"), f.port, netlab.Format(conns[f.port]))
+			continue
+		}
+		port := netlab.BegunAfter(conns, f.start)
+		fmt.Fprintf(&b, "  the request at %s was never connected; the connection begun next (port %d):\n%s", f.start.Format("15:04:05.000000"), port, netlab.Format(conns[port]))
+	}
+	var arp []netlab.Packet
+	for _, p := range c.Packets("arp") {
+		if !p.At.Before(from.Add(-500*time.Millisecond)) && !p.At.After(to) {
+			arp = append(arp, p)
+		}
+	}
+	fmt.Fprintf(&b, "  ARP from %s to %s:\n%s", from.Add(-500*time.Millisecond).Format("15:04:05.000000"), to.Format("15:04:05.000000"), netlab.Format(arp))
+	return b.String()
 }
 
 // resets are the requests of traffic reset in flight.

@@ -1,13 +1,12 @@
 package announce
 
 import (
-	"bufio"
-	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/lbdproject/lbd/internal/netlab"
 )
 
 // capture runs tcpdump on the client's veth until the returned stop
@@ -20,49 +19,8 @@ func (l *lab) capture(t *testing.T) (pcap string, stop func()) {
 // captureIn runs tcpdump on iface in namespace ns (ARP and ICMPv6 only).
 func captureIn(t *testing.T, ns, iface string) (pcap string, stop func()) {
 	t.Helper()
-	pcap = filepath.Join(t.TempDir(), ns+".pcap")
-	cmd := exec.Command("ip", "netns", "exec", ns, "tcpdump", "-Z", "root", "-U", "--immediate-mode", "-n", "-i", iface, "-w", pcap, "arp or icmp6")
-	stderr, err := cmd.StderrPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	stopped := false
-	stop = func() {
-		if stopped {
-			return
-		}
-		stopped = true
-		cmd.Process.Signal(os.Interrupt)
-		cmd.Wait()
-	}
-	t.Cleanup(stop)
-	// tcpdump says "listening on" once the capture is running.
-	ready := make(chan bool, 1)
-	go func() {
-		sc := bufio.NewScanner(stderr)
-		ok := false
-		for sc.Scan() {
-			if !ok && strings.Contains(sc.Text(), "listening on") {
-				ok = true
-				ready <- true
-			}
-		}
-		if !ok {
-			ready <- false
-		}
-	}()
-	select {
-	case ok := <-ready:
-		if !ok {
-			t.Fatal("tcpdump exited before it was listening")
-		}
-	case <-time.After(5 * time.Second):
-		t.Fatal("tcpdump not listening after 5s")
-	}
-	return pcap, stop
+	c := netlab.StartCapture(t, ns, iface, "arp or icmp6")
+	return c.Pcap, c.Stop
 }
 
 // countPackets counts the packets in pcap that match filter.

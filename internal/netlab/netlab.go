@@ -23,6 +23,7 @@ import (
 	"os/exec"
 	"runtime"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -271,17 +272,34 @@ func (h *Host) DialContext(ctx context.Context, network, address string) (net.Co
 // keep-alive (each request is a new connection, as a failover probe
 // needs), and returns the body of a 200 answer.
 func (h *Host) Get(ip string, timeout time.Duration) (string, error) {
-	c := &http.Client{Timeout: timeout, Transport: &http.Transport{DialContext: h.DialContext, DisableKeepAlives: true}}
+	body, _, err := h.GetConn(ip, timeout)
+	return body, err
+}
+
+// GetConn is Get that also returns the local TCP port of the request's
+// connection (0 if none was made), to find its packets in a Capture.
+func (h *Host) GetConn(ip string, timeout time.Duration) (body string, port int, err error) {
+	var local atomic.Int64
+	dial := func(ctx context.Context, network, address string) (net.Conn, error) {
+		c, err := h.DialContext(ctx, network, address)
+		if err == nil {
+			if a, ok := c.LocalAddr().(*net.TCPAddr); ok {
+				local.Store(int64(a.Port))
+			}
+		}
+		return c, err
+	}
+	c := &http.Client{Timeout: timeout, Transport: &http.Transport{DialContext: dial, DisableKeepAlives: true}}
 	resp, err := c.Get("http://" + net.JoinHostPort(ip, "80") + "/")
 	if err != nil {
-		return "", err
+		return "", int(local.Load()), err
 	}
 	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
+	b, err := io.ReadAll(resp.Body)
 	if resp.StatusCode != 200 {
-		return "", fmt.Errorf("status %d", resp.StatusCode)
+		return "", int(local.Load()), fmt.Errorf("status %d", resp.StatusCode)
 	}
-	return string(body), err
+	return string(b), int(local.Load()), err
 }
 
 // HasAddr reports whether addr (no prefix length) is on h's eth0.
