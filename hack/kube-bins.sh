@@ -82,8 +82,8 @@ fi
 # The build module must not be affected by a workspace or the caller's flags.
 export GOWORK=off GOFLAGS=-buildvcs=false CGO_ENABLED=0
 
-log "building kube-apiserver, etcd, kubectl $KUBE_VERSION (etcd $ETCD_VERSION) in $WORK_DIR"
-log "a cold build takes ~15 min on 2 cores (kube-apiserver ~10 min); later runs reuse the cache"
+log "building kube-apiserver, etcd, kubectl, kubeadm $KUBE_VERSION (etcd $ETCD_VERSION) in $WORK_DIR"
+log "a cold build takes 15-20 min on 2 cores (about 20 beside lint in scripts/test.sh); later runs reuse the cache"
 
 # k8s.io/kubernetes points its staging repos at ./staging/...; each of those
 # is published as its own module at v0.<minor>.<patch>.
@@ -212,7 +212,7 @@ if ((${#pkgs[@]} > 0)); then
 	rm -rf "$out_dir"
 	mkdir -p "$out_dir"
 	t0=$(date +%s)
-	log "go build ${names[*]} (one build; on a cold cache etcd ~4 min, kube-apiserver ~11 min more)"
+	log "go build ${names[*]} (one build, the longest step of a cold run)"
 	(cd "$WORK_DIR" && go build -trimpath -gcflags "$gcflags" -ldflags "$ldflags" -o "$out_dir/" "${pkgs[@]}") ||
 		die "go build ${pkgs[*]} failed"
 	for i in "${!names[@]}"; do
