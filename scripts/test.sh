@@ -64,7 +64,7 @@ images_pid=$bg_pid
 # proxy on first use (several minutes), then cached outside the clone; the
 # last line of its output is their directory. The .deb and .rpm (make
 # package: nfpm) are built once it is done: kube-apiserver is built with
-# the flags of lbd's static build (CGO_ENABLED=0 -trimpath) and, where
+# the flags of lbd's static build (CGO_ENABLED=0 -trimpath, no DWARF) and, where
 # both use a module, lbd's version of it (hack/kube-bins.sh), so on a
 # cold machine lbd's build then finds 605 of its 703 packages (client-go,
 # grpc, protobuf) compiled, instead of compiling them at the same time.

@@ -6,7 +6,6 @@ package main
 // that answers its node's name).
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
@@ -527,7 +526,7 @@ func (l *l2Lab) traffic(ip string) (stop func() (failed int, reset resets, serve
 				stalled.Round(time.Millisecond), map[bool]string{true: ": not counted", false: ""}[excused])
 		}
 		if len(fails) > 0 {
-			t.Logf("the client's packets around the failed requests (%s):\n%s", capture.Pcap, l.failedPackets(capture, ip, fails))
+			t.Logf("the client's packets around the failed requests:\n%s", l.failedPackets(capture, ip, fails))
 		}
 		return failed, resetsOf(reset), served
 	}
@@ -541,12 +540,15 @@ type trafficFailure struct {
 
 // failedPackets shows what the client's capture holds of the failed
 // requests to ip: each one's connection (by its port; a request never
-// connected, by the connection begun next after it), and every ARP
+// connected, by the first connection begun while it waited), and every ARP
 // packet from half a second before the first to the end of the last.
 func (l *l2Lab) failedPackets(c *netlab.Capture, ip string, fails []trafficFailure) string {
-	client := "192.0.2.50"
-	if strings.Contains(ip, ":") {
-		client = "2001:db8::50"
+	var client string // the client's address of ip's family
+	for _, a := range l.client.Addrs {
+		if addr, _, _ := strings.Cut(a, "/"); strings.Contains(addr, ":") == strings.Contains(ip, ":") {
+			client = addr
+			break
+		}
 	}
 	conns := netlab.TCPConns(c.Packets("tcp port 80"), client)
 	var b strings.Builder
@@ -564,7 +566,7 @@ func (l *l2Lab) failedPackets(c *netlab.Capture, ip string, fails []trafficFailu
 			to = f.end
 		}
 		if i == 10 {
-			fmt.Fprintf(&b, "  (the other %d failed requests' packets are in the capture)\n", len(fails)-i)
+			fmt.Fprintf(&b, "  (%d more failed requests not shown)\n", len(fails)-i)
 		}
 		if i >= 10 {
 			continue
@@ -573,7 +575,11 @@ func (l *l2Lab) failedPackets(c *netlab.Capture, ip string, fails []trafficFailu
 			fmt.Fprintf(&b, "  the request at %s (port %d):\n%s", f.start.Format("15:04:05.000000"), f.port, netlab.Format(conns[f.port]))
 			continue
 		}
-		port := netlab.BegunAfter(conns, f.start)
+		port := netlab.BegunIn(conns, f.start, f.end)
+		if port == 0 {
+			fmt.Fprintf(&b, "  the request at %s sent no SYN (the client had no MAC for %s?)\n", f.start.Format("15:04:05.000000"), ip)
+			continue
+		}
 		fmt.Fprintf(&b, "  the request at %s was never connected; the connection begun next (port %d):\n%s", f.start.Format("15:04:05.000000"), port, netlab.Format(conns[port]))
 	}
 	var arp []netlab.Packet
@@ -829,46 +835,15 @@ func TestL2Lab(t *testing.T) {
 		// Watch every ARP packet at the client from the moment the cable
 		// is back: the old owner must not claim the address, even
 		// between two requests.
-		dump := l.client.Command("tcpdump", "-Z", "root", "-U", "--immediate-mode", "-l", "-n", "-e", "-i", "eth0", "arp")
-		var buf strings.Builder
-		dump.Stdout = &buf
-		stderr, err := dump.StderrPipe()
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := dump.Start(); err != nil {
-			t.Fatal(err)
-		}
-		// tcpdump says "listening on" once it captures.
-		listening := make(chan bool, 1)
-		go func() {
-			sc := bufio.NewScanner(stderr)
-			for sc.Scan() {
-				if strings.Contains(sc.Text(), "listening on") {
-					listening <- true
-					io.Copy(io.Discard, stderr)
-					return
-				}
-			}
-			listening <- false
-		}()
-		select {
-		case ok := <-listening:
-			if !ok {
-				t.Fatal("tcpdump exited before it was listening")
-			}
-		case <-time.After(5 * time.Second):
-			t.Fatal("tcpdump not listening after 5s")
-		}
+		capture := l.client.Capture(t, "arp")
 		l.lab.Plug(o.host)
 		// 1s of ARP requests: only the new owner answers.
 		if got := l.arpMACs(web, 4); !slices.Equal(got, []string{n.host.MAC}) {
 			t.Errorf("within 1s of the cable coming back, ARP answers from %v, want only %s (%s)", got, n.name, n.host.MAC)
 		}
 		time.Sleep(time.Second)
-		dump.Process.Signal(syscall.SIGTERM)
-		dump.Wait()
-		for line := range strings.SplitSeq(buf.String(), "\n") {
+		capture.Stop()
+		for _, line := range capture.Read("arp") {
 			if strings.Contains(strings.ToLower(line), o.host.MAC+" >") && (strings.Contains(line, web+" is-at") || strings.Contains(line, "tell "+web)) {
 				t.Errorf("the returning node claimed %s: %s", web, line)
 			}

@@ -134,15 +134,15 @@ func TCPConns(ps []Packet, client string) map[int][]Packet {
 	return conns
 }
 
-// BegunAfter returns the port of the connection in conns whose first
-// packet is the earliest at or after t (0 if none): the one a request
-// made at t opened, when it could not say which (its connection was
-// never established).
-func BegunAfter(conns map[int][]Packet, t time.Time) int {
+// BegunIn returns the port of the connection in conns whose first
+// packet is the earliest in [from, to) (0 if none): the one a request
+// made at from and given up at to opened, when it could not say which
+// (its connection was never established).
+func BegunIn(conns map[int][]Packet, from, to time.Time) int {
 	best := 0
 	var at time.Time
 	for port, ps := range conns {
-		if first := ps[0].At; !first.Before(t) && (best == 0 || first.Before(at)) {
+		if first := ps[0].At; !first.Before(from) && first.Before(to) && (best == 0 || first.Before(at)) {
 			best, at = port, first
 		}
 	}

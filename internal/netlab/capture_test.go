@@ -51,7 +51,7 @@ func TestCapture(t *testing.T) {
 	if !strings.Contains(got, "192.0.2.1."+strconv.Itoa(port)+" > 192.0.2.2.80: Flags [S]") || !strings.Contains(got, "192.0.2.2.80 > 192.0.2.1."+strconv.Itoa(port)+": Flags [S.]") {
 		t.Errorf("the packets of port %d hold no SYN and SYN-ACK:\n%s", port, got)
 	}
-	un := netlab.BegunAfter(conns, before)
+	un := netlab.BegunIn(conns, before, time.Now())
 	if un == 0 || un == port || len(conns[un]) == 0 {
 		t.Fatalf("the connection begun after %s is port %d, want the unanswered one (not %d); all:\n%v", before, un, port, conns)
 	}
@@ -60,7 +60,7 @@ func TestCapture(t *testing.T) {
 			t.Errorf("the unanswered connection holds more than SYNs: %s", p.Line)
 		}
 	}
-	if got := netlab.BegunAfter(conns, time.Now()); got != 0 {
+	if got := netlab.BegunIn(conns, time.Now(), time.Now().Add(time.Hour)); got != 0 {
 		t.Errorf("a connection begun after the last request: port %d", got)
 	}
 }
