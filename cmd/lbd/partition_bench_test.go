@@ -19,14 +19,19 @@ import (
 	"time"
 )
 
-// arpReply is one ARP reply for the sampled address, as captured.
+// arpReply is one ARP packet for the sampled address, as captured: a
+// reply from mac, or (ask) the client's request.
 type arpReply struct {
 	at  time.Time
 	mac string
+	ask bool
 }
 
 // answerers asks for ip by ARP every 100 ms from the client (arping) and
-// captures every reply (tcpdump), until stop, which returns the replies.
+// captures every request and reply (tcpdump), until stop, which returns
+// them. The requests say which windows were asked at all: a window the
+// prober left out (arping itself delayed on a loaded machine) is no
+// evidence that nobody would have answered.
 type answerers struct {
 	mu      sync.Mutex
 	replies []arpReply
@@ -34,12 +39,40 @@ type answerers struct {
 	stop    func() []arpReply
 }
 
-var arpReplyRE = regexp.MustCompile(`^(\d+)\.(\d+) .* Reply (\S+) is-at ([0-9a-f:]+)`)
+var (
+	arpReplyRE   = regexp.MustCompile(`^(\d+)\.(\d+) .* Reply (\S+) is-at ([0-9a-f:]+)`)
+	arpRequestRE = regexp.MustCompile(`^(\d+)\.(\d+) .* Request who-has (\S+) tell `)
+)
+
+// parseARPLine reads one line of tcpdump -e -n -tt for ARP: a reply for
+// ip, or a request for it.
+func parseARPLine(line, ip string) (arpReply, bool) {
+	m := arpReplyRE.FindStringSubmatch(line)
+	ask := false
+	if m == nil {
+		if m = arpRequestRE.FindStringSubmatch(line); m == nil {
+			return arpReply{}, false
+		}
+		ask = true
+	}
+	if m[3] != ip {
+		return arpReply{}, false
+	}
+	sec, _ := strconv.ParseInt(m[1], 10, 64)
+	usec, _ := strconv.ParseInt(m[2], 10, 64)
+	r := arpReply{at: time.Unix(sec, usec*1000), ask: ask}
+	if !ask {
+		r.mac = m[4]
+	}
+	return r, true
+}
 
 func (l *l2Lab) sampleAnswerers(ip string) *answerers {
 	t := l.t
 	a := &answerers{}
-	dump := l.client.Command("tcpdump", "-i", "eth0", "-l", "-n", "-e", "-tt", "--immediate-mode", "arp and arp[6:2] == 2")
+	// Replies from anyone, requests from the client itself (arping).
+	filter := "arp and (arp[6:2] == 2 or ether src " + l.client.MAC + ")"
+	dump := l.client.Command("tcpdump", "-i", "eth0", "-l", "-n", "-e", "-tt", "--immediate-mode", filter)
 	out, err := dump.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -52,14 +85,12 @@ func (l *l2Lab) sampleAnswerers(ip string) *answerers {
 		defer close(done)
 		sc := bufio.NewScanner(out)
 		for sc.Scan() {
-			m := arpReplyRE.FindStringSubmatch(sc.Text())
-			if m == nil || m[3] != ip {
+			r, ok := parseARPLine(sc.Text(), ip)
+			if !ok {
 				continue
 			}
-			sec, _ := strconv.ParseInt(m[1], 10, 64)
-			usec, _ := strconv.ParseInt(m[2], 10, 64)
 			a.mu.Lock()
-			a.replies = append(a.replies, arpReply{at: time.Unix(sec, usec*1000), mac: m[4]})
+			a.replies = append(a.replies, r)
 			a.mu.Unlock()
 		}
 	}()
@@ -85,25 +116,30 @@ func (l *l2Lab) sampleAnswerers(ip string) *answerers {
 
 // partitionFigures reads the replies in 100 ms windows from start to end:
 // the longest run of windows answered by two MACs or more (dual), the
-// longest run answered by none (none), and how many times the address
-// moved (moves): the MAC that answers alone changed, counting a MAC only
-// once it answered alone for settleWindows windows in a row. While two
-// answer (the old owner's grace after a graceful stop, make-before-break)
-// a reply can land in the next window under load, leaving one window
-// with one MAC, then one with the other: that is not a move.
+// longest run in which the client asked and none answered (none), and
+// how many times the address moved (moves): the MAC that answers alone
+// changed, counting a MAC only once it answered alone for settleWindows
+// windows in a row. While two answer (the old owner's grace after a
+// graceful stop, make-before-break) a reply can land in the next window
+// under load, leaving one window with one MAC, then one with the other:
+// that is not a move. A window in which the client did not ask and
+// nobody answered (arping itself late) is left out: it neither adds to a
+// run nor ends one.
 func partitionFigures(replies []arpReply, start, end time.Time) (dual, none time.Duration, moves int) {
 	const settleWindows = 3
 	var runDual, runNone, runAlone int
 	settled, alone := "", ""
-	for _, s := range answerWindows(replies, start, end) {
-		switch len(s) {
-		case 0:
+	for _, w := range answerWindows(replies, start, end) {
+		switch {
+		case len(w.macs) == 0 && !w.asked:
+			continue
+		case len(w.macs) == 0:
 			runNone++
 			runDual, runAlone = 0, 0
-		case 1:
+		case len(w.macs) == 1:
 			runNone, runDual = 0, 0
-			if s[0] != alone {
-				alone, runAlone = s[0], 0
+			if w.macs[0] != alone {
+				alone, runAlone = w.macs[0], 0
 			}
 			if runAlone++; runAlone == settleWindows && alone != settled {
 				if settled != "" {
@@ -124,22 +160,35 @@ func partitionFigures(replies []arpReply, start, end time.Time) (dual, none time
 // answerWindow is the sampling period: arping asks every 100 ms.
 const answerWindow = 100 * time.Millisecond
 
-// answerWindows returns, for each answerWindow from start to end, the
-// MACs that answered in it, sorted.
-func answerWindows(replies []arpReply, start, end time.Time) [][]string {
-	sets := make([][]string, int(end.Sub(start)/answerWindow))
+// answerWin is one answerWindow: the MACs that answered in it, sorted,
+// and whether the client asked in it.
+type answerWin struct {
+	macs  []string
+	asked bool
+}
+
+// answerWindows returns the answerWindows from start to end.
+func answerWindows(replies []arpReply, start, end time.Time) []answerWin {
+	wins := make([]answerWin, int(end.Sub(start)/answerWindow))
 	for _, r := range replies {
-		if i := int(r.at.Sub(start) / answerWindow); i >= 0 && i < len(sets) && !slices.Contains(sets[i], r.mac) {
-			sets[i] = append(sets[i], r.mac)
-			slices.Sort(sets[i])
+		i := int(r.at.Sub(start) / answerWindow) // 0 for the 100 ms before start too
+		if r.at.Before(start) || i >= len(wins) {
+			continue
+		}
+		if r.ask {
+			wins[i].asked = true
+		} else if !slices.Contains(wins[i].macs, r.mac) {
+			wins[i].macs = append(wins[i].macs, r.mac)
+			slices.Sort(wins[i].macs)
 		}
 	}
-	return sets
+	return wins
 }
 
 // answerTimeline says who answered when, for a failed test's log: runs of
-// windows with the same answerers ("aa:bb ×12, none ×2, aa:bb+cc:dd ×3"),
-// each MAC by its last two bytes.
+// windows with the same answerers ("aa:bb ×12, none ×2, aa:bb+cc:dd ×3",
+// "unasked" for a window in which the client sent no request and nobody
+// answered), each MAC by its last two bytes.
 func answerTimeline(replies []arpReply, start, end time.Time) string {
 	var runs []string
 	prev, n := "", 0
@@ -148,14 +197,17 @@ func answerTimeline(replies []arpReply, start, end time.Time) string {
 			runs = append(runs, fmt.Sprintf("%s ×%d", prev, n))
 		}
 	}
-	for _, s := range answerWindows(replies, start, end) {
+	for _, w := range answerWindows(replies, start, end) {
 		who := "none"
-		if len(s) > 0 {
-			short := make([]string, len(s))
-			for i, mac := range s {
+		switch {
+		case len(w.macs) > 0:
+			short := make([]string, len(w.macs))
+			for i, mac := range w.macs {
 				short[i] = mac[max(0, len(mac)-5):]
 			}
 			who = strings.Join(short, "+")
+		case !w.asked:
+			who = "unasked"
 		}
 		if who != prev {
 			flush()
@@ -169,8 +221,17 @@ func answerTimeline(replies []arpReply, start, end time.Time) string {
 
 func TestPartitionFigures(t *testing.T) {
 	t0 := time.Unix(1000, 0)
-	at := func(ms int, mac string) arpReply { return arpReply{t0.Add(time.Duration(ms) * time.Millisecond), mac} }
+	at := func(ms int, mac string) arpReply {
+		return arpReply{at: t0.Add(time.Duration(ms) * time.Millisecond), mac: mac}
+	}
 	var rs []arpReply
+	// The client asks at the start of every window but while it is
+	// stalled itself: 3.8-4.3 s and 5.0-5.3 s.
+	for ms := 0; ms < 6000; ms += 100 {
+		if (ms < 3800 || ms >= 4300) && (ms < 5000 || ms >= 5300) {
+			rs = append(rs, arpReply{at: t0.Add(time.Duration(ms+1) * time.Millisecond), ask: true})
+		}
+	}
 	for ms := 0; ms < 1000; ms += 100 {
 		rs = append(rs, at(ms+5, "a")) // a answers 0-1 s
 	}
@@ -189,12 +250,51 @@ func TestPartitionFigures(t *testing.T) {
 	for ms := 3300; ms < 3800; ms += 100 { // then a alone: moved back
 		rs = append(rs, at(ms+5, "a"))
 	}
+	// The client stalls 3.8-4.3 s, unanswered because unasked: not a
+	// gap. a answers again until 4.7 s.
+	for ms := 4300; ms < 4700; ms += 100 {
+		rs = append(rs, at(ms+5, "a"))
+	}
+	// Nobody answers 4.7-5.0 s and 5.3-5.6 s; the client's stall
+	// between neither ends that gap nor lengthens it: 600 ms. Then b.
+	for ms := 5600; ms < 6000; ms += 100 {
+		rs = append(rs, at(ms+5, "b"))
+	}
 	dual, none, moves := partitionFigures(rs, t0, t0.Add(3800*time.Millisecond))
 	if dual != 600*time.Millisecond || none != 500*time.Millisecond || moves != 2 {
-		t.Errorf("dual %v none %v moves %d; want 600ms 500ms 2", dual, none, moves)
+		t.Errorf("to 3.8 s: dual %v none %v moves %d; want 600ms 500ms 2", dual, none, moves)
+	}
+	dual, none, moves = partitionFigures(rs, t0.Add(3300*time.Millisecond), t0.Add(6000*time.Millisecond))
+	if dual != 0 || none != 600*time.Millisecond || moves != 1 {
+		t.Errorf("3.3-6 s: dual %v none %v moves %d; want 0 600ms 1", dual, none, moves)
 	}
 	if got, want := answerTimeline(rs, t0, t0.Add(2500*time.Millisecond)), "a ×10, none ×5, b ×5, a+b ×3, a ×1, b ×1"; got != want {
 		t.Errorf("timeline %q, want %q", got, want)
+	}
+	if got, want := answerTimeline(rs, t0.Add(3300*time.Millisecond), t0.Add(6000*time.Millisecond)), "a ×5, unasked ×5, a ×4, none ×3, unasked ×3, none ×3, b ×4"; got != want {
+		t.Errorf("timeline %q, want %q", got, want)
+	}
+}
+
+func TestParseARPLine(t *testing.T) {
+	for _, c := range []struct {
+		line string
+		ok   bool
+		want arpReply
+	}{
+		{"1733478000.123456 02:00:00:00:00:0b > 02:00:00:00:00:63, ethertype ARP (0x0806), length 42: Reply 192.0.2.200 is-at 02:00:00:00:00:0b, length 28",
+			true, arpReply{at: time.Unix(1733478000, 123456000), mac: "02:00:00:00:00:0b"}},
+		{"1733478000.000100 02:00:00:00:00:63 > ff:ff:ff:ff:ff:ff, ethertype ARP (0x0806), length 42: Request who-has 192.0.2.200 tell 192.0.2.99, length 28",
+			true, arpReply{at: time.Unix(1733478000, 100000), ask: true}},
+		{"1733478000.000100 02:00:00:00:00:63 > ff:ff:ff:ff:ff:ff, ethertype ARP (0x0806), length 42: Request who-has 192.0.2.201 tell 192.0.2.99, length 28",
+			false, arpReply{}},
+		{"1733478000.000100 02:00:00:00:00:0b > 02:00:00:00:00:63, ethertype ARP (0x0806), length 42: Reply 192.0.2.2 is-at 02:00:00:00:00:0b, length 28",
+			false, arpReply{}},
+	} {
+		got, ok := parseARPLine(c.line, "192.0.2.200")
+		if ok != c.ok || !got.at.Equal(c.want.at) || got.mac != c.want.mac || got.ask != c.want.ask {
+			t.Errorf("parseARPLine(%q) = %+v, %v; want %+v, %v", c.line, got, ok, c.want, c.ok)
+		}
 	}
 }
 

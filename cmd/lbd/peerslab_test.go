@@ -255,10 +255,12 @@ func TestL2PeersRestarts(t *testing.T) {
 		}
 		time.Sleep(5 * time.Second)
 		end := time.Now()
-		dual, none, moves := partitionFigures(s.stop(), s.start.Add(time.Second), end)
+		replies := s.stop()
+		dual, none, moves := partitionFigures(replies, s.start.Add(time.Second), end)
 		t.Logf("owner %s: two answering for %v at most, none for %v, %d moves", o.name, dual, none, moves)
 		if dual > 0 || none > 300*time.Millisecond || moves != 0 {
 			t.Errorf("two answering for %v, none for %v, %d moves; want 0, at most 0.3s, 0", dual, none, moves)
+			t.Logf("who answered, 100 ms windows: %s", answerTimeline(replies, s.start.Add(time.Second), end))
 		}
 	})
 	l.t = t
@@ -341,10 +343,12 @@ func TestL2PeersRestarts(t *testing.T) {
 		l.kill(o, 9)
 		n := l.newOwner(web, o)
 		time.Sleep(3 * time.Second)
-		dual, none, moves := partitionFigures(s.stop(), s.start.Add(time.Second), time.Now())
+		replies, end := s.stop(), time.Now()
+		dual, none, moves := partitionFigures(replies, s.start.Add(time.Second), end)
 		t.Logf("%s killed, %s took over; none answering for %v, two for %v, %d moves", o.name, n.name, none, dual, moves)
 		if none > 1500*time.Millisecond || dual > 0 || moves != 1 {
 			t.Errorf("none answering for %v, two for %v, %d moves; want at most 1.5s, 0, 1", none, dual, moves)
+			t.Logf("who answered, 100 ms windows: %s", answerTimeline(replies, s.start.Add(time.Second), end))
 		}
 		l.start(o)
 		waitFor(t, o.name+" back among its peers", func() bool { return l.peerStates()[o.name] == "quorum" })
