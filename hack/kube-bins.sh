@@ -83,7 +83,7 @@ fi
 export GOWORK=off GOFLAGS=-buildvcs=false CGO_ENABLED=0
 
 log "building kube-apiserver, etcd, kubectl, kubeadm $KUBE_VERSION (etcd $ETCD_VERSION) in $WORK_DIR"
-log "a cold build takes 15-20 min on 2 cores (about 20 beside lint in scripts/test.sh); later runs reuse the cache"
+log "a cold build takes 10-20 min on 2 cores, depending on the machine; later runs reuse the cache"
 
 # k8s.io/kubernetes points its staging repos at ./staging/...; each of those
 # is published as its own module at v0.<minor>.<patch>.

@@ -4,7 +4,7 @@
 # (loopback and a temporary directory; nothing else is touched).
 #
 #   - a real Kubernetes API (etcd + kube-apiserver, built from source on
-#     first use: about 15 minutes, then cached),
+#     first use: 10 to 20 minutes, then cached),
 #   - two lbd nodes that elect an allocator and give LoadBalancer Services
 #     addresses, written to their status,
 #   - a crash of the allocator holder, handed over with no address change,
