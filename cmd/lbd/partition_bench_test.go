@@ -19,9 +19,9 @@ import (
 	"time"
 )
 
-// arpReply is one ARP packet for the sampled address, as captured: a
+// arpPacket is one ARP packet for the sampled address, as captured: a
 // reply from mac, or (ask) the client's request.
-type arpReply struct {
+type arpPacket struct {
 	at  time.Time
 	mac string
 	ask bool
@@ -34,9 +34,9 @@ type arpReply struct {
 // evidence that nobody would have answered.
 type answerers struct {
 	mu      sync.Mutex
-	replies []arpReply
+	packets []arpPacket
 	start   time.Time
-	stop    func() []arpReply
+	stop    func() []arpPacket
 }
 
 var (
@@ -46,21 +46,21 @@ var (
 
 // parseARPLine reads one line of tcpdump -e -n -tt for ARP: a reply for
 // ip, or a request for it.
-func parseARPLine(line, ip string) (arpReply, bool) {
+func parseARPLine(line, ip string) (arpPacket, bool) {
 	m := arpReplyRE.FindStringSubmatch(line)
 	ask := false
 	if m == nil {
 		if m = arpRequestRE.FindStringSubmatch(line); m == nil {
-			return arpReply{}, false
+			return arpPacket{}, false
 		}
 		ask = true
 	}
 	if m[3] != ip {
-		return arpReply{}, false
+		return arpPacket{}, false
 	}
 	sec, _ := strconv.ParseInt(m[1], 10, 64)
 	usec, _ := strconv.ParseInt(m[2], 10, 64)
-	r := arpReply{at: time.Unix(sec, usec*1000), ask: ask}
+	r := arpPacket{at: time.Unix(sec, usec*1000), ask: ask}
 	if !ask {
 		r.mac = m[4]
 	}
@@ -90,7 +90,7 @@ func (l *l2Lab) sampleAnswerers(ip string) *answerers {
 				continue
 			}
 			a.mu.Lock()
-			a.replies = append(a.replies, r)
+			a.packets = append(a.packets, r)
 			a.mu.Unlock()
 		}
 	}()
@@ -100,7 +100,7 @@ func (l *l2Lab) sampleAnswerers(ip string) *answerers {
 		t.Fatal(err)
 	}
 	a.start = time.Now()
-	a.stop = func() []arpReply {
+	a.stop = func() []arpPacket {
 		ping.Process.Kill()
 		ping.Wait()
 		time.Sleep(300 * time.Millisecond)
@@ -109,12 +109,12 @@ func (l *l2Lab) sampleAnswerers(ip string) *answerers {
 		<-done
 		a.mu.Lock()
 		defer a.mu.Unlock()
-		return a.replies
+		return a.packets
 	}
 	return a
 }
 
-// partitionFigures reads the replies in 100 ms windows from start to end:
+// partitionFigures reads the packets in 100 ms windows from start to end:
 // the longest run of windows answered by two MACs or more (dual), the
 // longest run in which the client asked and none answered (none), and
 // how many times the address moved (moves): the MAC that answers alone
@@ -125,11 +125,11 @@ func (l *l2Lab) sampleAnswerers(ip string) *answerers {
 // that is not a move. A window in which the client did not ask and
 // nobody answered (arping itself late) is left out: it neither adds to a
 // run nor ends one.
-func partitionFigures(replies []arpReply, start, end time.Time) (dual, none time.Duration, moves int) {
+func partitionFigures(packets []arpPacket, start, end time.Time) (dual, none time.Duration, moves int) {
 	const settleWindows = 3
 	var runDual, runNone, runAlone int
 	settled, alone := "", ""
-	for _, w := range answerWindows(replies, start, end) {
+	for _, w := range answerWindows(packets, start, end) {
 		switch {
 		case len(w.macs) == 0 && !w.asked:
 			continue
@@ -168,9 +168,9 @@ type answerWin struct {
 }
 
 // answerWindows returns the answerWindows from start to end.
-func answerWindows(replies []arpReply, start, end time.Time) []answerWin {
+func answerWindows(packets []arpPacket, start, end time.Time) []answerWin {
 	wins := make([]answerWin, int(end.Sub(start)/answerWindow))
-	for _, r := range replies {
+	for _, r := range packets {
 		i := int(r.at.Sub(start) / answerWindow) // 0 for the 100 ms before start too
 		if r.at.Before(start) || i >= len(wins) {
 			continue
@@ -189,7 +189,7 @@ func answerWindows(replies []arpReply, start, end time.Time) []answerWin {
 // windows with the same answerers ("aa:bb ×12, none ×2, aa:bb+cc:dd ×3",
 // "unasked" for a window in which the client sent no request and nobody
 // answered), each MAC by its last two bytes.
-func answerTimeline(replies []arpReply, start, end time.Time) string {
+func answerTimeline(packets []arpPacket, start, end time.Time) string {
 	var runs []string
 	prev, n := "", 0
 	flush := func() {
@@ -197,7 +197,7 @@ func answerTimeline(replies []arpReply, start, end time.Time) string {
 			runs = append(runs, fmt.Sprintf("%s ×%d", prev, n))
 		}
 	}
-	for _, w := range answerWindows(replies, start, end) {
+	for _, w := range answerWindows(packets, start, end) {
 		who := "none"
 		switch {
 		case len(w.macs) > 0:
@@ -221,15 +221,15 @@ func answerTimeline(replies []arpReply, start, end time.Time) string {
 
 func TestPartitionFigures(t *testing.T) {
 	t0 := time.Unix(1000, 0)
-	at := func(ms int, mac string) arpReply {
-		return arpReply{at: t0.Add(time.Duration(ms) * time.Millisecond), mac: mac}
+	at := func(ms int, mac string) arpPacket {
+		return arpPacket{at: t0.Add(time.Duration(ms) * time.Millisecond), mac: mac}
 	}
-	var rs []arpReply
+	var rs []arpPacket
 	// The client asks at the start of every window but while it is
 	// stalled itself: 3.8-4.3 s and 5.0-5.3 s.
 	for ms := 0; ms < 6000; ms += 100 {
 		if (ms < 3800 || ms >= 4300) && (ms < 5000 || ms >= 5300) {
-			rs = append(rs, arpReply{at: t0.Add(time.Duration(ms+1) * time.Millisecond), ask: true})
+			rs = append(rs, arpPacket{at: t0.Add(time.Duration(ms+1) * time.Millisecond), ask: true})
 		}
 	}
 	for ms := 0; ms < 1000; ms += 100 {
@@ -280,16 +280,16 @@ func TestParseARPLine(t *testing.T) {
 	for _, c := range []struct {
 		line string
 		ok   bool
-		want arpReply
+		want arpPacket
 	}{
 		{"1733478000.123456 02:00:00:00:00:0b > 02:00:00:00:00:63, ethertype ARP (0x0806), length 42: Reply 192.0.2.200 is-at 02:00:00:00:00:0b, length 28",
-			true, arpReply{at: time.Unix(1733478000, 123456000), mac: "02:00:00:00:00:0b"}},
+			true, arpPacket{at: time.Unix(1733478000, 123456000), mac: "02:00:00:00:00:0b"}},
 		{"1733478000.000100 02:00:00:00:00:63 > ff:ff:ff:ff:ff:ff, ethertype ARP (0x0806), length 42: Request who-has 192.0.2.200 tell 192.0.2.99, length 28",
-			true, arpReply{at: time.Unix(1733478000, 100000), ask: true}},
+			true, arpPacket{at: time.Unix(1733478000, 100000), ask: true}},
 		{"1733478000.000100 02:00:00:00:00:63 > ff:ff:ff:ff:ff:ff, ethertype ARP (0x0806), length 42: Request who-has 192.0.2.201 tell 192.0.2.99, length 28",
-			false, arpReply{}},
+			false, arpPacket{}},
 		{"1733478000.000100 02:00:00:00:00:0b > 02:00:00:00:00:63, ethertype ARP (0x0806), length 42: Reply 192.0.2.2 is-at 02:00:00:00:00:0b, length 28",
-			false, arpReply{}},
+			false, arpPacket{}},
 	} {
 		got, ok := parseARPLine(c.line, "192.0.2.200")
 		if ok != c.ok || !got.at.Equal(c.want.at) || got.mac != c.want.mac || got.ask != c.want.ask {
