@@ -41,6 +41,60 @@ func labParallel(t *testing.T, expected time.Duration) {
 // labs, while no other lab runs.
 func timingLab(t *testing.T, expected time.Duration) {
 	labWait(t, expected, true)
+	before, ok := readMachineTicks()
+	t.Cleanup(func() {
+		after, ok2 := readMachineTicks()
+		if t.Failed() && ok && ok2 {
+			t.Logf("CPU time the hypervisor withheld during this test (steal in /proc/stat): %s", stealShare(before, after))
+		}
+	})
+}
+
+// machineTicks is /proc/stat's line for all CPUs: every state's ticks in all,
+// and the steal among them (time a virtual CPU wanted to run and the
+// hypervisor ran something else).
+type machineTicks struct{ total, steal uint64 }
+
+func readMachineTicks() (machineTicks, bool) {
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return machineTicks{}, false
+	}
+	return parseMachineTicks(string(b))
+}
+
+func parseMachineTicks(stat string) (machineTicks, bool) {
+	line, _, _ := strings.Cut(stat, "\n")
+	f := strings.Fields(line)
+	// cpu user nice system idle iowait irq softirq steal [guest guest_nice]
+	if len(f) < 9 || f[0] != "cpu" {
+		return machineTicks{}, false
+	}
+	var c machineTicks
+	for i, v := range f[1:9] {
+		n, err := strconv.ParseUint(v, 10, 64)
+		if err != nil {
+			return machineTicks{}, false
+		}
+		c.total += n
+		if i == 7 {
+			c.steal = n
+		}
+	}
+	return c, true
+}
+
+// stealShare says how much of the CPUs' time between two readings was
+// stolen: "31 % (74 s of 240 s)". A timing figure taken while a large
+// share was is a measure of the host, not of lbd.
+func stealShare(before, after machineTicks) string {
+	total, steal := after.total-before.total, after.steal-before.steal
+	if total == 0 {
+		return "none measured"
+	}
+	// Ticks are USER_HZ, 100 a second on Linux.
+	return strconv.FormatUint(steal*100/total, 10) + " % (" +
+		strconv.FormatUint(steal/100, 10) + " s of " + strconv.FormatUint(total/100, 10) + " s)"
 }
 
 func labWait(t *testing.T, expected time.Duration, timing bool) {
@@ -269,5 +323,21 @@ func TestTimingLabsInScript(t *testing.T) {
 	slices.Sort(inCode)
 	if !slices.Equal(inScript, inCode) {
 		t.Errorf("scripts/test.sh's timing labs %v, the tests that call timingLab %v", inScript, inCode)
+	}
+}
+
+func TestParseMachineTicks(t *testing.T) {
+	c, ok := parseMachineTicks("cpu  578334 134267 143013 357014 7000 0 4058 127398 0 0\ncpu0 1 2 3 4 5 6 7 8 0 0\n")
+	if !ok || c.total != 578334+134267+143013+357014+7000+0+4058+127398 || c.steal != 127398 {
+		t.Errorf("parseMachineTicks = %+v, %v", c, ok)
+	}
+	if _, ok := parseMachineTicks("intr 1 2 3\n"); ok {
+		t.Error("parseMachineTicks accepted a line that is not the cpu line")
+	}
+	if got, want := stealShare(machineTicks{total: 1000, steal: 100}, machineTicks{total: 25000, steal: 7500}), "30 % (74 s of 240 s)"; got != want {
+		t.Errorf("stealShare = %q, want %q", got, want)
+	}
+	if _, ok := readMachineTicks(); !ok {
+		t.Error("readMachineTicks: no cpu line in /proc/stat")
 	}
 }
