@@ -157,9 +157,36 @@ echo "== tests (race detector on in the tests, and in the lbd of a lab of each k
 #   priority of their own (nice 10) made them a fourth stream that
 #   starved the labs: requests unanswered for 2 s.
 # The others' results stream; the timing labs' follow.
+#
+# On a virtual machine the host may withhold CPU time (steal in
+# /proc/stat): at 17-23 % steal the peers labs' detector, which declares
+# a node dead 0.6 s after its last ack, misfired, while the same commit
+# passed at 4 %. So when the timing labs fail and the host withheld at
+# least STEAL_RETRY_PCT (default 10) per cent of the CPU time while they
+# ran, they measured the host: they run once more, and that run's
+# results are the ones reported (the first run's failures are named
+# here, with the steal of both runs).
 timing='^(TestL2PeersCuts|TestL2PeersRestarts|TestBFDLab|TestBFDLabBIRD)$'
+# cpu_ticks: all CPUs' ticks in all, and the steal among them.
+cpu_ticks() { awk '$1 == "cpu" { t = 0; for (i = 2; i <= 9; i++) t += $i; print t, $9; exit }' /proc/stat; }
+# steal_pct BEFORE AFTER: the steal's share of the ticks between two cpu_ticks.
+steal_pct() { echo "$1 $2" | awk '{ d = $3 - $1; print (d > 0 ? int(($4 - $2) * 100 / d) : 0) }'; }
+timing_test() { go test -race -ldflags=-w -count=1 -parallel 64 -timeout 15m -json -run "$timing" ./cmd/lbd; }
 {
-	go test -race -ldflags=-w -count=1 -parallel 64 -timeout 15m -json -run "$timing" ./cmd/lbd >"$timing_json" 2>&1 &
+	(
+		before=$(cpu_ticks)
+		status=0
+		timing_test >"$timing_json" 2>&1 || status=$?
+		steal=$(steal_pct "$before" "$(cpu_ticks)")
+		if ((status != 0 && steal >= ${STEAL_RETRY_PCT:-10})); then
+			echo "== the timing labs failed while the host withheld $steal % of the CPU time (steal):" \
+				"$(grep -o '"Action":"fail","Package":"[^"]*","Test":"[^"]*"' "$timing_json" | sed 's/.*"Test":"//; s/"$//' | tr '\n' ' ')" >&2
+			echo "== measuring the timing labs once more (the first run's results are not reported)" >&2
+			before=$(cpu_ticks)
+			timing_test >"$timing_json" 2>&1 || true
+			echo "== the second run of the timing labs: $(steal_pct "$before" "$(cpu_ticks)") % steal" >&2
+		fi
+	) &
 	timing_pid=$!
 	# Failures are in the JSON, which lbd-testreport reads: go on.
 	nice -n 19 go test -race -ldflags=-w -count=1 -p 3 -parallel 64 -timeout 25m -json -skip "$timing" \
