@@ -7,16 +7,15 @@ package main
 // node-to-node detector must bring dual-s and none-s under 1 s.
 
 import (
-	"bufio"
 	"fmt"
 	"os"
 	"regexp"
 	"slices"
-	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/lbdproject/lbd/internal/netlab"
 )
 
 // arpPacket is one ARP packet for the sampled address, as captured: a
@@ -28,88 +27,53 @@ type arpPacket struct {
 }
 
 // answerers asks for ip by ARP every 100 ms from the client (arping) and
-// captures every request and reply (tcpdump), until stop, which returns
-// them. The requests say which windows were asked at all: a window the
-// prober left out (arping itself delayed on a loaded machine) is no
-// evidence that nobody would have answered.
+// captures every request and reply (netlab.Capture), until stop, which
+// returns them. The requests say which windows were asked at all: a
+// window the prober left out (arping itself delayed on a loaded machine)
+// is no evidence that nobody would have answered.
 type answerers struct {
-	mu      sync.Mutex
-	packets []arpPacket
-	start   time.Time
-	stop    func() []arpPacket
+	start time.Time
+	stop  func() []arpPacket
 }
 
 var (
-	arpReplyRE   = regexp.MustCompile(`^(\d+)\.(\d+) .* Reply (\S+) is-at ([0-9a-f:]+)`)
-	arpRequestRE = regexp.MustCompile(`^(\d+)\.(\d+) .* Request who-has (\S+) tell `)
+	arpReplyRE   = regexp.MustCompile(` Reply (\S+) is-at ([0-9a-f:]+)`)
+	arpRequestRE = regexp.MustCompile(` Request who-has (\S+) tell `)
 )
 
-// parseARPLine reads one line of tcpdump -e -n -tt for ARP: a reply for
-// ip, or a request for it.
-func parseARPLine(line, ip string) (arpPacket, bool) {
-	m := arpReplyRE.FindStringSubmatch(line)
-	ask := false
-	if m == nil {
-		if m = arpRequestRE.FindStringSubmatch(line); m == nil {
-			return arpPacket{}, false
-		}
-		ask = true
+// arpPacketOf reads one captured ARP packet: a reply for ip, or a
+// request for it.
+func arpPacketOf(p netlab.Packet, ip string) (arpPacket, bool) {
+	if m := arpReplyRE.FindStringSubmatch(p.Line); m != nil && m[1] == ip {
+		return arpPacket{at: p.At, mac: m[2]}, true
 	}
-	if m[3] != ip {
-		return arpPacket{}, false
+	if m := arpRequestRE.FindStringSubmatch(p.Line); m != nil && m[1] == ip {
+		return arpPacket{at: p.At, ask: true}, true
 	}
-	sec, _ := strconv.ParseInt(m[1], 10, 64)
-	usec, _ := strconv.ParseInt(m[2], 10, 64)
-	r := arpPacket{at: time.Unix(sec, usec*1000), ask: ask}
-	if !ask {
-		r.mac = m[4]
-	}
-	return r, true
+	return arpPacket{}, false
 }
 
 func (l *l2Lab) sampleAnswerers(ip string) *answerers {
 	t := l.t
-	a := &answerers{}
 	// Replies from anyone, requests from the client itself (arping).
-	filter := "arp and (arp[6:2] == 2 or ether src " + l.client.MAC + ")"
-	dump := l.client.Command("tcpdump", "-i", "eth0", "-l", "-n", "-e", "-tt", "--immediate-mode", filter)
-	out, err := dump.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := dump.Start(); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		sc := bufio.NewScanner(out)
-		for sc.Scan() {
-			r, ok := parseARPLine(sc.Text(), ip)
-			if !ok {
-				continue
-			}
-			a.mu.Lock()
-			a.packets = append(a.packets, r)
-			a.mu.Unlock()
-		}
-	}()
-	time.Sleep(500 * time.Millisecond) // tcpdump is listening
+	capture := l.client.Capture(t, "arp and (arp[6:2] == 2 or ether src "+l.client.MAC+")")
 	ping := l.client.Command("arping", "-c", "100000", "-W", "0.1", "-i", "eth0", ip)
 	if err := ping.Start(); err != nil {
 		t.Fatal(err)
 	}
-	a.start = time.Now()
+	a := &answerers{start: time.Now()}
 	a.stop = func() []arpPacket {
 		ping.Process.Kill()
 		ping.Wait()
-		time.Sleep(300 * time.Millisecond)
-		dump.Process.Kill()
-		dump.Wait()
-		<-done
-		a.mu.Lock()
-		defer a.mu.Unlock()
-		return a.packets
+		time.Sleep(300 * time.Millisecond) // the last replies
+		capture.Stop()
+		var ps []arpPacket
+		for _, p := range capture.Packets("") {
+			if r, ok := arpPacketOf(p, ip); ok {
+				ps = append(ps, r)
+			}
+		}
+		return ps
 	}
 	return a
 }
@@ -276,24 +240,25 @@ func TestPartitionFigures(t *testing.T) {
 	}
 }
 
-func TestParseARPLine(t *testing.T) {
+func TestARPPacketOf(t *testing.T) {
+	at := time.Date(2026, 12, 6, 9, 0, 0, 123456000, time.Local)
 	for _, c := range []struct {
 		line string
 		ok   bool
 		want arpPacket
 	}{
-		{"1733478000.123456 02:00:00:00:00:0b > 02:00:00:00:00:63, ethertype ARP (0x0806), length 42: Reply 192.0.2.200 is-at 02:00:00:00:00:0b, length 28",
-			true, arpPacket{at: time.Unix(1733478000, 123456000), mac: "02:00:00:00:00:0b"}},
-		{"1733478000.000100 02:00:00:00:00:63 > ff:ff:ff:ff:ff:ff, ethertype ARP (0x0806), length 42: Request who-has 192.0.2.200 tell 192.0.2.99, length 28",
-			true, arpPacket{at: time.Unix(1733478000, 100000), ask: true}},
-		{"1733478000.000100 02:00:00:00:00:63 > ff:ff:ff:ff:ff:ff, ethertype ARP (0x0806), length 42: Request who-has 192.0.2.201 tell 192.0.2.99, length 28",
+		{"2026-12-06 09:00:00.123456 02:00:00:00:00:0b > 02:00:00:00:00:63, ethertype ARP (0x0806), length 42: Reply 192.0.2.200 is-at 02:00:00:00:00:0b, length 28",
+			true, arpPacket{at: at, mac: "02:00:00:00:00:0b"}},
+		{"2026-12-06 09:00:00.123456 02:00:00:00:00:63 > ff:ff:ff:ff:ff:ff, ethertype ARP (0x0806), length 42: Request who-has 192.0.2.200 tell 192.0.2.99, length 28",
+			true, arpPacket{at: at, ask: true}},
+		{"2026-12-06 09:00:00.123456 02:00:00:00:00:63 > ff:ff:ff:ff:ff:ff, ethertype ARP (0x0806), length 42: Request who-has 192.0.2.201 tell 192.0.2.99, length 28",
 			false, arpPacket{}},
-		{"1733478000.000100 02:00:00:00:00:0b > 02:00:00:00:00:63, ethertype ARP (0x0806), length 42: Reply 192.0.2.2 is-at 02:00:00:00:00:0b, length 28",
+		{"2026-12-06 09:00:00.123456 02:00:00:00:00:0b > 02:00:00:00:00:63, ethertype ARP (0x0806), length 42: Reply 192.0.2.2 is-at 02:00:00:00:00:0b, length 28",
 			false, arpPacket{}},
 	} {
-		got, ok := parseARPLine(c.line, "192.0.2.200")
+		got, ok := arpPacketOf(netlab.Packet{At: at, Line: c.line}, "192.0.2.200")
 		if ok != c.ok || !got.at.Equal(c.want.at) || got.mac != c.want.mac || got.ask != c.want.ask {
-			t.Errorf("parseARPLine(%q) = %+v, %v; want %+v, %v", c.line, got, ok, c.want, c.ok)
+			t.Errorf("arpPacketOf(%q) = %+v, %v; want %+v, %v", c.line, got, ok, c.want, c.ok)
 		}
 	}
 }
