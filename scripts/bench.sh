@@ -30,8 +30,6 @@ fi
 # A benchmark that cannot find them fails rather than skips.
 export LBD_REQUIRE_KUBE=1
 results=${1:-bench-results.txt}
-: >"$results"
-fail=0
 # The API-writes benchmark's measuring window, per Service count, and the
 # Services AllocScale creates (10 000 for the documented figures: about 6
 # minutes; 3000 here: about 80 s).
@@ -118,43 +116,90 @@ testbin() {
 	echo "$bin"
 }
 
-declare -A outputs
-for row in "${benchmarks[@]}"; do
-	IFS='|' read -r pkg name count metric bound doc <<<"$row"
-	top=${name%%/*}
-	key="$pkg|$top|$count"
-	if [[ -z "${outputs[$key]+set}" ]]; then
-		echo "== benchmark $top ($pkg, $count)" >&2
-		start=$SECONDS
-		out=""
-		if bin=$(testbin "$pkg") && out=$(cd "$pkg" && "$bin" -test.run '^$' -test.bench "^Benchmark${top}\$" -test.benchtime "$count" -test.timeout 30m 2>&1); then
-			outputs[$key]=$out
-		else
-			echo "$out" >&2
-			outputs[$key]="FAILED"
+# cpu_ticks: all CPUs' ticks in all, and the steal among them (as in
+# scripts/test.sh); steal_pct BEFORE AFTER: the steal's share between two.
+cpu_ticks() { awk '$1 == "cpu" { t = 0; for (i = 2; i <= 9; i++) t += $i; print t, $9; exit }' /proc/stat; }
+steal_pct() { echo "$1 $2" | awk '{ d = $3 - $1; print (d > 0 ? int(($4 - $2) * 100 / d) : 0) }'; }
+
+# run_group KEY: runs one top-level benchmark ("pkg|top|count") and keeps
+# its output (or FAILED) in outputs, and the host's steal meanwhile in steals.
+declare -A outputs steals
+run_group() {
+	local pkg top count out="" start=$SECONDS before bin
+	IFS='|' read -r pkg top count <<<"$1"
+	echo "== benchmark $top ($pkg, $count)" >&2
+	before=$(cpu_ticks)
+	if bin=$(testbin "$pkg") && out=$(cd "$pkg" && "$bin" -test.run '^$' -test.bench "^Benchmark${top}\$" -test.benchtime "$count" -test.timeout 30m 2>&1); then
+		outputs[$1]=$out
+	else
+		echo "$out" >&2
+		outputs[$1]="FAILED"
+	fi
+	steals[$1]=$(steal_pct "$before" "$(cpu_ticks)")
+	grep -E '^Benchmark' <<<"$out" >&2 || true
+	echo "   ($((SECONDS - start)) s, ${steals[$1]} % steal)" >&2
+}
+
+# evaluate: every row's verdict into $results; fail=1 and the failed
+# rows' groups in failed_groups when a figure is past its bound.
+evaluate() {
+	local row pkg name count metric bound doc key out value verdict
+	: >"$results"
+	fail=0
+	failed_groups=()
+	for row in "${benchmarks[@]}"; do
+		IFS='|' read -r pkg name count metric bound doc <<<"$row"
+		key="$pkg|${name%%/*}|$count"
+		out=${outputs[$key]}
+		value=""
+		if [[ "$out" != FAILED ]]; then
+			value=$(awk -v n="Benchmark${name}" -v m="$metric" '$1 ~ "^"n"(-[0-9]+)?$" { for (i = 3; i < NF; i++) if ($(i+1) == m) { print $i; exit } }' <<<"$out")
 		fi
-		grep -E '^Benchmark' <<<"$out" >&2 || true
-		echo "   ($((SECONDS - start)) s)" >&2
-	fi
-	out=${outputs[$key]}
-	if [[ "$out" == FAILED ]]; then
-		echo "FAIL $name: the benchmark failed" | tee -a "$results"
+		if [[ "$out" == FAILED ]]; then
+			echo "FAIL $name: the benchmark failed" >>"$results"
+		elif [[ -z "$value" ]]; then
+			echo "FAIL $name: no $metric figure" >>"$results"
+		else
+			verdict=ok
+			if awk -v v="$value" -v b="$bound" 'BEGIN { exit !(v > b) }'; then
+				verdict=FAIL
+			fi
+			printf '%-4s %-26s %12s %-28s bound %-10s documented: %s\n' "$verdict" "$name" "$value" "$metric" "$bound" "$doc" >>"$results"
+			[[ $verdict == ok ]] && continue
+		fi
 		fail=1
-		continue
-	fi
-	value=$(awk -v n="Benchmark${name}" -v m="$metric" '$1 ~ "^"n"(-[0-9]+)?$" { for (i = 3; i < NF; i++) if ($(i+1) == m) { print $i; exit } }' <<<"$out")
-	if [[ -z "$value" ]]; then
-		echo "FAIL $name: no $metric figure" | tee -a "$results"
-		fail=1
-		continue
-	fi
-	verdict=ok
-	if awk -v v="$value" -v b="$bound" 'BEGIN { exit !(v > b) }'; then
-		verdict=FAIL
-		fail=1
-	fi
-	printf '%-4s %-26s %12s %-28s bound %-10s documented: %s\n' "$verdict" "$name" "$value" "$metric" "$bound" "$doc" >>"$results"
+		[[ " ${failed_groups[*]} " == *" $key "* ]] || failed_groups+=("$key")
+	done
+}
+
+for row in "${benchmarks[@]}"; do
+	IFS='|' read -r pkg name count _ <<<"$row"
+	key="$pkg|${name%%/*}|$count"
+	[[ -n "${outputs[$key]+set}" ]] || run_group "$key"
 done
+evaluate
+# A benchmark that failed while the host withheld at least
+# STEAL_RETRY_PCT (default 10) per cent of the CPU time measured the host
+# (steal in /proc/stat; see scripts/test.sh): it runs once more, and that
+# run's figures are the ones reported. Below that, a failure stands.
+again=()
+for key in "${failed_groups[@]}"; do
+	steal=${steals[$key]}
+	if ((steal >= ${STEAL_RETRY_PCT:-10})); then
+		again+=("$key")
+	else
+		echo "== $key failed at ${steals[$key]} % steal (below STEAL_RETRY_PCT=${STEAL_RETRY_PCT:-10}): reported as it is" >&2
+	fi
+done
+if ((${#again[@]} > 0)); then
+	echo "== failed while the host withheld CPU time; measuring once more:" "${again[@]}" >&2
+	grep '^FAIL' "$results" >&2 || true
+	for key in "${again[@]}"; do
+		run_group "$key"
+	done
+	evaluate
+	printf '== run twice, the second run reported: %s\n' "${again[@]}" >>"$results"
+fi
 
 echo "== benchmark results ($results)"
 cat "$results"

@@ -123,9 +123,9 @@ go list -race -test -export -deps -f '' ./... >/dev/null
 # of one race test binary took 9.5 s instead of 18 s once on a loaded
 # machine; over a whole run the linker's CPU went only 97 s -> 94 s.
 test_lbd=$(mktemp -d)
-timing_json=$(mktemp)
+timing_json=$(mktemp) first_json=$(mktemp)
 # Removed however the run ends (a failed test ends it below).
-trap 'rm -rf "$test_lbd" "$timing_json"' EXIT
+trap 'rm -rf "$test_lbd" "$timing_json" "$first_json"' EXIT
 go build -race -ldflags=-w -o "$test_lbd/lbd-race" ./cmd/lbd
 # The uninstrumented lbd is the one the packages ship (make package built
 # it: static, -trimpath): the labs run what users install, and a cold run
@@ -159,43 +159,49 @@ echo "== tests (race detector on in the tests, and in the lbd of a lab of each k
 # The others' results stream; the timing labs' follow.
 #
 # On a virtual machine the host may withhold CPU time (steal in
-# /proc/stat): at 17-23 % steal the peers labs' detector, which declares
-# a node dead 0.6 s after its last ack, misfired, while the same commit
-# passed at 4 %. So when the timing labs fail and the host withheld at
-# least STEAL_RETRY_PCT (default 10) per cent of the CPU time while they
-# ran, they measured the host: they run once more, and that run's
-# results are the ones reported (the first run's failures are named
-# here, with the steal of both runs).
+# /proc/stat). At 30-50 % steal (seen here on 6 December 2026, 5 s
+# samples) every lab starves: the test process itself stalls for 2 s,
+# requests time out, the peers detector (a node dead 0.6 s after its
+# last ack) misfires; at 4 % the same commit passed. So when tests
+# failed and the host withheld at least STEAL_RETRY_PCT (default 10) per
+# cent of the CPU time while they ran, they measured the host: the failed
+# top-level tests run once more, alone (one package at a time, one lab at
+# a time, nothing beside them), and their second results count. The
+# report names every test run twice, with both results. A failure at
+# lower steal is reported as it is, and so is a package that panicked or
+# timed out (its other tests did not all end: lbd-testreport -rerunnable).
 timing='^(TestL2PeersCuts|TestL2PeersRestarts|TestBFDLab|TestBFDLabBIRD)$'
 # cpu_ticks: all CPUs' ticks in all, and the steal among them.
 cpu_ticks() { awk '$1 == "cpu" { t = 0; for (i = 2; i <= 9; i++) t += $i; print t, $9; exit }' /proc/stat; }
 # steal_pct BEFORE AFTER: the steal's share of the ticks between two cpu_ticks.
 steal_pct() { echo "$1 $2" | awk '{ d = $3 - $1; print (d > 0 ? int(($4 - $2) * 100 / d) : 0) }'; }
-timing_test() { go test -race -ldflags=-w -count=1 -parallel 64 -timeout 15m -json -run "$timing" ./cmd/lbd; }
 {
-	(
-		before=$(cpu_ticks)
-		status=0
-		timing_test >"$timing_json" 2>&1 || status=$?
-		steal=$(steal_pct "$before" "$(cpu_ticks)")
-		if ((status != 0 && steal >= ${STEAL_RETRY_PCT:-10})); then
-			echo "== the timing labs failed while the host withheld $steal % of the CPU time (steal):" \
-				"$(grep -o '"Action":"fail","Package":"[^"]*","Test":"[^"]*"' "$timing_json" | sed 's/.*"Test":"//; s/"$//' | tr '\n' ' ')" >&2
-			echo "== measuring the timing labs once more (the first run's results are not reported)" >&2
-			before=$(cpu_ticks)
-			timing_test >"$timing_json" 2>&1 || true
-			echo "== the second run of the timing labs: $(steal_pct "$before" "$(cpu_ticks)") % steal" >&2
-		fi
-	) &
+	before=$(cpu_ticks)
+	go test -race -ldflags=-w -count=1 -parallel 64 -timeout 15m -json -run "$timing" ./cmd/lbd >"$timing_json" 2>&1 &
 	timing_pid=$!
 	# Failures are in the JSON, which lbd-testreport reads: go on.
 	nice -n 19 go test -race -ldflags=-w -count=1 -p 3 -parallel 64 -timeout 25m -json -skip "$timing" \
 		./cmd/lbd ./packaging ./cmd/lbd-lab ./internal/announce ./internal/bgp ./internal/kubetest \
-		./internal/controlplane ./internal/config ./internal/watch ./internal/netlab ./... 2>&1 || true
+		./internal/controlplane ./internal/config ./internal/watch ./internal/netlab ./... 2>&1 | tee "$first_json" || true
 	wait "$timing_pid" || true
-	cat "$timing_json"
+	tee -a "$first_json" <"$timing_json"
+	steal=$(steal_pct "$before" "$(cpu_ticks)")
+	again=$("${TMPDIR:-/tmp}/lbd-testreport" -rerunnable <"$first_json")
+	if [[ -n "$again" ]] && ((steal >= ${STEAL_RETRY_PCT:-10})); then
+		# The marker line lbd-testreport reads: the second run follows.
+		echo "== rerun: tests failed while the host withheld $steal % of the CPU time (steal); measuring them once more, alone:" $again
+		before=$(cpu_ticks)
+		while read -r pkg tests; do
+			LBD_LAB_SLOTS=1 go test -race -ldflags=-w -count=1 -parallel 64 -timeout 25m -json -run "^($tests)\$" "$pkg" 2>&1 || true
+		done <<<"$again"
+		echo "== the second run: $(steal_pct "$before" "$(cpu_ticks)") % steal"
+	elif [[ -n "$again" ]]; then
+		echo "== tests failed while the host withheld $steal % of the CPU time (steal; below STEAL_RETRY_PCT=${STEAL_RETRY_PCT:-10}): reported as they are"
+	else
+		echo "== the tests ran while the host withheld $steal % of the CPU time (steal)"
+	fi
 } | "${TMPDIR:-/tmp}/lbd-testreport" -allow scripts/skips-allowed
-rm -rf "$timing_json" "$test_lbd"
+rm -rf "$timing_json" "$first_json" "$test_lbd"
 trap - EXIT
 
 # Budgets are counts, not durations: Go 1.26's fuzz coordinator can fail a

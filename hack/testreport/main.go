@@ -11,17 +11,30 @@
 // At the end it lists the slowest top-level tests, so a run says where its
 // minutes went.
 //
+// A run may measure some tests once more (scripts/test.sh does when the
+// host withheld CPU time): after the first run's JSON, a line that starts
+// with "== rerun" and then the second run's JSON. A test the second run
+// ran has that run's result instead of the first's, and the end of the
+// report lists the tests run twice with both results. With -rerunnable,
+// testreport reads a first run and prints what may be run again: a line
+// per package, "package Test1|Test2", of the failed top-level tests of
+// each package whose every failure is a test's own (a panic or a timeout
+// ends tests that then never report, and is not run again).
+//
 // Usage: go test -json ./... 2>&1 | go run ./hack/testreport -allow FILE
 package main
 
 import (
 	"bufio"
+	"cmp"
 	"encoding/json"
 	"flag"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -39,29 +52,89 @@ type event struct {
 type key struct{ pkg, test string }
 
 type report struct {
-	out      io.Writer
-	output   map[key][]string // output of each test (and package) so far
-	skipped  map[key]string   // skipped test → its last line of output
-	failed   []key
-	pkgFail  bool
-	lastLine map[key]string
-	elapsed  map[key]float64  // top-level tests that passed or failed
-	why      map[key][]string // a failed test's own messages, first lines
+	out     io.Writer
+	output  map[key][]string // output of each test (and package) so far
+	skipped map[key]string   // skipped test → its last line of output
+	failed  []key
+	pkgFail map[string]bool // packages failed, by import path
+	running map[key]bool    // tests started and not ended
+	// The second run (after a line starting with rerunMarker): the
+	// top-level tests it ran, with how they ended in the first run and in
+	// the second ("fail", "pass", "skip", or "" while running).
+	rerun     bool
+	rerunFrom map[key]string
+	rerunTo   map[key]string
+	lastLine  map[key]string
+	elapsed   map[key]float64  // top-level tests that passed or failed
+	why       map[key][]string // a failed test's own messages, first lines
 }
 
 func newReport(out io.Writer) *report {
-	return &report{out: out, output: map[key][]string{}, skipped: map[key]string{}, lastLine: map[key]string{}, elapsed: map[key]float64{}, why: map[key][]string{}}
+	return &report{out: out, output: map[key][]string{}, skipped: map[key]string{}, lastLine: map[key]string{},
+		elapsed: map[key]float64{}, why: map[key][]string{}, pkgFail: map[string]bool{}, running: map[key]bool{},
+		rerunFrom: map[key]string{}, rerunTo: map[key]string{}}
+}
+
+// rerunMarker starts a line, not JSON, between a first run and the second
+// run of some of its tests.
+const rerunMarker = "== rerun"
+
+// top is the top-level test a test or subtest belongs to.
+func top(test string) string {
+	t, _, _ := strings.Cut(test, "/")
+	return t
+}
+
+// forget drops what the first run said of top-level test t and its
+// subtests, when the second run starts it.
+func (r *report) forget(t key) {
+	from := "pass"
+	r.failed = slices.DeleteFunc(r.failed, func(k key) bool {
+		if k.pkg == t.pkg && top(k.test) == t.test {
+			delete(r.why, k)
+			if k.test == t.test {
+				from = "fail"
+			}
+			return true
+		}
+		return false
+	})
+	if _, ok := r.skipped[t]; ok {
+		from = "skip"
+	}
+	r.rerunFrom[t] = from
+	r.rerunTo[t] = ""
 }
 
 // add takes one line of input.
 func (r *report) add(line []byte) {
 	var e event
 	if len(line) == 0 || line[0] != '{' || json.Unmarshal(line, &e) != nil {
-		// Not JSON: a build error or a panic outside a test.
+		// Not JSON: a build error or a panic outside a test, or the
+		// line before a second run.
+		if strings.HasPrefix(string(line), rerunMarker) {
+			r.rerun = true
+		}
 		fmt.Fprintln(r.out, string(line))
 		return
 	}
 	k := key{e.Package, e.Test}
+	if e.Test != "" {
+		switch e.Action {
+		case "run":
+			if t := (key{e.Package, top(e.Test)}); r.rerun && e.Test == t.test {
+				if _, ok := r.rerunTo[t]; !ok {
+					r.forget(t)
+				}
+			}
+			r.running[k] = true
+		case "pass", "fail", "skip":
+			delete(r.running, k)
+			if _, ok := r.rerunTo[k]; ok && r.rerun {
+				r.rerunTo[k] = e.Action
+			}
+		}
+	}
 	if (e.Action == "pass" || e.Action == "fail") && e.Test != "" && !strings.Contains(e.Test, "/") {
 		r.elapsed[k] = e.Elapsed
 	}
@@ -79,6 +152,7 @@ func (r *report) add(line []byte) {
 	case "pass":
 		delete(r.output, k)
 		if e.Test == "" {
+			delete(r.pkgFail, e.Package)
 			fmt.Fprintf(r.out, "ok  \t%s\t%.3fs\n", e.Package, e.Elapsed)
 		}
 	case "fail":
@@ -89,7 +163,7 @@ func (r *report) add(line []byte) {
 			delete(r.output, k)
 			return
 		}
-		r.pkgFail = true
+		r.pkgFail[e.Package] = true
 		// A package that failed outside any test (a panic, a timeout, a
 		// build error) has its reason in the package's own output.
 		out := strings.Join(r.output[k], "")
@@ -171,9 +245,24 @@ func allowList(path string) (map[key]bool, error) {
 	return allow, nil
 }
 
+// rerunnable returns, for each failed package whose every started test
+// ended, its failed top-level tests.
+func (r *report) rerunnable() map[string][]string {
+	out := map[string][]string{}
+	for _, k := range r.failed {
+		if k.test == top(k.test) && r.pkgFail[k.pkg] {
+			out[k.pkg] = append(out[k.pkg], k.test)
+		}
+	}
+	for k := range r.running {
+		delete(out, k.pkg)
+	}
+	return out
+}
+
 // finish prints the skips and returns whether the run passed.
 func (r *report) finish(allow map[key]bool) bool {
-	ok := !r.pkgFail && len(r.failed) == 0
+	ok := len(r.pkgFail) == 0 && len(r.failed) == 0
 	r.slowest(15)
 	keys := make([]key, 0, len(r.skipped))
 	for k := range r.skipped {
@@ -210,6 +299,19 @@ func (r *report) finish(allow map[key]bool) bool {
 		fmt.Fprintf(r.out, "FAIL: %d tests skipped that must run here\n", unlisted)
 		ok = false
 	}
+	if len(r.rerunTo) > 0 {
+		keys := slices.SortedFunc(maps.Keys(r.rerunTo), func(a, b key) int {
+			return cmp.Or(cmp.Compare(a.pkg, b.pkg), cmp.Compare(a.test, b.test))
+		})
+		fmt.Fprintf(r.out, "== %d tests run twice (the second run's result counts)\n", len(keys))
+		for _, k := range keys {
+			to := r.rerunTo[k]
+			if to == "" {
+				to = "did not end"
+			}
+			fmt.Fprintf(r.out, "%s, then %s: %s %s\n", r.rerunFrom[k], to, k.pkg, k.test)
+		}
+	}
 	for _, k := range r.failed {
 		fmt.Fprintf(r.out, "failed: %s %s\n", k.pkg, k.test)
 		for _, m := range r.why[k] {
@@ -221,6 +323,7 @@ func (r *report) finish(allow map[key]bool) bool {
 
 func main() {
 	allowFile := flag.String("allow", "", "file of tests allowed to skip")
+	rerunnable := flag.Bool("rerunnable", false, "print the failed tests that may run again, a line per package, and nothing else")
 	flag.Parse()
 	allow, err := allowList(*allowFile)
 	if err != nil {
@@ -228,6 +331,9 @@ func main() {
 		os.Exit(2)
 	}
 	r := newReport(os.Stdout)
+	if *rerunnable {
+		r.out = io.Discard
+	}
 	start := time.Now()
 	sc := bufio.NewScanner(os.Stdin)
 	sc.Buffer(make([]byte, 1<<20), 64<<20)
@@ -237,6 +343,13 @@ func main() {
 	if err := sc.Err(); err != nil {
 		fmt.Fprintln(os.Stderr, "testreport:", err)
 		os.Exit(2)
+	}
+	if *rerunnable {
+		m := r.rerunnable()
+		for _, pkg := range slices.Sorted(maps.Keys(m)) {
+			fmt.Printf("%s %s\n", pkg, strings.Join(m[pkg], "|"))
+		}
+		return
 	}
 	if !r.finish(allow) {
 		os.Exit(1)

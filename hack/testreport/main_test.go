@@ -2,8 +2,10 @@ package main
 
 import (
 	"bytes"
+	"io"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 )
@@ -91,4 +93,78 @@ func writeTemp(t *testing.T, s string) string {
 		t.Fatal(err)
 	}
 	return path
+}
+
+// A first run in which TestBad/sub failed (and so TestBad), TestGood passed.
+const firstRun = `{"Action":"run","Package":"b","Test":"TestGood"}
+{"Action":"pass","Package":"b","Test":"TestGood","Elapsed":1}
+{"Action":"run","Package":"b","Test":"TestBad"}
+{"Action":"run","Package":"b","Test":"TestBad/sub"}
+{"Action":"output","Package":"b","Test":"TestBad/sub","Output":"    b_test.go:3: request failed after 2s\n"}
+{"Action":"fail","Package":"b","Test":"TestBad/sub","Elapsed":2}
+{"Action":"fail","Package":"b","Test":"TestBad","Elapsed":2}
+{"Action":"fail","Package":"b","Elapsed":3}
+`
+
+func secondRun(result string) string {
+	return `== rerun: the failed tests once more
+{"Action":"run","Package":"b","Test":"TestBad"}
+{"Action":"run","Package":"b","Test":"TestBad/sub"}
+{"Action":"` + result + `","Package":"b","Test":"TestBad/sub","Elapsed":1}
+{"Action":"` + result + `","Package":"b","Test":"TestBad","Elapsed":1}
+{"Action":"` + result + `","Package":"b","Elapsed":1}
+`
+}
+
+func TestRerun(t *testing.T) {
+	ok, out := feed(t, firstRun+secondRun("pass"), "")
+	if !ok || !strings.Contains(out, "== 1 tests run twice") || !strings.Contains(out, "fail, then pass: b TestBad\n") || strings.Contains(out, "failed: ") {
+		t.Errorf("a test that failed, then passed when run again: ok=%v\n%s", ok, out)
+	}
+	ok, out = feed(t, firstRun+secondRun("fail"), "")
+	if ok || !strings.Contains(out, "fail, then fail: b TestBad\n") || !strings.Contains(out, "failed: b TestBad\n") {
+		t.Errorf("a test that failed twice: ok=%v\n%s", ok, out)
+	}
+	// Without the marker, a later pass does not undo a failure.
+	if ok, out := feed(t, firstRun+strings.TrimPrefix(secondRun("pass"), "== rerun: the failed tests once more\n"), ""); ok {
+		t.Errorf("a second run without the marker replaced the first:\n%s", out)
+	}
+	// A second run that ends before the test does (its binary died).
+	ok, out = feed(t, firstRun+"== rerun\n"+`{"Action":"run","Package":"b","Test":"TestBad"}
+{"Action":"fail","Package":"b","Elapsed":1}
+`, "")
+	if ok || !strings.Contains(out, "fail, then did not end: b TestBad") {
+		t.Errorf("a second run that did not end the test: ok=%v\n%s", ok, out)
+	}
+}
+
+func rerunnable(in string) map[string][]string {
+	r := newReport(io.Discard)
+	for line := range strings.SplitSeq(in, "\n") {
+		r.add([]byte(line))
+	}
+	return r.rerunnable()
+}
+
+func TestRerunnable(t *testing.T) {
+	if got := rerunnable(firstRun + run); !reflect.DeepEqual(got, map[string][]string{"b": {"TestBad"}}) {
+		t.Errorf("rerunnable = %v, want b's TestBad only", got)
+	}
+	// A panic in TestB ends the test binary while TestA runs: TestA never
+	// reports, and running TestB alone would not run it.
+	panicked := `{"Action":"run","Package":"p","Test":"TestA"}
+{"Action":"pause","Package":"p","Test":"TestA"}
+{"Action":"run","Package":"p","Test":"TestB"}
+{"Action":"output","Package":"p","Test":"TestB","Output":"panic: boom\n"}
+{"Action":"fail","Package":"p","Test":"TestB","Elapsed":0.05}
+{"Action":"fail","Package":"p","Elapsed":3}
+`
+	// A timeout fails the package and no test.
+	timedOut := `{"Action":"run","Package":"q","Test":"TestD"}
+{"Action":"output","Package":"q","Output":"panic: test timed out after 1s\n"}
+{"Action":"fail","Package":"q","Elapsed":1}
+`
+	if got := rerunnable(panicked + timedOut); len(got) != 0 {
+		t.Errorf("rerunnable = %v after a panic and a timeout, want nothing", got)
+	}
 }
