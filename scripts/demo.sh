@@ -86,7 +86,7 @@ ensure_go
 apt_install make git ca-certificates curl iproute2 procps frr
 timed "building lbd (bin/lbd)" make --no-print-directory -s build
 timed "building the lab (bin/lbd-lab)" make --no-print-directory -s lab
-echo "   kube-apiserver, etcd and kubectl are built from source on first use (about 15 min), then cached"
+echo "   kube-apiserver, etcd and kubectl are built from source on first use (10-20 min), then cached"
 start=$SECONDS
 BINS=$(with_progress "kube-apiserver/etcd build" hack/kube-bins.sh | tail -n 1)
 echo "   kube-apiserver, etcd, kubectl: $((SECONDS - start)) s ($BINS)"

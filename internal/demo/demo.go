@@ -214,8 +214,8 @@ func (l *lab) controlPlaneVIP() {
 	h := l.soleVIPHolder("")
 	l.res.VIP.Holder, l.res.VIP.Seconds = h.name, time.Since(t0).Seconds()
 	l.say("lbd started on cp1-cp3; %s won the election and holds %s on eth0 (%.1fs)", h.name, vip, l.res.VIP.Seconds)
-	out, err := l.kubectlShow("-n", "kube-system", "get", "lease", "lbd-cp")
-	l.res.VIP.KubectlOK = err == nil && strings.Contains(out, h.name)
+	_, err := l.kubectlShowUntil(30*time.Second, h.name, "-n", "kube-system", "get", "lease", "lbd-cp")
+	l.res.VIP.KubectlOK = err == nil
 }
 
 func (l *lab) webService() {
@@ -409,8 +409,8 @@ func (l *lab) cpFailover() {
 	l.res.CPFailover.From, l.res.CPFailover.To = from.name, to.name
 	l.res.CPFailover.GapMS, l.res.CPFailover.Failed = ms(gap), failed
 	l.say("%s holds the VIP now: %.2fs without a connection", to.name, gap.Seconds())
-	out, err := l.kubectlShow("-n", "kube-system", "get", "lease", "lbd-cp")
-	l.res.CPFailover.KubectlOK = err == nil && strings.Contains(out, to.name)
+	_, err := l.kubectlShowUntil(30*time.Second, to.name, "-n", "kube-system", "get", "lease", "lbd-cp")
+	l.res.CPFailover.KubectlOK = err == nil
 	l.powerOn(from)
 	l.say("%s is back (API server and lbd); the VIP stays on %s", from.name, l.soleVIPHolder("").name)
 }

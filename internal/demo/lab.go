@@ -456,6 +456,29 @@ func (l *lab) kubectlShow(args ...string) (string, error) {
 	return out, err
 }
 
+// kubectlShowUntil runs kubectl as kubectlShow does until it succeeds and
+// its output contains want, for at most d, and says so: the first
+// request through a VIP that has just moved may meet an API server slow
+// to answer on a loaded machine, and a user would run it again. Each
+// failed try is printed, with why.
+func (l *lab) kubectlShowUntil(d time.Duration, want string, args ...string) (string, error) {
+	deadline := time.Now().Add(d)
+	for {
+		out, err := l.kubectlShow(args...)
+		if err == nil && strings.Contains(out, want) {
+			return out, nil
+		}
+		if err == nil {
+			err = fmt.Errorf("the output does not name %s", want)
+		}
+		if time.Now().After(deadline) {
+			return out, err
+		}
+		l.say("(kubectl: %v; again in 1s)", err)
+		time.Sleep(time.Second)
+	}
+}
+
 // get makes one HTTP request to ip from h and returns who answered.
 func get(h *netlab.Host, ip string, timeout time.Duration) (string, error) {
 	body, err := h.Get(ip, timeout)
