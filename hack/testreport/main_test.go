@@ -129,6 +129,17 @@ func TestRerun(t *testing.T) {
 	if ok, out := feed(t, firstRun+strings.TrimPrefix(secondRun("pass"), "== rerun: the failed tests once more\n"), ""); ok {
 		t.Errorf("a second run without the marker replaced the first:\n%s", out)
 	}
+	// In a first run, a package's failure outside any test (a timeout)
+	// stays when another go test of the same package passes.
+	timedOut := `{"Action":"run","Package":"c","Test":"TestSlow"}
+{"Action":"fail","Package":"c","Elapsed":900}
+{"Action":"run","Package":"c","Test":"TestTiming"}
+{"Action":"pass","Package":"c","Test":"TestTiming","Elapsed":1}
+{"Action":"pass","Package":"c","Elapsed":1}
+`
+	if ok, out := feed(t, timedOut, ""); ok {
+		t.Errorf("a package that timed out passed when another run of it passed:\n%s", out)
+	}
 	// A second run that ends before the test does (its binary died).
 	ok, out = feed(t, firstRun+"== rerun\n"+`{"Action":"run","Package":"b","Test":"TestBad"}
 {"Action":"fail","Package":"b","Elapsed":1}
