@@ -158,18 +158,23 @@ echo "== tests (race detector on in the tests, and in the lbd of a lab of each k
 #   starved the labs: requests unanswered for 2 s.
 # The others' results stream; the timing labs' follow.
 #
-# On a virtual machine the host may withhold CPU time (steal in
-# /proc/stat). At 30-50 % steal (seen here on 6 December 2026, 5 s
-# samples) every lab starves: the test process itself stalls for 2 s,
-# requests time out, the peers detector (a node dead 0.6 s after its
-# last ack) misfires; at 4 % the same commit passed. So when tests
-# failed and the host withheld at least STEAL_RETRY_PCT (default 10) per
-# cent of the CPU time while they ran, they measured the host: the failed
-# top-level tests run once more, alone (one package at a time, one lab at
-# a time, nothing beside them), and their second results count. The
-# report names every test run twice, with both results. A failure at
-# lower steal is reported as it is, and so is a package that panicked or
-# timed out (its other tests did not all end: lbd-testreport -rerunnable).
+# This run is a stress run as much as a test: two cores, two priorities,
+# labs side by side (load averages of 8-11), on a virtual machine whose
+# host may withhold CPU time too (steal in /proc/stat: 30-70 % seen here
+# on 6 December 2026, in 5 s samples, for minutes at a time). A starved
+# lab fails on time: the test process itself stalls for 2 s, requests
+# time out, a Lease renewed every 500 ms expires (TestL2APIOutage at 0 %
+# steal: an owner seen dead by one node under nice 19), a kube-apiserver
+# misses its TLS handshakes (TestDemoScript). So the failed top-level
+# tests run once more, alone: one package at a time, one lab at a time
+# (LBD_LAB_SLOTS=1), nothing beside them, at the normal priority; the
+# second result counts. The report lists every test run twice with both
+# results ("fail, then pass: ..."), and the steal of both runs: a test
+# that keeps needing its second run is flaky, and says so in every run.
+# A test that fails alone fails the run. A package whose test binary
+# panicked or timed out is not run again (some of its tests never ended:
+# lbd-testreport -rerunnable leaves it out), and RERUN_FAILED=0 reports
+# the first run's failures as they are.
 timing='^(TestL2PeersCuts|TestL2PeersRestarts|TestBFDLab|TestBFDLabBIRD)$'
 # cpu_ticks: all CPUs' ticks in all, and the steal among them.
 cpu_ticks() { awk '$1 == "cpu" { t = 0; for (i = 2; i <= 9; i++) t += $i; print t, $9; exit }' /proc/stat; }
@@ -187,16 +192,14 @@ steal_pct() { echo "$1 $2" | awk '{ d = $3 - $1; print (d > 0 ? int(($4 - $2) * 
 	tee -a "$first_json" <"$timing_json"
 	steal=$(steal_pct "$before" "$(cpu_ticks)")
 	again=$("${TMPDIR:-/tmp}/lbd-testreport" -rerunnable <"$first_json")
-	if [[ -n "$again" ]] && ((steal >= ${STEAL_RETRY_PCT:-10})); then
+	if [[ -n "$again" && "${RERUN_FAILED:-1}" != 0 ]]; then
 		# The marker line lbd-testreport reads: the second run follows.
-		echo "== rerun: tests failed while the host withheld $steal % of the CPU time (steal); measuring them once more, alone:" $again
+		echo "== rerun: tests failed in the first run (the host withheld $steal % of the CPU time meanwhile); measuring them once more, alone:" $again
 		before=$(cpu_ticks)
 		while read -r pkg tests; do
 			LBD_LAB_SLOTS=1 go test -race -ldflags=-w -count=1 -parallel 64 -timeout 25m -json -run "^($tests)\$" "$pkg" 2>&1 || true
 		done <<<"$again"
 		echo "== the second run: $(steal_pct "$before" "$(cpu_ticks)") % steal"
-	elif [[ -n "$again" ]]; then
-		echo "== tests failed while the host withheld $steal % of the CPU time (steal; below STEAL_RETRY_PCT=${STEAL_RETRY_PCT:-10}): reported as they are"
 	else
 		echo "== the tests ran while the host withheld $steal % of the CPU time (steal)"
 	fi

@@ -11,8 +11,8 @@
 // At the end it lists the slowest top-level tests, so a run says where its
 // minutes went.
 //
-// A run may measure some tests once more (scripts/test.sh does when the
-// host withheld CPU time): after the first run's JSON, a line that starts
+// A run may measure some tests once more (scripts/test.sh runs the tests
+// that failed beside others once more, alone): after the first run's JSON, a line that starts
 // with "== rerun" and then the second run's JSON. A test the second run
 // ran has that run's result instead of the first's, and the end of the
 // report lists the tests run twice with both results. With -rerunnable,
@@ -360,6 +360,10 @@ func main() {
 	}
 	if !r.finish(allow) {
 		os.Exit(1)
+	}
+	if n := len(r.rerunTo); n > 0 {
+		fmt.Printf("== all tests ran and passed (%s); %d of them failed in the first run and passed alone (listed above)\n", time.Since(start).Round(time.Second), n)
+		return
 	}
 	fmt.Printf("== all tests ran and passed (%s)\n", time.Since(start).Round(time.Second))
 }
