@@ -144,7 +144,7 @@ func runCluster(ctx context.Context, cfg *config.Config, log *slog.Logger, state
 		return
 	}
 	alloc.SetCluster(cl, cl)
-	ag.SetCluster(cl)
+	ag.SetCluster(cl)                                    // an agent.Relister too (checked below)
 	bgp.SetNodeLabels(ctx, cl.NodeLabels(cfg.Node.Name)) // for the peers' node selectors
 	if peerSrc != nil {
 		wg.Go(func() { peerSrc.Run(ctx, cl, ag) })
@@ -158,3 +158,7 @@ func runCluster(ctx context.Context, cfg *config.Config, log *slog.Logger, state
 		Duration: l.Duration, RenewDeadline: l.RenewDeadline, RetryPeriod: l.RetryPeriod,
 	}, log, alloc.Lead)
 }
+
+// The agent lists the Services afresh through the Cluster before a node
+// that was silent answers again (agent.Relister).
+var _ agent.Relister = (*watch.Cluster)(nil)

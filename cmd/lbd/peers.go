@@ -56,7 +56,13 @@ func (p *peerSource) Peers() map[string]agent.Peer {
 		for _, mac := range meta.MACs {
 			macs = append(macs, mac.String())
 		}
-		out[name] = agent.Peer{Since: meta.Since, Interfaces: meta.Interfaces, MACs: macs}
+		ifaces := meta.Interfaces
+		if meta.Silent {
+			// Alive, and says it does not answer at L2: a candidate
+			// on no interface, as above.
+			ifaces = []string{}
+		}
+		out[name] = agent.Peer{Since: meta.Since, Interfaces: ifaces, MACs: macs}
 	}
 	return out
 }
@@ -97,7 +103,7 @@ func (p *peerSource) signal() {
 
 // meta is this node's metadata as the agent publishes it now.
 func (p *peerSource) meta(ag *agent.Agent) []byte {
-	m := peers.NodeMeta{Since: ag.Term(), Interfaces: ag.Published()}
+	m := peers.NodeMeta{Since: ag.Term(), Interfaces: ag.Published(), Silent: ag.Silent()}
 	for _, s := range ag.PublishedMACs() {
 		if mac, err := net.ParseMAC(s); err == nil {
 			m.MACs = append(m.MACs, mac)

@@ -157,6 +157,9 @@ type Agent struct {
 
 	peerStatus atomic.Pointer[PeerStatus]
 	term       atomic.Pointer[time.Time]
+	// silent: this node tells its peers it does not answer at L2 (see
+	// Silent).
+	silent     atomic.Bool
 	peerKick   chan struct{}
 	peerState  *prometheus.GaugeVec
 	peersAlive prometheus.Gauge
@@ -369,6 +372,7 @@ func (a *Agent) Preview(_ context.Context, prev, next *config.Config) ([]string,
 
 // loop is the state only Run's goroutine touches.
 type loop struct {
+	ctx       context.Context // Run's; nil in tests that call step's parts
 	cfg       *config.Config
 	cluster   Cluster
 	links     linkState
@@ -411,6 +415,9 @@ type loop struct {
 	// rejoined is when it last came back into a quorum, until it sees
 	// its own Lease renewed since (zero: it did, or never left).
 	rejoined time.Time
+	// relisted is when it asked for the Services listed afresh, after it
+	// was silent (see freshServices); zero: it has not.
+	relisted time.Time
 	// leasesUnwatched: the peers' heartbeat Leases are not watched (in a
 	// quorum, they are not needed).
 	leasesUnwatched bool
@@ -428,7 +435,7 @@ func (a *Agent) Run(ctx context.Context) {
 	rctx, stopRecords := context.WithCancel(ctx)
 	defer stopRecords() // before the wait: deferred calls run last first
 	records.Go(func() { a.records.run(rctx) })
-	l := &loop{cfg: a.cfg.Load(), conflicts: map[netip.Addr]string{}, applied: map[Mode][]Decision{}, handover: map[string]time.Time{}}
+	l := &loop{ctx: ctx, cfg: a.cfg.Load(), conflicts: map[netip.Addr]string{}, applied: map[Mode][]Decision{}, handover: map[string]time.Time{}}
 	a.pollLinks(l, time.Now())
 	poll := time.NewTicker(a.opts.LinkPoll)
 	defer poll.Stop()
@@ -545,6 +552,7 @@ func (a *Agent) step(ctx context.Context, l *loop, now time.Time, full bool) tim
 		var wake time.Time
 		leases, fenced, wake = a.membership(l, leases, now)
 		next = minTime(next, wake)
+		a.setSilent(l, fenced != "" && !l.rejoined.IsZero() && !now.Before(l.rejoined.Add(l.fallbackLease())))
 	}
 	for _, ls := range leases {
 		if ls.Node == a.node {
@@ -588,7 +596,11 @@ func (a *Agent) step(ctx context.Context, l *loop, now time.Time, full bool) tim
 			}
 		}
 		v.Alive[ls.Node] = Member{Since: ls.Since, Interfaces: ls.Interfaces}
-		members = append(members, fmt.Sprintf("%s@%d%v", ls.Node, ls.Since.UnixNano(), ls.Interfaces))
+		ifs := fmt.Sprint(ls.Interfaces) // [] is none (silent: no candidate); nil unknown
+		if ls.Interfaces == nil {
+			ifs = "?"
+		}
+		members = append(members, fmt.Sprintf("%s@%d%s", ls.Node, ls.Since.UnixNano(), ifs))
 		if e := ls.Expires(); e.Before(next) {
 			next = e.Add(time.Millisecond)
 		}

@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"context"
 	"fmt"
 	"maps"
 	"slices"
@@ -134,9 +135,24 @@ func (a *Agent) membership(l *loop, leases []cluster.Lease, now time.Time) ([]cl
 			// plans once it sees its own Lease renewed since.
 			if !renewedSince(leases, a.node, l.rejoined) {
 				a.watchLeases(l, true)
-				return out, "back in a quorum of its peers; waiting to see its own Lease renewed (a fresh view of the API) before answering", wake
+				// After the liveness Lease's duration its API is out
+				// of reach (a reachable one shows the renewal asked
+				// for at the rejoin within a second): step then
+				// tells the peers this node is silent (Silent), and
+				// they count it out as an owner.
+				why := "back in a quorum of its peers; waiting to see its own Lease renewed (a fresh view of the API) before answering"
+				if t := l.rejoined.Add(l.fallbackLease()); now.Before(t) {
+					wake = minTime(wake, t)
+				} else {
+					why += "; not renewed for " + l.fallbackLease().String() + " (the API out of reach?): its peers are told it is silent, and another node answers its addresses"
+				}
+				return out, why, wake
 			}
-			l.rejoined = time.Time{}
+			if a.silent.Load() && !a.freshServices(l) {
+				// Woken by the listed Services; and, with none, soon.
+				return out, "back in a quorum of its peers, its own Lease renewed; it was silent (another node may hold its addresses now): waiting for the Services listed afresh before answering", minTime(wake, now.Add(time.Second))
+			}
+			l.rejoined, l.relisted = time.Time{}, time.Time{}
 		}
 		a.watchLeases(l, false)
 		return out, "", wake
@@ -295,6 +311,58 @@ func (a *Agent) PeerStatus() PeerStatus {
 		return *p
 	}
 	return PeerStatus{}
+}
+
+// Relister is a Cluster that can list its Services afresh
+// (watch.Cluster).
+type Relister interface {
+	// RestartInformers lists the Services, Nodes and EndpointSlices
+	// afresh, in the background.
+	RestartInformers(ctx context.Context)
+	// ServicesListedAt is when the Services in use were last listed.
+	ServicesListedAt() time.Time
+}
+
+// freshServices reports whether the Services this node plans with were
+// listed after it asked (it asks on the first call): a node that was
+// silent while cut from the API sees its own Lease renewed when the API
+// is back, maybe before its Services informer, still backing off, shows
+// the owner record another node wrote meanwhile; planning from the old
+// record it would answer beside that node (2 s in a lab). A Cluster that
+// cannot list afresh is taken as fresh.
+func (a *Agent) freshServices(l *loop) bool {
+	r, ok := l.cluster.(Relister)
+	if !ok || l.ctx == nil {
+		return true
+	}
+	if l.relisted.IsZero() {
+		l.relisted = time.Now()
+		r.RestartInformers(l.ctx)
+	}
+	return r.ServicesListedAt().After(l.relisted)
+}
+
+// Silent reports whether this node tells its peers that it does not
+// answer at L2, so that they count it out as an owner: it came back into
+// a quorum and has not seen its own Lease renewed for the liveness
+// Lease's duration since (its API is out of reach). It waits for a fresh
+// view of the API before it answers (it may have missed what the others
+// did while it was out), and while the API stays out of reach the others,
+// seeing it alive, would otherwise leave its addresses unanswered (seen
+// in CI: a starved owner cut from the API doubted its peers for a moment
+// and its address went unanswered until the cut ended).
+func (a *Agent) Silent() bool { return a.silent.Load() }
+
+func (a *Agent) setSilent(l *loop, on bool) {
+	if a.silent.Swap(on) == on {
+		return
+	}
+	if on {
+		a.log.Warn("back in a quorum of its peers, but its own Lease is not seen renewed: telling the peers it does not answer at L2, so that another node answers its addresses (is the API server out of reach?)",
+			event.Attr(event.Silent), "since", l.rejoined.Format(time.RFC3339Nano), "waited", l.fallbackLease())
+	} else {
+		a.log.Info("no longer telling the peers it is silent", event.Attr(event.Silent), "silent", false)
+	}
 }
 
 // PeerKick is signalled when PeerStatus's State or View changes: the

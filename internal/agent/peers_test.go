@@ -182,8 +182,15 @@ func TestMembership(t *testing.T) {
 	// Lease renewed since.
 	alive("n1", "n2", "n3")
 	t2 := t1.Add(time.Second)
-	if _, fence, _ = a.membership(l, all, t2); !strings.Contains(fence, "waiting to see its own Lease renewed") {
+	_, fence, wake = a.membership(l, all, t2)
+	if !strings.Contains(fence, "waiting to see its own Lease renewed") {
 		t.Fatalf("just back: %q", fence)
+	}
+	// It looks again when it would tell the peers it is silent: after
+	// the liveness Lease's duration without its own Lease renewed (its
+	// API out of reach).
+	if d := cfg.Kubernetes.Liveness.Duration; !wake.Equal(t2.Add(d)) {
+		t.Errorf("just back: wake at %v, want %v (liveness duration %v after)", wake, t2.Add(d), d)
 	}
 	all[0].RenewTime = t2.Add(10 * time.Millisecond)
 	if ls, fence, _ = a.membership(l, all, t2.Add(20*time.Millisecond)); fence != "" || len(ls) != 3 {
@@ -253,5 +260,86 @@ func testAgentGonePeerStaysPeer(t *testing.T) {
 	synctest.Wait()
 	if got := peers.current(); !slices.Equal(got, []string{macs["node-c"]}) {
 		t.Errorf("after node-b was forgotten: peers %v, want only node-c's", got)
+	}
+}
+
+func TestAgentSilentWhenAPIOutOfReach(t *testing.T) {
+	synctest.Test(t, testAgentSilentWhenAPIOutOfReach)
+}
+
+// testAgentSilentWhenAPIOutOfReach: a node back in a quorum after a
+// moment of doubt waits for its own Lease renewed before it answers; when
+// that takes the liveness Lease's duration (its API out of reach), it
+// tells its peers it is silent (Silent), and stops when the renewal shows.
+func testAgentSilentWhenAPIOutOfReach(t *testing.T) {
+	cfg := peerConfig(t)
+	fp := &fakePeers{alive: map[string]Peer{}}
+	for _, n := range []string{"node-a", "node-b", "node-c"} {
+		fp.alive[n] = Peer{Since: t0, Interfaces: []string{AnyInterface}}
+	}
+	a, err := New("node-a", cfg, slog.New(slog.DiscardHandler), nil, Options{
+		Peers:    fp,
+		Links:    func() ([]Link, error) { return []Link{{Name: "eth0", Carrier: true}}, nil },
+		LinkPoll: 10 * time.Millisecond,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	runAgent(t, a)
+	c := &fakeCluster{nodes: threeNodes().Nodes, leases: map[string]cluster.Lease{}}
+	// settle: the agent has planned what it was told (it gathers changes
+	// for 20 ms).
+	settle := func() {
+		a.NotifyLeases()
+		time.Sleep(50 * time.Millisecond)
+		synctest.Wait()
+	}
+	renew := func() {
+		c.mu.Lock()
+		c.leases["node-a"] = heartbeat("node-a", cluster.PeerQuorum, time.Now(), "node-a", "node-b", "node-c")
+		c.mu.Unlock()
+		settle()
+	}
+	renew()
+	a.SetCluster(c)
+	waitUntil(t, "a quorum", func() bool { return a.PeerStatus().State == cluster.PeerQuorum })
+
+	// No ack for a second: it doubts, then hears from its peers again.
+	fp.mu.Lock()
+	fp.unheard = time.Second
+	fp.mu.Unlock()
+	settle()
+	if a.PeerStatus().State != cluster.PeerMinority {
+		t.Fatalf("no ack for 1s: %+v", a.PeerStatus())
+	}
+	fp.mu.Lock()
+	fp.unheard = 0
+	fp.mu.Unlock()
+	settle()
+	back := time.Now()
+	d := cfg.Kubernetes.Liveness.Duration
+	// Within the liveness duration it waits, and says nothing to its peers.
+	time.Sleep(d - 200*time.Millisecond)
+	synctest.Wait()
+	if a.Silent() {
+		t.Fatalf("silent %v after it came back, before the liveness duration (%v)", time.Since(back), d)
+	}
+	if st := a.State(); st.Phase != PhaseFenced {
+		t.Fatalf("back, its own Lease not renewed: phase %v, want fenced", st.Phase)
+	}
+	// Then, its own Lease still not renewed (the API out of reach), it
+	// tells its peers it is silent, with no other event to wake it.
+	time.Sleep(300 * time.Millisecond)
+	synctest.Wait()
+	if !a.Silent() {
+		t.Fatalf("not silent %v after it came back with its own Lease not renewed", time.Since(back))
+	}
+	// Its own Lease renewed: it answers again, and says so.
+	renew()
+	if a.Silent() {
+		t.Fatal("still silent after its own Lease was renewed")
+	}
+	if st := a.State(); st.Phase != PhaseAnnouncing {
+		t.Errorf("own Lease renewed: phase %v, want announcing", st.Phase)
 	}
 }

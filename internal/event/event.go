@@ -39,6 +39,7 @@ const (
 	Fenced         Class = "fenced"           // this node sees half or fewer of the lbd nodes through its peers: it stops answering at L2
 	PeerQuorum     Class = "peer_quorum"      // it sees more than half again and plans with its peers
 	PeerFallback   Class = "peer_fallback"    // no majority of nodes sees each other without it: liveness from the Leases
+	Silent         Class = "silent"           // back in a quorum but cut from the API: it tells its peers it does not answer at L2
 )
 
 // MessageIDs maps each class to its journald MESSAGE_ID (128 bits,
@@ -62,4 +63,5 @@ var MessageIDs = map[Class]string{
 	Fenced:         "0f815250f09a41ac8e0dfa80789222cc",
 	PeerQuorum:     "fa154cf85d8d4d7eac240c8df13a57e4",
 	PeerFallback:   "9ba379233fcf4610a2bcc670d2594104",
+	Silent:         "5436a36f391e4058a06add4db748c9c1",
 }

@@ -45,6 +45,9 @@ type Cluster struct {
 	svcHandlers, nodeHandlers, sliceHandlers []cache.ResourceEventHandler
 	restartMu                                sync.Mutex
 	informersRestarting                      bool
+	// listedAt is when the informers in use had listed (Unix ns): the
+	// first sync, then each RestartInformers.
+	listedAt atomic.Int64
 	// leases watches liveness Leases, if asked for; RestartLeaseWatch
 	// replaces it.
 	leaseMu       sync.Mutex
@@ -149,6 +152,7 @@ func (c *Cluster) RestartInformers(ctx context.Context) {
 			return
 		}
 		old := c.informers.Swap(set)
+		c.listedAt.Store(time.Now().UnixNano())
 		c.restartMu.Unlock()
 		close(old.stop)
 		c.log.Info("Services, Nodes and EndpointSlices listed afresh after the API came back")
@@ -237,7 +241,21 @@ func (c *Cluster) Start(ctx context.Context) bool {
 			c.leasesOff, c.leasesStarted = true, false
 		}()
 	}
-	return cache.WaitForCacheSync(ctx.Done(), append(set.synced(), c.leaseSynced)...)
+	ok := cache.WaitForCacheSync(ctx.Done(), append(set.synced(), c.leaseSynced)...)
+	if ok {
+		c.listedAt.CompareAndSwap(0, time.Now().UnixNano()) // unless a restart was quicker
+	}
+	return ok
+}
+
+// ServicesListedAt is when the Services (and Nodes and EndpointSlices)
+// this Cluster serves were listed: at Start, then at each
+// RestartInformers. Zero before the first sync.
+func (c *Cluster) ServicesListedAt() time.Time {
+	if ns := c.listedAt.Load(); ns != 0 {
+		return time.Unix(0, ns)
+	}
+	return time.Time{}
 }
 
 // Service returns the slim view of one Service.
