@@ -416,7 +416,7 @@ type loop struct {
 	// its own Lease renewed since (zero: it did, or never left).
 	rejoined time.Time
 	// relisted is when it asked for the Services listed afresh, after it
-	// was silent (see freshServices); zero: it has not.
+	// was back in a quorum (see freshServices); zero: it has not.
 	relisted time.Time
 	// leasesUnwatched: the peers' heartbeat Leases are not watched (in a
 	// quorum, they are not needed).

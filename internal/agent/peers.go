@@ -148,9 +148,9 @@ func (a *Agent) membership(l *loop, leases []cluster.Lease, now time.Time) ([]cl
 				}
 				return out, why, wake
 			}
-			if a.silent.Load() && !a.freshServices(l) {
+			if !a.freshServices(l) {
 				// Woken by the listed Services; and, with none, soon.
-				return out, "back in a quorum of its peers, its own Lease renewed; it was silent (another node may hold its addresses now): waiting for the Services listed afresh before answering", minTime(wake, now.Add(time.Second))
+				return out, "back in a quorum of its peers, its own Lease renewed: waiting for the Services listed afresh (another node may hold its addresses now) before answering", minTime(wake, now.Add(time.Second))
 			}
 			l.rejoined, l.relisted = time.Time{}, time.Time{}
 		}
@@ -324,12 +324,15 @@ type Relister interface {
 }
 
 // freshServices reports whether the Services this node plans with were
-// listed after it asked (it asks on the first call): a node that was
-// silent while cut from the API sees its own Lease renewed when the API
-// is back, maybe before its Services informer, still backing off, shows
-// the owner record another node wrote meanwhile; planning from the old
-// record it would answer beside that node (2 s in a lab). A Cluster that
-// cannot list afresh is taken as fresh.
+// listed after it asked (it asks on the first call). A node back in a
+// quorum sees its own Lease renewed when its API is back, maybe before
+// its Services show the owner record another node wrote while it was
+// out: the Lease watch and the Services informers are listed afresh at
+// once when the API comes back, and planning on the Lease event from the
+// old record, a node back from a pulled cable took its address back after
+// answering beside the new owner for 2 s (CI, 6 December 2026), as did a
+// node that had been silent. A Cluster that cannot list afresh is taken
+// as fresh.
 func (a *Agent) freshServices(l *loop) bool {
 	r, ok := l.cluster.(Relister)
 	if !ok || l.ctx == nil {
